@@ -1,0 +1,105 @@
+defmodule Mix.Tasks.Compile.WasmbeamNative do
+  @shortdoc "Builds Wasmbeam's Rust NIF with cargo"
+  @moduledoc """
+  Builds the NIF crate in `native/wasmbeam` with `cargo build --release` and
+  installs the shared library as `priv/native/libwasmbeam.so`.
+
+  It does nothing when the installed library is newer than every file of
+  the crate (`Cargo.toml`, `Cargo.lock`, `native/**`). Cargo's own output
+  is shown as it arrives; a failed build is reported as a compile error
+  with cargo's exit status.
+
+  `CARGO` selects the cargo binary and `CARGO_TARGET_DIR` the build folder,
+  as they do for cargo itself.
+  """
+  use Mix.Task.Compiler
+
+  @crate "wasmbeam"
+
+  @impl true
+  def run(_args) do
+    root = project_root()
+    installed = Path.join([root, "priv", "native", "lib#{@crate}.so"])
+
+    if up_to_date?(root, installed) do
+      {:noop, []}
+    else
+      build(root, installed)
+    end
+  end
+
+  defp project_root, do: Path.dirname(Mix.Project.project_file())
+
+  defp sources(root) do
+    [Path.join(root, "Cargo.toml"), Path.join(root, "Cargo.lock")] ++
+      Path.wildcard(Path.join(root, "native/**/*.{rs,toml}"))
+  end
+
+  defp up_to_date?(root, installed) do
+    case File.stat(installed, time: :posix) do
+      {:ok, %{mtime: built}} ->
+        Enum.all?(sources(root), fn file ->
+          case File.stat(file, time: :posix) do
+            {:ok, %{mtime: mtime}} -> mtime <= built
+            {:error, _} -> true
+          end
+        end)
+
+      {:error, _} ->
+        false
+    end
+  end
+
+  defp build(root, installed) do
+    cargo = System.get_env("CARGO") || System.find_executable("cargo")
+
+    if cargo == nil do
+      error(
+        "cargo was not found in PATH. Wasmbeam builds a Rust NIF: install Rust " <>
+          "(rustup, 1.95 or newer) and try again."
+      )
+    else
+      Mix.shell().info("==> Building the #{@crate} NIF with cargo (release)")
+
+      args = ["build", "--release", "-p", @crate, "--color", "always"]
+
+      case System.cmd(cargo, args,
+             cd: root,
+             into: IO.stream(:stdio, :line),
+             stderr_to_stdout: true
+           ) do
+        {_, 0} ->
+          install(root, installed)
+
+        {_, status} ->
+          error("cargo build failed with exit status #{status}; its errors are above")
+      end
+    end
+  end
+
+  defp install(root, installed) do
+    target_dir = System.get_env("CARGO_TARGET_DIR") || Path.join(root, "target")
+    built = Path.join([target_dir, "release", "lib#{@crate}.so"])
+    File.mkdir_p!(Path.dirname(installed))
+    # Copy then rename: a VM that has the old library loaded keeps its
+    # mapping, and no reader ever sees a half-written file.
+    tmp = installed <> ".tmp#{System.unique_integer([:positive])}"
+    File.cp!(built, tmp)
+    File.rename!(tmp, installed)
+    {:ok, []}
+  end
+
+  defp error(message) do
+    Mix.shell().error(message)
+
+    diagnostic = %Mix.Task.Compiler.Diagnostic{
+      compiler_name: "wasmbeam_native",
+      file: Path.join(project_root(), "native/#{@crate}"),
+      message: message,
+      position: nil,
+      severity: :error
+    }
+
+    {:error, [diagnostic]}
+  end
+end

@@ -1,0 +1,41 @@
+defmodule Wasmbeam.CallOptions do
+  @moduledoc """
+  Options accepted by every function that runs guest code
+  (`Wasmbeam.Instance.call/4`, `Wasmbeam.Func.call/3`, `Wasmbeam.Instance.new/3`):
+
+    * `:timeout` - milliseconds of wall-clock time the call may run, or
+      `:infinity` (the default). A call past its deadline stops with a
+      `:timeout` error and the store stays usable.
+    * `:fuel` - fuel to give the store for this call (engines created with
+      `consume_fuel: true` only). Without it, the call uses what the store
+      has left.
+  """
+
+  @type t :: [timeout: timeout(), fuel: non_neg_integer()]
+
+  @doc false
+  @spec to_native(keyword()) :: {:ok, map()} | {:error, Wasmbeam.Error.t()}
+  def to_native(options) when is_list(options) do
+    Enum.reduce_while(options, {:ok, %{timeout: nil, fuel: nil}}, fn
+      {:timeout, :infinity}, {:ok, acc} ->
+        {:cont, {:ok, acc}}
+
+      {:timeout, ms}, {:ok, acc} when is_integer(ms) and ms >= 0 ->
+        {:cont, {:ok, %{acc | timeout: ms}}}
+
+      {:fuel, n}, {:ok, acc} when is_integer(n) and n >= 0 ->
+        {:cont, {:ok, %{acc | fuel: n}}}
+
+      other, _ ->
+        {:halt, {:error, Wasmbeam.Error.new(:argument, "invalid call option: #{inspect(other)}")}}
+    end)
+  end
+
+  def to_native(other),
+    do:
+      {:error,
+       Wasmbeam.Error.new(
+         :argument,
+         "call options must be a keyword list, got: #{inspect(other)}"
+       )}
+end

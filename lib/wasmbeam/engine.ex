@@ -1,0 +1,96 @@
+defmodule Wasmbeam.Engine do
+  @moduledoc """
+  An engine compiles modules and runs their code. Engines are cheap to share
+  and expensive to create: one engine serves any number of modules, stores
+  and processes. Most programs only need `default/0`.
+
+  Each engine owns one background thread, the epoch ticker, that makes
+  running guests yield back to the BEAM every ~100 µs so that no guest
+  holds a scheduler for long, and enforces `timeout:` on calls. The ticker
+  parks itself when no call is running. It never runs guest code, so busy
+  guests cannot starve it.
+
+  ## Examples
+
+      iex> {:ok, engine} = Wasmbeam.Engine.new(consume_fuel: true)
+      iex> engine.config.consume_fuel
+      true
+
+      iex> Wasmbeam.Engine.default() == Wasmbeam.Engine.default()
+      true
+  """
+
+  alias Wasmbeam.Engine.Config
+
+  @enforce_keys [:ref, :config]
+  defstruct [:ref, :config]
+
+  @type t :: %__MODULE__{ref: reference(), config: Config.t()}
+
+  @default_key {__MODULE__, :default}
+
+  @doc "Creates an engine from `Wasmbeam.Engine.Config` options."
+  @spec new(keyword() | Config.t()) :: {:ok, t()} | {:error, Wasmbeam.Error.t()}
+  def new(options \\ [])
+
+  def new(%Config{} = config) do
+    case Wasmbeam.Native.engine_new(Config.to_native(config)) do
+      {:ok, ref} -> {:ok, %__MODULE__{ref: ref, config: config}}
+      {:error, _} = error -> error
+    end
+  end
+
+  def new(options) when is_list(options) do
+    with {:ok, config} <- Config.new(options), do: new(config)
+  end
+
+  @doc "Like `new/1`, but raises `Wasmbeam.Error`."
+  @spec new!(keyword() | Config.t()) :: t()
+  def new!(options \\ []), do: options |> new() |> Wasmbeam.Error.unwrap!()
+
+  @doc """
+  The VM's shared engine with the default configuration, created on first
+  use and kept for the life of the VM.
+  """
+  @spec default() :: t()
+  def default do
+    case :persistent_term.get(@default_key, nil) do
+      nil -> create_default()
+      engine -> engine
+    end
+  end
+
+  defp create_default do
+    # A global lock so that concurrent first callers share one engine.
+    :global.trans(
+      {@default_key, self()},
+      fn ->
+        case :persistent_term.get(@default_key, nil) do
+          nil ->
+            engine = new!()
+            :persistent_term.put(@default_key, engine)
+            engine
+
+          engine ->
+            engine
+        end
+      end,
+      [node()]
+    )
+  end
+
+  @doc """
+  A number that is equal for two engines exactly when modules serialized by
+  one can be deserialized by the other.
+  """
+  @spec compatibility_hash(t()) :: non_neg_integer()
+  def compatibility_hash(%__MODULE__{ref: ref}),
+    do: Wasmbeam.Native.engine_compatibility_hash(ref)
+
+  defimpl Inspect do
+    def inspect(engine, _opts) do
+      c = engine.config
+      "#Wasmbeam.Engine<#{c.strategy}, fuel: #{c.consume_fuel}, epoch: #{c.epoch_interruption}>"
+    end
+  end
+end

@@ -1,0 +1,170 @@
+defmodule Wasmbeam.Engine.Config do
+  @moduledoc """
+  How an engine compiles and runs code. Build one with `new/1`, which
+  checks every option and refuses unknown ones.
+
+  ## Options
+
+    * `:strategy` - `:cranelift` (optimising, the default), `:winch`
+      (baseline compiler: compiles much faster, runs slower; x86-64 and
+      arm64 only) or `:pulley` (Wasmtime's portable interpreter)
+    * `:opt_level` - Cranelift's `:none`, `:speed` (default) or `:speed_and_size`
+    * `:consume_fuel` - meter execution with fuel so calls can take a
+      `fuel:` budget (default `false`; costs some speed)
+    * `:epoch_interruption` - time-slice guests and honour `timeout:`
+      (default `true`). With `false`, a call runs to completion on the
+      calling scheduler: only for trusted, short functions.
+    * `:backtrace_details` - resolve trap backtraces to source lines from
+      DWARF (default `false`; function names work without it)
+    * `:parallel_compilation` - compile functions on several threads (default `true`)
+    * `:max_wasm_stack` - bytes of native stack a guest may use (default 512 KiB)
+    * `:async_stack_size` - the fiber stack per running call; must exceed
+      `:max_wasm_stack` (default 2 MiB)
+    * `:features` - keyword list of Wasm proposals; see `default_features/0`.
+      `threads` and `memory64` are off by default.
+
+  ## Examples
+
+      iex> {:ok, config} = Wasmbeam.Engine.Config.new(consume_fuel: true, features: [simd: false])
+      iex> {config.consume_fuel, config.features[:simd]}
+      {true, false}
+
+      iex> Wasmbeam.Engine.Config.new(strategy: :v8)
+      {:error, %Wasmbeam.Error{kind: :argument, message: "strategy must be one of [:cranelift, :winch, :pulley], got: :v8"}}
+  """
+
+  @default_features [
+    simd: true,
+    relaxed_simd: true,
+    multi_value: true,
+    bulk_memory: true,
+    reference_types: true,
+    multi_memory: true,
+    memory64: false,
+    threads: false,
+    tail_call: true,
+    extended_const: true,
+    function_references: false,
+    gc: false,
+    exceptions: false,
+    wide_arithmetic: false,
+    custom_page_sizes: false
+  ]
+
+  @type feature ::
+          :simd
+          | :relaxed_simd
+          | :multi_value
+          | :bulk_memory
+          | :reference_types
+          | :multi_memory
+          | :memory64
+          | :threads
+          | :tail_call
+          | :extended_const
+          | :function_references
+          | :gc
+          | :exceptions
+          | :wide_arithmetic
+          | :custom_page_sizes
+
+  @type t :: %__MODULE__{
+          strategy: :cranelift | :winch | :pulley,
+          opt_level: :none | :speed | :speed_and_size,
+          consume_fuel: boolean(),
+          epoch_interruption: boolean(),
+          backtrace_details: boolean(),
+          parallel_compilation: boolean(),
+          max_wasm_stack: pos_integer(),
+          async_stack_size: pos_integer(),
+          features: [{feature(), boolean()}]
+        }
+
+  defstruct strategy: :cranelift,
+            opt_level: :speed,
+            consume_fuel: false,
+            epoch_interruption: true,
+            backtrace_details: false,
+            parallel_compilation: true,
+            max_wasm_stack: 512 * 1024,
+            async_stack_size: 2 * 1024 * 1024,
+            features: @default_features
+
+  @doc "The Wasm proposals an engine enables unless told otherwise."
+  @spec default_features() :: [{feature(), boolean()}]
+  def default_features, do: @default_features
+
+  @doc "Builds and validates a configuration from options (see the module doc)."
+  @spec new(keyword()) :: {:ok, t()} | {:error, Wasmbeam.Error.t()}
+  def new(options \\ []) when is_list(options) do
+    Enum.reduce_while(options, {:ok, %__MODULE__{}}, fn {key, value}, {:ok, config} ->
+      case put(config, key, value) do
+        {:ok, config} -> {:cont, {:ok, config}}
+        {:error, message} -> {:halt, {:error, Wasmbeam.Error.new(:argument, message)}}
+      end
+    end)
+    |> check_stacks()
+  end
+
+  defp put(c, :strategy, v) when v in [:cranelift, :winch, :pulley], do: {:ok, %{c | strategy: v}}
+  defp put(_, :strategy, v), do: bad(:strategy, [:cranelift, :winch, :pulley], v)
+
+  defp put(c, :opt_level, v) when v in [:none, :speed, :speed_and_size],
+    do: {:ok, %{c | opt_level: v}}
+
+  defp put(_, :opt_level, v), do: bad(:opt_level, [:none, :speed, :speed_and_size], v)
+
+  defp put(c, key, v)
+       when key in [:consume_fuel, :epoch_interruption, :backtrace_details, :parallel_compilation] do
+    if is_boolean(v),
+      do: {:ok, Map.put(c, key, v)},
+      else: {:error, "#{key} must be a boolean, got: #{inspect(v)}"}
+  end
+
+  defp put(c, key, v) when key in [:max_wasm_stack, :async_stack_size] do
+    if is_integer(v) and v > 0,
+      do: {:ok, Map.put(c, key, v)},
+      else: {:error, "#{key} must be a positive integer (bytes), got: #{inspect(v)}"}
+  end
+
+  defp put(c, :features, features) when is_list(features) do
+    Enum.reduce_while(features, {:ok, c}, fn
+      {name, on}, {:ok, c} when is_boolean(on) ->
+        if Keyword.has_key?(@default_features, name) do
+          {:cont, {:ok, %{c | features: Keyword.put(c.features, name, on)}}}
+        else
+          {:halt,
+           {:error,
+            "unknown feature #{inspect(name)}; known: #{inspect(Keyword.keys(@default_features))}"}}
+        end
+
+      other, _ ->
+        {:halt, {:error, "features must be {name, boolean} pairs, got: #{inspect(other)}"}}
+    end)
+  end
+
+  defp put(_, key, _), do: {:error, "unknown engine option #{inspect(key)}"}
+
+  defp bad(key, allowed, v),
+    do: {:error, "#{key} must be one of #{inspect(allowed)}, got: #{inspect(v)}"}
+
+  defp check_stacks({:ok, %{async_stack_size: a, max_wasm_stack: m}}) when a <= m do
+    {:error,
+     Wasmbeam.Error.new(
+       :argument,
+       "async_stack_size (#{a}) must be larger than max_wasm_stack (#{m})"
+     )}
+  end
+
+  defp check_stacks(result), do: result
+
+  @doc false
+  # The flat map the NIF decodes.
+  @spec to_native(t()) :: map()
+  def to_native(%__MODULE__{} = c) do
+    c
+    |> Map.from_struct()
+    |> Map.delete(:features)
+    |> Map.merge(Map.new(c.features))
+  end
+end

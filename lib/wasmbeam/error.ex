@@ -1,0 +1,101 @@
+defmodule Wasmbeam.Error do
+  @moduledoc """
+  The error every Wasmbeam function returns as `{:error, %Wasmbeam.Error{}}`,
+  and that the `!` variants raise.
+
+  `kind` says what went wrong:
+
+    * `:parse` - the bytes are neither a wasm binary nor valid WAT text
+    * `:validation` - a wasm binary that is malformed or invalid; `offset`
+      is the byte offset of the problem
+    * `:compile` - code generation failed
+    * `:deserialize` - a serialized module is foreign, corrupt or was made
+      by an incompatible engine
+    * `:link` - an import is missing, of the wrong kind or type, or from
+      another store
+    * `:trap` - the guest trapped; `trap` names the trap code
+      (`:unreachable`, `:memory_out_of_bounds`, `:integer_division_by_zero`,
+      `:stack_overflow`, ...) and `backtrace` lists the Wasm frames,
+      innermost first, with function names where the module has them
+    * `:timeout` - the call ran past its `timeout:`
+    * `:out_of_fuel` - the call used up its fuel
+    * `:limit` - a store limit (memory, tables, instances) was hit
+    * `:arity`, `:type` - arguments of the wrong number or type
+    * `:not_found` - no export of that name
+    * `:argument` - any other invalid argument (options, offsets, ...)
+    * `:busy` - another call is running on the same store
+    * `:poisoned` - the store's state is unknown after a native failure;
+      recreate the instance
+    * `:panic` - a bug in Wasmbeam's native code, caught before it could
+      harm the VM
+
+  ## Examples
+
+      iex> {:error, error} = Wasmbeam.Module.compile("(module (func (export \\"f\\") (result i32) i64.const 1))")
+      iex> error.kind
+      :validation
+  """
+
+  @type kind ::
+          :parse
+          | :validation
+          | :compile
+          | :deserialize
+          | :link
+          | :trap
+          | :timeout
+          | :out_of_fuel
+          | :limit
+          | :arity
+          | :type
+          | :not_found
+          | :argument
+          | :busy
+          | :poisoned
+          | :panic
+
+  @type frame :: %{
+          func_index: non_neg_integer(),
+          func_name: String.t() | nil,
+          module_offset: non_neg_integer() | nil
+        }
+
+  @type t :: %__MODULE__{
+          kind: kind(),
+          message: String.t(),
+          trap: atom() | nil,
+          offset: non_neg_integer() | nil,
+          backtrace: [frame()]
+        }
+
+  defexception kind: :argument, message: "", trap: nil, offset: nil, backtrace: []
+
+  @impl true
+  def message(%__MODULE__{} = e) do
+    head = "(#{e.kind}) #{e.message}"
+    head = if e.offset, do: head <> " (at byte offset #{e.offset})", else: head
+
+    case e.backtrace do
+      [] -> head
+      frames -> Enum.join([head, "wasm backtrace:" | Enum.map(frames, &format_frame/1)], "\n    ")
+    end
+  end
+
+  defp format_frame(frame) do
+    name = frame.func_name || "<func #{frame.func_index}>"
+
+    if frame.module_offset,
+      do: "#{name} @ 0x#{Integer.to_string(frame.module_offset, 16)}",
+      else: name
+  end
+
+  @doc false
+  @spec new(kind(), String.t()) :: t()
+  def new(kind, message), do: %__MODULE__{kind: kind, message: message}
+
+  @doc false
+  # Unwraps `{:ok, value}` or raises the error, for the `!` variants.
+  @spec unwrap!({:ok, value} | {:error, t()}) :: value when value: term()
+  def unwrap!({:ok, value}), do: value
+  def unwrap!({:error, %__MODULE__{} = error}), do: raise(error)
+end

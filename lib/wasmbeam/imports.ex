@@ -1,0 +1,138 @@
+defmodule Wasmbeam.Imports do
+  @moduledoc """
+  The import map given to `Wasmbeam.Instance.new/3`: for each import module
+  name, either a map from import names to values, or a whole
+  `%Wasmbeam.Instance{}` whose exports serve every import of that module
+  (what the spec tests call `register`).
+
+  An import value is one of:
+
+    * an export of another instance in the same store: `%Wasmbeam.Func{}`,
+      `%Wasmbeam.Memory{}`, `%Wasmbeam.Global{}`, `%Wasmbeam.Table{}`
+    * a new global: `{:global, type, value}` (immutable) or
+      `{:global, type, value, :var}` (mutable)
+    * a new memory: `{:memory, min_pages}` or `{:memory, min_pages, max_pages}`
+    * a new table: `{:table, :funcref | :externref, min}` or
+      `{:table, element, min, max}`
+    * a host function, `{:fn, params, results, handler}`: reserved for host
+      functions (marshalled to a BEAM process), which this version refuses
+      with a `:link` error
+
+  ## Examples
+
+      iex> module = Wasmbeam.Module.compile!(~S[(module (import "env" "base" (global i32)) (func (export "get") (result i32) global.get 0))])
+      iex> instance = Wasmbeam.Instance.new!(module, %{"env" => %{"base" => {:global, :i32, 41}}})
+      iex> Wasmbeam.Instance.call(instance, "get", [])
+      {:ok, [41]}
+
+      iex> module = Wasmbeam.Module.compile!(~S[(module (import "env" "f" (func (param i32))))])
+      iex> {:error, error} = Wasmbeam.Instance.new(module, %{})
+      iex> {error.kind, error.message}
+      {:link, "missing import \\"env\\" \\"f\\" (func (i32) -> ())"}
+  """
+
+  alias Wasmbeam.{Error, Func, Global, Instance, Memory, Module, Table}
+
+  @type value ::
+          Func.t()
+          | Memory.t()
+          | Global.t()
+          | Table.t()
+          | {:global, Wasmbeam.Types.value_type(), Wasmbeam.Types.value()}
+          | {:global, Wasmbeam.Types.value_type(), Wasmbeam.Types.value(), :var | :const}
+          | {:memory, non_neg_integer()}
+          | {:memory, non_neg_integer(), non_neg_integer() | nil}
+          | {:table, :funcref | :externref, non_neg_integer()}
+          | {:table, :funcref | :externref, non_neg_integer(), non_neg_integer() | nil}
+          | {:fn, [Wasmbeam.Types.value_type()], [Wasmbeam.Types.value_type()], function()}
+
+  @type t :: %{optional(String.t()) => %{optional(String.t()) => value()} | Instance.t()}
+
+  @doc false
+  # Resolves the map into the list the NIF takes, in the module's import order.
+  @spec resolve(Module.t(), t()) :: {:ok, [tuple()]} | {:error, Error.t()}
+  def resolve(%Module{} = module, imports) when is_map(imports) do
+    module
+    |> Module.imports()
+    |> Enum.reduce_while({:ok, []}, fn {mod, name, type}, {:ok, acc} ->
+      case resolve_one(imports, mod, name, type) do
+        {:ok, item} -> {:cont, {:ok, [item | acc]}}
+        {:error, _} = error -> {:halt, error}
+      end
+    end)
+    |> case do
+      {:ok, items} -> {:ok, Enum.reverse(items)}
+      error -> error
+    end
+  end
+
+  def resolve(%Module{}, other),
+    do: {:error, Error.new(:argument, "imports must be a map, got: #{inspect(other)}")}
+
+  defp resolve_one(imports, mod, name, type) do
+    case lookup(imports, mod, name) do
+      {:ok, value} -> to_native(value, mod, name, type)
+      :error -> link_error("missing import #{inspect(mod)} #{inspect(name)} (#{describe(type)})")
+    end
+  end
+
+  defp lookup(imports, mod, name) do
+    case Map.fetch(imports, mod) do
+      {:ok, %Instance{} = instance} ->
+        case Instance.export(instance, name) do
+          {:ok, export} -> {:ok, export}
+          {:error, _} -> :error
+        end
+
+      {:ok, names} when is_map(names) ->
+        Map.fetch(names, name)
+
+      _ ->
+        :error
+    end
+  end
+
+  defp to_native(%Func{ref: ref}, _, _, {:func, _, _}), do: {:ok, {:func, ref}}
+  defp to_native(%Memory{ref: ref}, _, _, {:memory, _}), do: {:ok, {:memory, ref}}
+  defp to_native(%Global{ref: ref}, _, _, {:global, _, _}), do: {:ok, {:global, ref}}
+  defp to_native(%Table{ref: ref}, _, _, {:table, _}), do: {:ok, {:table, ref}}
+
+  defp to_native({:global, type, value}, m, n, t),
+    do: to_native({:global, type, value, :const}, m, n, t)
+
+  defp to_native({:global, type, value, mutability}, _, _, {:global, _, _})
+       when mutability in [:const, :var],
+       do: {:ok, {:define_global, type, mutability == :var, value}}
+
+  defp to_native({:memory, min}, m, n, t), do: to_native({:memory, min, nil}, m, n, t)
+
+  defp to_native({:memory, min, max}, _, _, {:memory, _})
+       when is_integer(min) and min >= 0 and (is_nil(max) or (is_integer(max) and max >= min)),
+       do: {:ok, {:define_memory, min, max}}
+
+  defp to_native({:table, elem, min}, m, n, t), do: to_native({:table, elem, min, nil}, m, n, t)
+
+  defp to_native({:table, elem, min, max}, _, _, {:table, _})
+       when elem in [:funcref, :externref] and is_integer(min) and min >= 0 and
+              (is_nil(max) or (is_integer(max) and max >= min)),
+       do: {:ok, {:define_table, elem, min, max}}
+
+  defp to_native({:fn, _, _, _}, mod, name, _) do
+    link_error(
+      "import #{inspect(mod)} #{inspect(name)} is a host function; host functions are not available in this version"
+    )
+  end
+
+  defp to_native(value, mod, name, type) do
+    link_error(
+      "import #{inspect(mod)} #{inspect(name)} needs a #{describe(type)}, got: #{inspect(value)}"
+    )
+  end
+
+  defp describe({:func, params, results}),
+    do: "func (#{Enum.join(params, ", ")}) -> (#{Enum.join(results, ", ")})"
+
+  defp describe(type), do: Wasmbeam.Types.format(type)
+
+  defp link_error(message), do: {:error, Error.new(:link, message)}
+end

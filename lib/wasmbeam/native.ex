@@ -1,0 +1,57 @@
+defmodule Wasmbeam.Native do
+  @moduledoc false
+  # The NIF stubs, and nothing else. Every function here is replaced by its
+  # Rust implementation in native/wasmbeam when the library is loaded by
+  # `Wasmbeam.Application` (see `load/0`).
+
+  @doc false
+  @spec load() :: :ok | {:error, term()}
+  def load do
+    path = :filename.join(:code.priv_dir(:wasmbeam), ~c"native/libwasmbeam")
+
+    case :erlang.load_nif(path, 0) do
+      :ok -> :ok
+      {:error, {:reload, _}} -> :ok
+      {:error, {:upgrade, _}} -> :ok
+      {:error, reason} -> {:error, reason}
+    end
+  end
+
+  defp err, do: :erlang.nif_error(:nif_not_loaded)
+
+  def engine_new(_config), do: err()
+  def engine_compatibility_hash(_engine), do: err()
+
+  def module_compile(_engine, _bytes), do: err()
+  def module_validate(_engine, _bytes), do: err()
+  def module_name(_module), do: err()
+  def module_imports(_module), do: err()
+  def module_exports(_module), do: err()
+  def module_serialize(_module), do: err()
+  def module_deserialize(_engine, _bytes), do: err()
+
+  def store_new(_engine, _options), do: err()
+  def store_resume(_store), do: err()
+  def store_fuel(_store), do: err()
+  def store_set_fuel(_store, _fuel), do: err()
+
+  def instance_new(_store, _module, _imports, _options), do: err()
+  def instance_call(_instance, _name, _arguments, _options), do: err()
+  def instance_export(_instance, _name), do: err()
+  def instance_exports(_instance), do: err()
+
+  def func_call(_func, _arguments, _options), do: err()
+
+  def memory_size(_memory), do: err()
+  def memory_grow(_memory, _pages), do: err()
+  def memory_read(_memory, _offset, _len), do: err()
+  def memory_read_large(_memory, _offset, _len), do: err()
+  def memory_write(_memory, _offset, _bytes), do: err()
+  def memory_write_large(_memory, _offset, _bytes), do: err()
+
+  def global_get(_global), do: err()
+  def global_set(_global, _value), do: err()
+
+  def table_size(_table), do: err()
+  def table_get(_table, _index), do: err()
+end

@@ -1,0 +1,89 @@
+defmodule Wasmbeam.Store do
+  @moduledoc """
+  A store holds instances and their memories, tables and globals, and the
+  limits and fuel that apply to them. Instances can only import from
+  instances of the same store, so link modules together by instantiating
+  them into one store (`Wasmbeam.Instance.new(module, imports, store: store)`).
+
+  A store runs one call at a time; a second call while one is running gets a
+  `:busy` error. Different stores run in parallel.
+
+  ## Options for `new/2`
+
+    * `:memory_size` - the most bytes any one linear memory may grow to
+    * `:table_elements` - the most elements any one table may hold
+    * `:instances`, `:tables`, `:memories` - how many the store may hold
+    * `:fuel` - initial fuel (engines with `consume_fuel: true`)
+
+  A `memory.grow` past the limit returns -1 to the guest, as the spec says;
+  instantiating a module whose initial memory is over the limit fails with
+  a `:limit` error.
+
+  ## Examples
+
+      iex> {:ok, store} = Wasmbeam.Store.new(Wasmbeam.Engine.default(), memory_size: 1 <<< 20)
+      iex> is_reference(store.ref)
+      true
+  """
+
+  import Bitwise, only: [<<<: 2], warn: false
+  alias Wasmbeam.{Engine, Error, Native}
+
+  @enforce_keys [:ref, :engine]
+  defstruct [:ref, :engine]
+
+  @type t :: %__MODULE__{ref: reference(), engine: Engine.t()}
+
+  @limit_keys [:memory_size, :table_elements, :instances, :tables, :memories, :fuel]
+
+  @doc "Creates a store on `engine` (see the module doc for options)."
+  @spec new(Engine.t(), keyword()) :: {:ok, t()} | {:error, Error.t()}
+  def new(engine \\ Engine.default(), options \\ []) do
+    with {:ok, native} <- native_options(options),
+         {:ok, ref} <- Native.store_new(engine.ref, native) do
+      {:ok, %__MODULE__{ref: ref, engine: engine}}
+    end
+  end
+
+  @doc "Like `new/2`, but raises `Wasmbeam.Error`."
+  @spec new!(Engine.t(), keyword()) :: t()
+  def new!(engine \\ Engine.default(), options \\ []), do: new(engine, options) |> Error.unwrap!()
+
+  @doc false
+  @spec limit_keys() :: [atom()]
+  def limit_keys, do: @limit_keys
+
+  defp native_options(options) do
+    Enum.reduce_while(options, {:ok, Map.new(@limit_keys, &{&1, nil})}, fn
+      {key, n}, {:ok, acc} when key in @limit_keys and is_integer(n) and n >= 0 ->
+        {:cont, {:ok, Map.put(acc, key, n)}}
+
+      other, _ ->
+        {:halt, {:error, Error.new(:argument, "invalid store option: #{inspect(other)}")}}
+    end)
+  end
+
+  @doc """
+  The fuel the store has left (engines with `consume_fuel: true`).
+
+      iex> engine = Wasmbeam.Engine.new!(consume_fuel: true)
+      iex> store = Wasmbeam.Store.new!(engine, fuel: 1_000)
+      iex> Wasmbeam.Store.fuel(store)
+      {:ok, 1000}
+  """
+  @spec fuel(t()) :: {:ok, non_neg_integer()} | {:error, Error.t()}
+  def fuel(%__MODULE__{ref: ref}), do: Native.store_fuel(ref)
+
+  @doc "Sets the fuel the store has left."
+  @spec set_fuel(t(), non_neg_integer()) :: :ok | {:error, Error.t()}
+  def set_fuel(%__MODULE__{ref: ref}, fuel) when is_integer(fuel) and fuel >= 0 do
+    case Native.store_set_fuel(ref, fuel) do
+      {:ok, :ok} -> :ok
+      {:error, _} = error -> error
+    end
+  end
+
+  defimpl Inspect do
+    def inspect(store, _opts), do: "#Wasmbeam.Store<#{inspect(store.ref)}>"
+  end
+end

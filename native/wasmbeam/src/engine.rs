@@ -1,0 +1,233 @@
+//! Engines: a Wasmtime `Engine` built from a validated configuration, plus
+//! the one epoch ticker that time-slices every store of that engine.
+
+use crate::error::{reply, Kind, WbError, WbResult};
+use parking_lot::{Condvar, Mutex};
+use rustler::{Atom, Env, NifMap, ResourceArc, Term};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::{Config, Engine, OptLevel, Strategy, WasmBacktraceDetails};
+
+/// How often the ticker advances the epoch while calls are running. A guest
+/// yields back to its BEAM process at the first epoch check after a tick,
+/// so this bounds how long a guest holds a scheduler (well under 1 ms).
+pub const TICK: Duration = Duration::from_micros(100);
+
+/// Ticks without any running call before the ticker parks itself.
+const IDLE_TICKS_BEFORE_PARK: u32 = 200;
+
+/// The configuration decoded from `%Wasmbeam.Engine.Config{}` (validated in
+/// Elixir; decoding here rechecks the types).
+#[derive(NifMap, Debug, Clone)]
+pub struct EngineConfig {
+    pub strategy: Atom,
+    pub opt_level: Atom,
+    pub consume_fuel: bool,
+    pub epoch_interruption: bool,
+    pub backtrace_details: bool,
+    pub parallel_compilation: bool,
+    pub max_wasm_stack: usize,
+    pub async_stack_size: usize,
+    pub simd: bool,
+    pub relaxed_simd: bool,
+    pub multi_value: bool,
+    pub bulk_memory: bool,
+    pub reference_types: bool,
+    pub multi_memory: bool,
+    pub memory64: bool,
+    pub threads: bool,
+    pub tail_call: bool,
+    pub extended_const: bool,
+    pub function_references: bool,
+    pub gc: bool,
+    pub exceptions: bool,
+    pub wide_arithmetic: bool,
+    pub custom_page_sizes: bool,
+}
+
+pub struct EngineResource {
+    pub engine: Engine,
+    pub consume_fuel: bool,
+    pub epoch_interruption: bool,
+    pub ticker: Ticker,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for EngineResource {}
+
+impl Drop for EngineResource {
+    fn drop(&mut self) {
+        self.ticker.stop();
+    }
+}
+
+fn build_config(cfg: &EngineConfig) -> WbResult<Config> {
+    let mut c = Config::new();
+    match cfg.strategy {
+        s if s == crate::atoms::cranelift() => {
+            c.strategy(Strategy::Cranelift);
+        }
+        s if s == crate::atoms::winch() => {
+            c.strategy(Strategy::Winch);
+        }
+        s if s == crate::atoms::pulley() => {
+            c.target("pulley64")
+                .map_err(|e| WbError::new(Kind::Argument, e.to_string()))?;
+        }
+        _ => return Err(WbError::new(Kind::Argument, "unknown compiler strategy")),
+    }
+    let level = match cfg.opt_level {
+        l if l == crate::atoms::none() => OptLevel::None,
+        l if l == crate::atoms::speed() => OptLevel::Speed,
+        l if l == crate::atoms::speed_and_size() => OptLevel::SpeedAndSize,
+        _ => return Err(WbError::new(Kind::Argument, "unknown optimisation level")),
+    };
+    c.cranelift_opt_level(level)
+        .consume_fuel(cfg.consume_fuel)
+        .epoch_interruption(cfg.epoch_interruption)
+        .wasm_backtrace_details(if cfg.backtrace_details {
+            WasmBacktraceDetails::Enable
+        } else {
+            WasmBacktraceDetails::Disable
+        })
+        .parallel_compilation(cfg.parallel_compilation)
+        .max_wasm_stack(cfg.max_wasm_stack)
+        .async_stack_size(cfg.async_stack_size)
+        .wasm_simd(cfg.simd)
+        .wasm_relaxed_simd(cfg.relaxed_simd)
+        .wasm_multi_value(cfg.multi_value)
+        .wasm_bulk_memory(cfg.bulk_memory)
+        .wasm_reference_types(cfg.reference_types)
+        .wasm_multi_memory(cfg.multi_memory)
+        .wasm_memory64(cfg.memory64)
+        .wasm_threads(cfg.threads)
+        .wasm_tail_call(cfg.tail_call)
+        .wasm_extended_const(cfg.extended_const)
+        .wasm_function_references(cfg.function_references)
+        .wasm_gc(cfg.gc)
+        .wasm_exceptions(cfg.exceptions)
+        .wasm_wide_arithmetic(cfg.wide_arithmetic)
+        .wasm_custom_page_sizes(cfg.custom_page_sizes);
+    Ok(c)
+}
+
+fn new_engine(cfg: EngineConfig) -> WbResult<ResourceArc<EngineResource>> {
+    let config = build_config(&cfg)?;
+    let engine = Engine::new(&config).map_err(|e| {
+        WbError::new(
+            Kind::Argument,
+            format!(
+                "invalid engine configuration: {}",
+                crate::error::chain_message(&e)
+            ),
+        )
+    })?;
+    let ticker = Ticker::start(engine.clone());
+    Ok(ResourceArc::new(EngineResource {
+        engine,
+        consume_fuel: cfg.consume_fuel,
+        epoch_interruption: cfg.epoch_interruption,
+        ticker,
+    }))
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn engine_new(env: Env, config: EngineConfig) -> Term {
+    reply(env, crate::error::guard(|| new_engine(config)))
+}
+
+/// Identifies the code-generation settings of an engine: two engines with the
+/// same hash can load each other's serialized modules.
+#[rustler::nif]
+fn engine_compatibility_hash(engine: ResourceArc<EngineResource>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.engine.precompile_compatibility_hash().hash(&mut h);
+    h.finish()
+}
+
+/// One thread per engine that advances the epoch every [`TICK`] while any
+/// call of that engine is running, and parks when none has run for a while.
+/// It never runs guest code, so busy guests cannot starve it.
+pub struct Ticker {
+    shared: Arc<TickerShared>,
+}
+
+struct TickerShared {
+    active: AtomicUsize,
+    parked: AtomicBool,
+    stop: AtomicBool,
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+/// Held while a call runs; dropping it tells the ticker the call ended.
+pub struct ActiveCall {
+    shared: Arc<TickerShared>,
+}
+
+impl Drop for ActiveCall {
+    fn drop(&mut self) {
+        self.shared.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Ticker {
+    fn start(engine: Engine) -> Ticker {
+        let shared = Arc::new(TickerShared {
+            active: AtomicUsize::new(0),
+            parked: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            lock: Mutex::new(()),
+            wake: Condvar::new(),
+        });
+        let for_thread = shared.clone();
+        std::thread::Builder::new()
+            .name("wasmbeam-epoch".into())
+            .spawn(move || run_ticker(engine, for_thread))
+            .expect("spawn the epoch ticker thread");
+        Ticker { shared }
+    }
+
+    /// Marks a call as running until the returned guard is dropped.
+    pub fn enter(&self) -> ActiveCall {
+        self.shared.active.fetch_add(1, Ordering::SeqCst);
+        if self.shared.parked.load(Ordering::SeqCst) {
+            let _guard = self.shared.lock.lock();
+            self.shared.wake.notify_one();
+        }
+        ActiveCall {
+            shared: self.shared.clone(),
+        }
+    }
+
+    fn stop(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let _guard = self.shared.lock.lock();
+        self.shared.wake.notify_one();
+    }
+}
+
+fn run_ticker(engine: Engine, shared: Arc<TickerShared>) {
+    let mut idle_ticks = 0u32;
+    while !shared.stop.load(Ordering::SeqCst) {
+        std::thread::sleep(TICK);
+        engine.increment_epoch();
+        if shared.active.load(Ordering::SeqCst) > 0 {
+            idle_ticks = 0;
+            continue;
+        }
+        idle_ticks += 1;
+        if idle_ticks < IDLE_TICKS_BEFORE_PARK {
+            continue;
+        }
+        let mut guard = shared.lock.lock();
+        shared.parked.store(true, Ordering::SeqCst);
+        while shared.active.load(Ordering::SeqCst) == 0 && !shared.stop.load(Ordering::SeqCst) {
+            shared.wake.wait_for(&mut guard, Duration::from_millis(500));
+        }
+        shared.parked.store(false, Ordering::SeqCst);
+        idle_ticks = 0;
+    }
+}

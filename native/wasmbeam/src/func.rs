@@ -1,0 +1,132 @@
+//! Function handles: an export resolved once, called many times without a
+//! lookup by name.
+
+use crate::atoms;
+use crate::error::{reply, Kind, WbError};
+use crate::store::{start, CallOptions, Outcome, RunResult, StoreResource, WStore};
+use crate::types::val_type_atom;
+use crate::values::{arg_to_val, decode_args, val_to_out, Arg};
+use rustler::{Atom, Encoder, Env, ResourceArc, Term};
+use std::sync::Arc;
+use wasmtime::{Func, RootScope, Val, ValType};
+
+pub struct FuncResource {
+    pub store: ResourceArc<StoreResource>,
+    pub func: Func,
+    pub sig: Arc<Signature>,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for FuncResource {}
+
+/// A function's parameter and result types, read once from the store.
+pub struct Signature {
+    pub params: Vec<ValType>,
+    pub results: Vec<ValType>,
+}
+
+impl Signature {
+    pub fn of(func: &Func, store: impl wasmtime::AsContext) -> Signature {
+        let ty = func.ty(&store);
+        Signature {
+            params: ty.params().collect(),
+            results: ty.results().collect(),
+        }
+    }
+}
+
+fn atoms_of(env: Env, types: &[ValType]) -> Vec<Atom> {
+    let _ = env;
+    types.iter().map(val_type_atom).collect()
+}
+
+/// `%Wasmbeam.Func{ref: ..., name: ..., params: [...], results: [...]}`
+pub fn encode_func<'a>(
+    env: Env<'a>,
+    resource: ResourceArc<FuncResource>,
+    name: Option<&str>,
+) -> Term<'a> {
+    let module = Atom::from_str(env, "Elixir.Wasmbeam.Func").expect("valid atom");
+    let pairs = [
+        (atoms::__struct__().encode(env), module.encode(env)),
+        (atoms::r#ref().encode(env), resource.encode(env)),
+        (atoms::name().encode(env), name.encode(env)),
+        (atoms::store().encode(env), resource.store.encode(env)),
+        (
+            atoms::params().encode(env),
+            atoms_of(env, &resource.sig.params).encode(env),
+        ),
+        (
+            atoms::results().encode(env),
+            atoms_of(env, &resource.sig.results).encode(env),
+        ),
+    ];
+    Term::map_from_pairs(env, &pairs).expect("distinct keys")
+}
+
+/// A funcref that came out of the guest (a result, a table element).
+pub fn encode_anonymous_func<'a>(
+    env: Env<'a>,
+    store: &ResourceArc<StoreResource>,
+    func: Func,
+    sig: Arc<Signature>,
+) -> Term<'a> {
+    let resource = ResourceArc::new(FuncResource {
+        store: store.clone(),
+        func,
+        sig,
+    });
+    encode_func(env, resource, None)
+}
+
+async fn run_func(store: &mut WStore, func: Func, args: Vec<Arg>, results: usize) -> RunResult {
+    let mut scope = RootScope::new(store);
+    let mut params = Vec::with_capacity(args.len());
+    for arg in args {
+        params.push(arg_to_val(arg, &mut scope)?);
+    }
+    let mut out = vec![Val::I32(0); results];
+    func.call_async(&mut scope, &params, &mut out).await?;
+    Ok(Outcome::Values(
+        out.into_iter().map(|v| val_to_out(v, &mut scope)).collect(),
+    ))
+}
+
+/// Decodes the arguments and starts the call (see `store::start`).
+pub fn call<'a>(
+    env: Env<'a>,
+    store: &ResourceArc<StoreResource>,
+    func: Func,
+    sig: &Signature,
+    args: Term<'a>,
+    opts: CallOptions,
+) -> Term<'a> {
+    let args = match decode_args(args, &sig.params, store) {
+        Ok(args) => args,
+        Err(e) => return reply::<()>(env, Err(e)),
+    };
+    let results = sig.results.len();
+    start(env, store, &opts, move |mut wstore| {
+        Box::pin(async move {
+            let result = run_func(&mut wstore, func, args, results).await;
+            (wstore, result)
+        })
+    })
+}
+
+#[rustler::nif]
+fn func_call<'a>(
+    env: Env<'a>,
+    func: ResourceArc<FuncResource>,
+    arguments: Term<'a>,
+    options: CallOptions,
+) -> Term<'a> {
+    call(env, &func.store, func.func, &func.sig, arguments, options)
+}
+
+pub fn not_a_function(name: &str) -> WbError {
+    WbError::new(
+        Kind::NotFound,
+        format!("no exported function named {name:?}"),
+    )
+}

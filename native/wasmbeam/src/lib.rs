@@ -1,0 +1,19 @@
+//! Wasmbeam's native half: Wasmtime engines, modules, stores and instances
+//! as Rustler resources, and the driver that runs guest code in time slices
+//! on the calling BEAM process. One file per concept; this file only wires.
+
+mod artifact;
+mod atoms;
+mod engine;
+mod error;
+mod func;
+mod global;
+mod instance;
+mod memory;
+mod module;
+mod store;
+mod table;
+mod types;
+mod values;
+
+rustler::init!("Elixir.Wasmbeam.Native");

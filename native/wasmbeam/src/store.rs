@@ -1,0 +1,384 @@
+//! Stores and the execution driver.
+//!
+//! A store is owned by its resource. Running guest code (a call or an
+//! instantiation) moves the store into a future that runs Wasm on a fiber;
+//! the BEAM process that started it polls that future from a normal
+//! scheduler, one time slice at a time. The epoch ticker makes the guest
+//! yield after each slice, the NIF returns `:continue`, and the process
+//! yields to the BEAM scheduler before polling again. No thread ever blocks
+//! on a guest, and no guest holds a scheduler for more than a slice.
+
+use crate::engine::{ActiveCall, EngineResource};
+use crate::error::{panic_message, reply, Kind, WbError, WbResult};
+use crate::module::ModuleResource;
+use crate::values::Out;
+use parking_lot::Mutex;
+use rustler::{Encoder, Env, LocalPid, Monitor, NifMap, ResourceArc, Term};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+use wasmtime::{Instance, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+
+/// Per-store state that Wasmtime hands to the epoch callback.
+pub struct StoreData {
+    limits: StoreLimits,
+    deadline: Option<Instant>,
+    timed_out: bool,
+    cancel: Arc<AtomicBool>,
+}
+
+pub type WStore = Store<StoreData>;
+
+/// What a finished run produced.
+pub enum Outcome {
+    Values(Vec<Out>),
+    Instance(Instance, ResourceArc<ModuleResource>),
+}
+
+pub type RunResult = wasmtime::Result<Outcome>;
+pub type RunFuture = Pin<Box<dyn Future<Output = (WStore, RunResult)> + Send>>;
+
+struct Running {
+    future: RunFuture,
+    driver: LocalPid,
+    monitor: Option<Monitor>,
+    _active: ActiveCall,
+}
+
+enum State {
+    Idle(WStore),
+    Running(Running),
+    Poisoned(String),
+}
+
+pub struct StoreResource {
+    pub id: u64,
+    pub engine: ResourceArc<EngineResource>,
+    state: Mutex<State>,
+    cancel: Arc<AtomicBool>,
+}
+
+static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// How many polls the cancellation of a dead caller's call may take before
+/// the store is declared poisoned.
+const CANCEL_POLLS: usize = 2_000;
+
+#[rustler::resource_impl]
+impl rustler::Resource for StoreResource {
+    const IMPLEMENTS_DOWN: bool = true;
+
+    /// The process driving a call died: make the guest trap at its next
+    /// epoch check and run it to completion, so the store stays usable.
+    fn down<'a>(&'a self, _env: Env<'a>, pid: LocalPid, _monitor: Monitor) {
+        let mut state = self.state.lock();
+        let running = match std::mem::replace(&mut *state, State::Poisoned(String::new())) {
+            State::Running(r) if r.driver == pid => r,
+            other => {
+                *state = other;
+                return;
+            }
+        };
+        self.cancel.store(true, Ordering::SeqCst);
+        let mut running = running;
+        for _ in 0..CANCEL_POLLS {
+            match poll_once(&mut running.future) {
+                Ok(Poll::Ready((store, _))) => {
+                    *state = State::Idle(store);
+                    return;
+                }
+                Ok(Poll::Pending) => std::thread::sleep(crate::engine::TICK),
+                Err(_) => break,
+            }
+        }
+        *state = State::Poisoned(
+            "the process running a call on this store died and the call could not be stopped"
+                .into(),
+        );
+    }
+}
+
+#[derive(NifMap)]
+pub struct StoreOptions {
+    memory_size: Option<usize>,
+    table_elements: Option<usize>,
+    instances: Option<usize>,
+    tables: Option<usize>,
+    memories: Option<usize>,
+    fuel: Option<u64>,
+}
+
+/// Per-call options, decoded from the Elixir keyword list by `Wasmbeam.Native`.
+#[derive(NifMap)]
+pub struct CallOptions {
+    pub timeout: Option<u64>,
+    pub fuel: Option<u64>,
+}
+
+impl StoreResource {
+    fn new(engine: ResourceArc<EngineResource>, opts: StoreOptions) -> WbResult<StoreResource> {
+        let mut limits = StoreLimitsBuilder::new();
+        if let Some(n) = opts.memory_size {
+            limits = limits.memory_size(n);
+        }
+        if let Some(n) = opts.table_elements {
+            limits = limits.table_elements(n);
+        }
+        if let Some(n) = opts.instances {
+            limits = limits.instances(n);
+        }
+        if let Some(n) = opts.tables {
+            limits = limits.tables(n);
+        }
+        if let Some(n) = opts.memories {
+            limits = limits.memories(n);
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        let data = StoreData {
+            limits: limits.build(),
+            deadline: None,
+            timed_out: false,
+            cancel: cancel.clone(),
+        };
+        let mut store = Store::new(&engine.engine, data);
+        store.limiter(|d| &mut d.limits);
+        if engine.epoch_interruption {
+            store.epoch_deadline_callback(|mut ctx| {
+                let data = ctx.data_mut();
+                if data.cancel.load(Ordering::Relaxed) {
+                    return Err(wasmtime::Error::msg("the call was cancelled"));
+                }
+                if let Some(deadline) = data.deadline {
+                    if Instant::now() >= deadline {
+                        data.timed_out = true;
+                        return Err(wasmtime::Error::msg("the call ran past its timeout"));
+                    }
+                }
+                Ok(UpdateDeadline::Yield(1))
+            });
+        }
+        if engine.consume_fuel {
+            store
+                .set_fuel(opts.fuel.unwrap_or(u64::MAX))
+                .map_err(|e| WbError::new(Kind::Argument, e.to_string()))?;
+        } else if opts.fuel.is_some() {
+            return Err(fuel_disabled());
+        }
+        Ok(StoreResource {
+            id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
+            engine,
+            state: Mutex::new(State::Idle(store)),
+            cancel,
+        })
+    }
+
+    /// Runs `f` on the store when no call is running on it.
+    pub fn with_idle<R>(&self, f: impl FnOnce(&mut WStore) -> WbResult<R>) -> WbResult<R> {
+        let mut state = self.state.lock();
+        match &mut *state {
+            State::Idle(store) => f(store),
+            State::Running(_) => Err(busy()),
+            State::Poisoned(why) => Err(poisoned(why)),
+        }
+    }
+}
+
+fn busy() -> WbError {
+    WbError::new(
+        Kind::Busy,
+        "a call is already running on this store (a store runs one call at a time)",
+    )
+}
+
+fn poisoned(why: &str) -> WbError {
+    WbError::new(
+        Kind::Poisoned,
+        format!("the store is unusable and must be recreated: {why}"),
+    )
+}
+
+fn fuel_disabled() -> WbError {
+    WbError::new(
+        Kind::Argument,
+        "fuel needs an engine created with consume_fuel: true",
+    )
+}
+
+fn poll_once(future: &mut RunFuture) -> Result<Poll<(WStore, RunResult)>, String> {
+    let mut cx = Context::from_waker(Waker::noop());
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        future.as_mut().poll(&mut cx)
+    }))
+    .map_err(|p| panic_message(&p))
+}
+
+/// Starts running guest code on `res`: `make` gets the store and returns the
+/// future that owns it. Polls once at once; short calls finish here.
+pub fn start<'a>(
+    env: Env<'a>,
+    res: &ResourceArc<StoreResource>,
+    opts: &CallOptions,
+    make: impl FnOnce(WStore) -> RunFuture,
+) -> Term<'a> {
+    if opts.fuel.is_some() && !res.engine.consume_fuel {
+        return reply::<()>(env, Err(fuel_disabled()));
+    }
+    if opts.timeout.is_some() && !res.engine.epoch_interruption {
+        return reply::<()>(
+            env,
+            Err(WbError::new(
+                Kind::Argument,
+                "timeout needs an engine created with epoch_interruption: true",
+            )),
+        );
+    }
+    let mut state = res.state.lock();
+    let mut store = match std::mem::replace(&mut *state, State::Poisoned(String::new())) {
+        State::Idle(store) => store,
+        State::Running(r) => {
+            *state = State::Running(r);
+            return reply::<()>(env, Err(busy()));
+        }
+        State::Poisoned(why) => {
+            let err = poisoned(&why);
+            *state = State::Poisoned(why);
+            return reply::<()>(env, Err(err));
+        }
+    };
+    let data = store.data_mut();
+    data.deadline = opts
+        .timeout
+        .map(|ms| Instant::now() + Duration::from_millis(ms));
+    data.timed_out = false;
+    res.cancel.store(false, Ordering::Relaxed);
+    if let Some(fuel) = opts.fuel {
+        if let Err(e) = store.set_fuel(fuel) {
+            *state = State::Idle(store);
+            return reply::<()>(env, Err(WbError::new(Kind::Argument, e.to_string())));
+        }
+    }
+    if res.engine.epoch_interruption {
+        store.set_epoch_deadline(1);
+    }
+    let running = Running {
+        _active: res.engine.ticker.enter(),
+        future: make(store),
+        driver: env.pid(),
+        monitor: None,
+    };
+    drive(env, res, &mut state, running)
+}
+
+fn drive<'a>(
+    env: Env<'a>,
+    res: &ResourceArc<StoreResource>,
+    state: &mut State,
+    mut running: Running,
+) -> Term<'a> {
+    let began = Instant::now();
+    let polled = poll_once(&mut running.future);
+    let used = began.elapsed().as_micros() as i32;
+    // One BEAM time slice is about 1 ms: report the share this poll used.
+    rustler::schedule::consume_timeslice(env, (used / 10).clamp(1, 100));
+    match polled {
+        Ok(Poll::Pending) => {
+            if running.monitor.is_none() {
+                running.monitor = res.monitor(Some(env), &running.driver);
+            }
+            *state = State::Running(running);
+            crate::atoms::r#continue().encode(env)
+        }
+        Ok(Poll::Ready((store, result))) => {
+            if let Some(monitor) = &running.monitor {
+                res.demonitor(Some(env), monitor);
+            }
+            let timed_out = store.data().timed_out;
+            *state = State::Idle(store);
+            drop(running);
+            match result {
+                Ok(Outcome::Values(outs)) => {
+                    reply(env, Ok(crate::values::encode_outs(env, &outs, res)))
+                }
+                Ok(Outcome::Instance(instance, module)) => reply(
+                    env,
+                    Ok(crate::instance::new_instance_resource(
+                        res.clone(),
+                        instance,
+                        module,
+                    )),
+                ),
+                Err(err) => reply::<()>(env, Err(classify(err, timed_out))),
+            }
+        }
+        Err(panic) => {
+            if let Some(monitor) = &running.monitor {
+                res.demonitor(Some(env), monitor);
+            }
+            *state = State::Poisoned(panic.clone());
+            reply::<()>(env, Err(WbError::new(Kind::Panic, panic)))
+        }
+    }
+}
+
+/// Errors that happen before any guest code runs (wrong import types,
+/// limits) are link or limit errors; the rest are traps.
+fn classify(err: wasmtime::Error, timed_out: bool) -> WbError {
+    let ran_code = timed_out
+        || err.downcast_ref::<wasmtime::Trap>().is_some()
+        || err.downcast_ref::<wasmtime::WasmBacktrace>().is_some();
+    if ran_code {
+        return WbError::from_run(err, timed_out);
+    }
+    let message = crate::error::chain_message(&err);
+    let kind = if message.contains("limit") {
+        Kind::Limit
+    } else if message.contains("import") || message.contains("type mismatch") {
+        Kind::Link
+    } else {
+        Kind::Trap
+    };
+    WbError::new(kind, message)
+}
+
+#[rustler::nif]
+fn store_new(env: Env, engine: ResourceArc<EngineResource>, options: StoreOptions) -> Term {
+    reply(
+        env,
+        crate::error::guard(|| StoreResource::new(engine, options).map(ResourceArc::new)),
+    )
+}
+
+/// Polls the call running on `store` for one more slice.
+#[rustler::nif]
+fn store_resume(env: Env, store: ResourceArc<StoreResource>) -> Term {
+    let mut state = store.state.lock();
+    match std::mem::replace(&mut *state, State::Poisoned(String::new())) {
+        State::Running(running) if running.driver == env.pid() => {
+            drive(env, &store, &mut state, running)
+        }
+        other => {
+            let err = match &other {
+                State::Running(_) => busy(),
+                State::Idle(_) => WbError::new(Kind::Argument, "no call is running on this store"),
+                State::Poisoned(why) => poisoned(why),
+            };
+            *state = other;
+            reply::<()>(env, Err(err))
+        }
+    }
+}
+
+#[rustler::nif]
+fn store_fuel(env: Env, store: ResourceArc<StoreResource>) -> Term {
+    let result = store.with_idle(|s| s.get_fuel().map_err(|_| fuel_disabled()));
+    reply(env, result)
+}
+
+#[rustler::nif]
+fn store_set_fuel(env: Env, store: ResourceArc<StoreResource>, fuel: u64) -> Term {
+    let result = store.with_idle(|s| s.set_fuel(fuel).map_err(|_| fuel_disabled()));
+    reply(env, result.map(|()| crate::atoms::ok()))
+}

@@ -1,0 +1,298 @@
+//! Wasm values <-> Elixir terms.
+//!
+//! | Wasm | Elixir |
+//! |---|---|
+//! | i32, i64 | integers (signed or unsigned range accepted; signed returned) |
+//! | f32, f64 | floats; `:infinity`, `:neg_infinity`, `:nan` (canonical) or `{:nan, bits}` |
+//! | v128 | a non-negative integer below 2^128 (negative i128 accepted) |
+//! | funcref | `%Wasmbeam.Func{}` or `nil` |
+//! | externref | any term (stored as external term format) or `nil` |
+
+use crate::atoms;
+use crate::error::{Kind, WbError, WbResult};
+use crate::func::FuncResource;
+use crate::store::StoreResource;
+use rustler::{Atom, Encoder, Env, ResourceArc, Term};
+use std::sync::Arc;
+use wasmtime::{AsContextMut, ExternRef, HeapType, Ref, Val, ValType, V128};
+
+/// The payload of an `externref` made from an Elixir term.
+pub struct ExternTerm(pub Arc<[u8]>);
+
+/// An argument decoded from a term, before it meets a store. Externrefs are
+/// only allocated in the store when the call starts.
+pub enum Arg {
+    Val(Val),
+    Extern(Option<Arc<[u8]>>),
+}
+
+/// A result read out of a store, ready to encode without the store.
+pub enum Out {
+    Val(Val),
+    Func(wasmtime::Func, Arc<crate::func::Signature>),
+    Extern(Option<Arc<[u8]>>),
+    Opaque,
+}
+
+const F32_CANONICAL_NAN: u32 = 0x7fc0_0000;
+const F64_CANONICAL_NAN: u64 = 0x7ff8_0000_0000_0000;
+
+fn type_error(term: Term, ty: &ValType, position: usize) -> WbError {
+    WbError::new(
+        Kind::Type,
+        format!(
+            "argument {} must be {}, got: {:?}",
+            position + 1,
+            crate::types::val_type_atom(ty)
+                .to_term(term.get_env())
+                .atom_to_string()
+                .unwrap_or_default(),
+            term
+        ),
+    )
+}
+
+fn decode_f64(term: Term) -> Option<f64> {
+    if let Ok(f) = term.decode::<f64>() {
+        return Some(f);
+    }
+    if let Ok(i) = term.decode::<i64>() {
+        return Some(i as f64);
+    }
+    let atom = term.decode::<Atom>().ok()?;
+    if atom == atoms::infinity() {
+        Some(f64::INFINITY)
+    } else if atom == atoms::neg_infinity() {
+        Some(f64::NEG_INFINITY)
+    } else {
+        None
+    }
+}
+
+fn nan_bits(term: Term) -> Option<u64> {
+    if term.decode::<Atom>().ok() == Some(atoms::nan()) {
+        return Some(u64::MAX);
+    }
+    let (tag, bits): (Atom, u64) = term.decode().ok()?;
+    (tag == atoms::nan()).then_some(bits)
+}
+
+fn decode_f32(term: Term) -> Option<u32> {
+    match nan_bits(term) {
+        Some(u64::MAX) => return Some(F32_CANONICAL_NAN),
+        Some(bits) => {
+            let bits = u32::try_from(bits).ok()?;
+            return f32::from_bits(bits).is_nan().then_some(bits);
+        }
+        None => {}
+    }
+    decode_f64(term).map(|f| (f as f32).to_bits())
+}
+
+fn decode_f64_bits(term: Term) -> Option<u64> {
+    match nan_bits(term) {
+        Some(u64::MAX) => return Some(F64_CANONICAL_NAN),
+        Some(bits) => return f64::from_bits(bits).is_nan().then_some(bits),
+        None => {}
+    }
+    decode_f64(term).map(f64::to_bits)
+}
+
+fn decode_func(term: Term) -> Option<ResourceArc<FuncResource>> {
+    if let Ok(r) = term.decode::<ResourceArc<FuncResource>>() {
+        return Some(r);
+    }
+    let key = atoms::r#ref().encode(term.get_env());
+    term.map_get(key).ok()?.decode().ok()
+}
+
+pub fn decode_arg(
+    term: Term,
+    ty: &ValType,
+    position: usize,
+    store: &StoreResource,
+) -> WbResult<Arg> {
+    let bad = || type_error(term, ty, position);
+    let val = match ty {
+        ValType::I32 => {
+            let i = term.decode::<i64>().map_err(|_| bad())?;
+            if !(i32::MIN as i64..=u32::MAX as i64).contains(&i) {
+                return Err(bad());
+            }
+            Val::I32(i as u32 as i32)
+        }
+        ValType::I64 => match term.decode::<i64>() {
+            Ok(i) => Val::I64(i),
+            Err(_) => Val::I64(term.decode::<u64>().map_err(|_| bad())? as i64),
+        },
+        ValType::F32 => Val::F32(decode_f32(term).ok_or_else(bad)?),
+        ValType::F64 => Val::F64(decode_f64_bits(term).ok_or_else(bad)?),
+        ValType::V128 => {
+            let bits = match term.decode::<u128>() {
+                Ok(u) => u,
+                Err(_) => term.decode::<i128>().map_err(|_| bad())? as u128,
+            };
+            Val::V128(V128::from(bits))
+        }
+        ValType::Ref(r) => {
+            let is_nil = term.decode::<Atom>().ok() == Some(atoms::nil());
+            match r.heap_type() {
+                HeapType::Extern | HeapType::NoExtern => {
+                    if is_nil {
+                        return Ok(Arg::Extern(None));
+                    }
+                    if matches!(r.heap_type(), HeapType::NoExtern) || !r.is_nullable() && is_nil {
+                        return Err(bad());
+                    }
+                    let bytes: Arc<[u8]> = Arc::from(term.to_binary().as_slice());
+                    return Ok(Arg::Extern(Some(bytes)));
+                }
+                HeapType::Func | HeapType::ConcreteFunc(_) | HeapType::NoFunc => {
+                    if is_nil {
+                        Val::FuncRef(None)
+                    } else {
+                        let f = decode_func(term).ok_or_else(bad)?;
+                        if f.store.id != store.id {
+                            return Err(WbError::new(
+                                Kind::Type,
+                                format!("argument {} is a function of another store", position + 1),
+                            ));
+                        }
+                        Val::FuncRef(Some(f.func))
+                    }
+                }
+                _ if is_nil => Val::null_ref(r.heap_type()),
+                _ => return Err(bad()),
+            }
+        }
+    };
+    Ok(Arg::Val(val))
+}
+
+pub fn decode_args(list: Term, types: &[ValType], store: &StoreResource) -> WbResult<Vec<Arg>> {
+    let terms: Vec<Term> = list
+        .decode()
+        .map_err(|_| WbError::new(Kind::Argument, "arguments must be a list"))?;
+    if terms.len() != types.len() {
+        return Err(WbError::new(
+            Kind::Arity,
+            format!("expected {} argument(s), got {}", types.len(), terms.len()),
+        ));
+    }
+    terms
+        .into_iter()
+        .zip(types)
+        .enumerate()
+        .map(|(i, (t, ty))| decode_arg(t, ty, i, store))
+        .collect()
+}
+
+/// Makes a `Val` in the store (allocating externrefs in the current root scope).
+pub fn arg_to_val(arg: Arg, mut store: impl AsContextMut) -> wasmtime::Result<Val> {
+    match arg {
+        Arg::Val(v) => Ok(v),
+        Arg::Extern(None) => Ok(Val::ExternRef(None)),
+        Arg::Extern(Some(bytes)) => {
+            let r = ExternRef::new(&mut store, ExternTerm(bytes))?;
+            Ok(Val::ExternRef(Some(r)))
+        }
+    }
+}
+
+/// Reads a `Val` out of the store so that it can outlive the root scope.
+pub fn val_to_out(val: Val, store: impl AsContextMut) -> Out {
+    match val {
+        Val::ExternRef(None) => Out::Extern(None),
+        Val::ExternRef(Some(r)) => {
+            let ctx = store.as_context();
+            match r.data(&ctx) {
+                Ok(Some(data)) => match data.downcast_ref::<ExternTerm>() {
+                    Some(t) => Out::Extern(Some(t.0.clone())),
+                    None => Out::Opaque,
+                },
+                _ => Out::Opaque,
+            }
+        }
+        Val::FuncRef(Some(f)) => {
+            let sig = Arc::new(crate::func::Signature::of(&f, &store));
+            Out::Func(f, sig)
+        }
+        Val::AnyRef(None) | Val::ExnRef(None) | Val::ContRef(None) => Out::Extern(None),
+        Val::AnyRef(Some(_)) | Val::ExnRef(Some(_)) | Val::ContRef(Some(_)) => Out::Opaque,
+        v => Out::Val(v),
+    }
+}
+
+/// Reads a table element out of the store, like [`val_to_out`].
+pub fn ref_to_out(r: Ref, store: impl AsContextMut) -> Out {
+    match r {
+        Ref::Func(f) => val_to_out(Val::FuncRef(f), store),
+        Ref::Extern(e) => val_to_out(Val::ExternRef(e), store),
+        _ => Out::Opaque,
+    }
+}
+
+pub fn encode_f32<'a>(env: Env<'a>, bits: u32) -> Term<'a> {
+    let f = f32::from_bits(bits);
+    if f.is_nan() {
+        if bits == F32_CANONICAL_NAN {
+            atoms::nan().encode(env)
+        } else {
+            (atoms::nan(), bits).encode(env)
+        }
+    } else if f.is_infinite() {
+        if f > 0.0 {
+            atoms::infinity()
+        } else {
+            atoms::neg_infinity()
+        }
+        .encode(env)
+    } else {
+        (f as f64).encode(env)
+    }
+}
+
+pub fn encode_f64<'a>(env: Env<'a>, bits: u64) -> Term<'a> {
+    let f = f64::from_bits(bits);
+    if f.is_nan() {
+        if bits == F64_CANONICAL_NAN {
+            atoms::nan().encode(env)
+        } else {
+            (atoms::nan(), bits).encode(env)
+        }
+    } else if f.is_infinite() {
+        if f > 0.0 {
+            atoms::infinity()
+        } else {
+            atoms::neg_infinity()
+        }
+        .encode(env)
+    } else {
+        f.encode(env)
+    }
+}
+
+pub fn encode_out<'a>(env: Env<'a>, out: &Out, store: &ResourceArc<StoreResource>) -> Term<'a> {
+    match out {
+        Out::Val(Val::I32(i)) => i.encode(env),
+        Out::Val(Val::I64(i)) => i.encode(env),
+        Out::Val(Val::F32(bits)) => encode_f32(env, *bits),
+        Out::Val(Val::F64(bits)) => encode_f64(env, *bits),
+        Out::Val(Val::V128(v)) => v.as_u128().encode(env),
+        Out::Val(Val::FuncRef(None)) => atoms::nil().encode(env),
+        Out::Func(f, sig) => crate::func::encode_anonymous_func(env, store, *f, sig.clone()),
+        Out::Extern(None) => atoms::nil().encode(env),
+        Out::Extern(Some(bytes)) => match env.binary_to_term(bytes) {
+            Some((term, _)) => term,
+            None => atoms::opaque().encode(env),
+        },
+        Out::Val(_) | Out::Opaque => atoms::opaque().encode(env),
+    }
+}
+
+pub fn encode_outs<'a>(env: Env<'a>, outs: &[Out], store: &ResourceArc<StoreResource>) -> Term<'a> {
+    outs.iter()
+        .map(|o| encode_out(env, o, store))
+        .collect::<Vec<_>>()
+        .encode(env)
+}
