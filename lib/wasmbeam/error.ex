@@ -77,8 +77,16 @@ defmodule Wasmbeam.Error do
 
     case e.backtrace do
       [] -> head
-      frames -> Enum.join([head, "wasm backtrace:" | Enum.map(frames, &format_frame/1)], "\n    ")
+      frames -> Enum.join([head, "wasm backtrace:" | format_frames(frames)], "\n    ")
     end
+  end
+
+  @shown_frames 12
+
+  defp format_frames(frames) do
+    {shown, rest} = Enum.split(frames, @shown_frames)
+    more = if rest == [], do: [], else: ["... #{length(rest)} more frame(s)"]
+    Enum.map(shown, &format_frame/1) ++ more
   end
 
   defp format_frame(frame) do

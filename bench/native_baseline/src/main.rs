@@ -1,1 +1,444 @@
-fn main() {}
+//! The native floor for Wasmbeam's benchmarks: plain Wasmtime (the same
+//! version, through the workspace dependency) doing what a bench measures
+//! through Wasmbeam, on the same WAT module, with the same sampling method
+//! as `bench/support/harness.ex`.
+//!
+//! ```text
+//! native_baseline <scenario> <wat-file> [--samples N] [--min-batch-ns NS] [--warmup-ms MS]
+//!
+//! scenarios:
+//!   call         calls the export `add(i32, i32) -> i32` of the module with (1, 2)
+//!   instantiate  instantiates the module (it must have no imports)
+//!   all          both
+//! ```
+//!
+//! Output, on stdout: comment lines start with `#`; every other line is one
+//! measurement, whitespace-separated:
+//!
+//! ```text
+//! name median_ns p99_ns min_ns ops_per_s batch samples
+//! ```
+//!
+//! Sampling: after a warm-up, the batch size K is doubled until one batch of
+//! K operations takes at least `--min-batch-ns`; then `--samples` batches are
+//! timed, and each sample is the batch's time divided by K, so that the cost
+//! of reading the clock does not dominate sub-microsecond operations. Median,
+//! p99 and min are over those per-operation samples; ops/s is the total
+//! number of operations over the total measured time.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::{pin, Pin};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use wasmtime::{
+    Config, Engine, Func, Instance, Linker, Module, OptLevel, RootScope, Store, Strategy,
+    TypedFunc, UpdateDeadline, Val,
+};
+
+/// Wasmbeam's epoch tick (native/wasmbeam/src/engine.rs).
+const TICK: Duration = Duration::from_micros(100);
+
+struct Sampling {
+    samples: usize,
+    min_batch_ns: u64,
+    warmup: Duration,
+}
+
+struct Stats {
+    median_ns: f64,
+    p99_ns: f64,
+    min_ns: f64,
+    ops_per_s: f64,
+    batch: u64,
+    samples: usize,
+}
+
+fn time_batch(k: u64, op: &mut impl FnMut()) -> u64 {
+    let start = Instant::now();
+    for _ in 0..k {
+        op();
+    }
+    start.elapsed().as_nanos() as u64
+}
+
+fn measure(sampling: &Sampling, mut op: impl FnMut()) -> Stats {
+    let warm_until = Instant::now() + sampling.warmup;
+    while Instant::now() < warm_until {
+        op();
+    }
+    let mut batch = 1u64;
+    while batch < 1 << 24 && time_batch(batch, &mut op) < sampling.min_batch_ns {
+        batch *= 2;
+    }
+    let mut per_op = Vec::with_capacity(sampling.samples);
+    let mut total_ns = 0u64;
+    for _ in 0..sampling.samples {
+        let ns = time_batch(batch, &mut op);
+        total_ns += ns;
+        per_op.push(ns as f64 / batch as f64);
+    }
+    per_op.sort_by(f64::total_cmp);
+    let rank = |q: f64| {
+        let i = (q * per_op.len() as f64).ceil() as usize;
+        per_op[i.clamp(1, per_op.len()) - 1]
+    };
+    Stats {
+        median_ns: rank(0.5),
+        p99_ns: rank(0.99),
+        min_ns: per_op[0],
+        ops_per_s: (batch * sampling.samples as u64) as f64 * 1e9 / total_ns.max(1) as f64,
+        batch,
+        samples: sampling.samples,
+    }
+}
+
+fn report(name: &str, s: &Stats) {
+    println!(
+        "{name} {:.1} {:.1} {:.1} {:.0} {} {}",
+        s.median_ns, s.p99_ns, s.min_ns, s.ops_per_s, s.batch, s.samples
+    );
+}
+
+/// The configuration of Wasmbeam's default engine
+/// (`Wasmbeam.Engine.Config` defaults, native/wasmbeam/src/engine.rs).
+fn wasmbeam_config(epoch_interruption: bool) -> Config {
+    let mut c = Config::new();
+    c.strategy(Strategy::Cranelift)
+        .cranelift_opt_level(OptLevel::Speed)
+        .consume_fuel(false)
+        .epoch_interruption(epoch_interruption)
+        .parallel_compilation(true)
+        .max_wasm_stack(512 * 1024)
+        .async_stack_size(2 * 1024 * 1024)
+        .wasm_simd(true)
+        .wasm_relaxed_simd(true)
+        .wasm_multi_value(true)
+        .wasm_bulk_memory(true)
+        .wasm_reference_types(true)
+        .wasm_multi_memory(true)
+        .wasm_memory64(false)
+        .wasm_threads(false)
+        .wasm_tail_call(true)
+        .wasm_extended_const(true)
+        .wasm_function_references(false)
+        .wasm_gc(false)
+        .wasm_exceptions(false)
+        .wasm_wide_arithmetic(false)
+        .wasm_custom_page_sizes(false);
+    c
+}
+
+/// Advances the engine's epoch every [`TICK`], as Wasmbeam's ticker does
+/// while calls run, so that the async variants pay for the same
+/// occasional yields.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: &Engine) -> Ticker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (engine, flag) = (engine.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(TICK);
+                engine.increment_epoch();
+            }
+        });
+        Ticker {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Polls a future to completion with a no-op waker: a `Pending` (an epoch
+/// yield) is polled again at once, as a Wasmbeam caller resumes on
+/// `:continue`.
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+fn async_store<T: Send>(engine: &Engine, data: T) -> Store<T> {
+    let mut store = Store::new(engine, data);
+    store.epoch_deadline_async_yield_and_update(1);
+    store
+}
+
+fn add_of<T>(store: &mut Store<T>, instance: &Instance) -> wasmtime::Result<Func> {
+    instance
+        .get_func(&mut *store, "add")
+        .ok_or_else(|| wasmtime::Error::msg("the module has no export named \"add\""))
+}
+
+fn check(result: &[Val]) {
+    match result {
+        [Val::I32(3)] => {}
+        other => panic!("add(1, 2) returned {other:?}"),
+    }
+}
+
+/// State shaped like Wasmbeam's `StoreData`.
+struct ShapedData {
+    deadline: Option<Instant>,
+    timed_out: bool,
+    cancel: Arc<AtomicBool>,
+}
+
+type ShapedStore = Store<ShapedData>;
+type ShapedFuture = Pin<Box<dyn Future<Output = (ShapedStore, wasmtime::Result<Vec<Val>>)> + Send>>;
+
+/// What `Wasmbeam.Func.call` does on the Rust side, without the NIF
+/// boundary and term decoding/encoding: lock the store's mutex, take the
+/// store out, set the deadline, register with the ticker, box a future that
+/// owns the store, run the call on a fiber inside a `RootScope` with `Vec`
+/// arguments and results, time the poll, and put the store back.
+fn shaped_call(
+    state: &Mutex<Option<ShapedStore>>,
+    active: &AtomicUsize,
+    func: Func,
+    args: Vec<Val>,
+) -> Vec<Val> {
+    let mut guard = state.lock().expect("state lock");
+    let mut store = guard.take().expect("idle store");
+    let data = store.data_mut();
+    data.deadline = None;
+    data.timed_out = false;
+    data.cancel.store(false, Ordering::Relaxed);
+    store.set_epoch_deadline(1);
+    active.fetch_add(1, Ordering::SeqCst);
+    let mut future: ShapedFuture = Box::pin(async move {
+        let result = async {
+            let mut scope = RootScope::new(&mut store);
+            let mut out = vec![Val::I32(0); 1];
+            func.call_async(&mut scope, &args, &mut out).await?;
+            Ok(out)
+        }
+        .await;
+        (store, result)
+    });
+    let mut cx = Context::from_waker(Waker::noop());
+    let (store, result) = loop {
+        let began = Instant::now();
+        let polled = future.as_mut().poll(&mut cx);
+        black_box(began.elapsed().as_micros());
+        if let Poll::Ready(done) = polled {
+            break done;
+        }
+    };
+    active.fetch_sub(1, Ordering::SeqCst);
+    *guard = Some(store);
+    result.expect("add")
+}
+
+fn bench_call(sampling: &Sampling, wat: &[u8]) -> wasmtime::Result<()> {
+    let sync_engine = Engine::new(&wasmbeam_config(false))?;
+    let module = Module::new(&sync_engine, wat)?;
+    let mut store = Store::new(&sync_engine, ());
+    let instance = Instance::new(&mut store, &module, &[])?;
+
+    let typed: TypedFunc<(i32, i32), i32> = instance.get_typed_func(&mut store, "add")?;
+    report(
+        "typed_call",
+        &measure(sampling, || {
+            let r = typed.call(&mut store, black_box((1, 2))).expect("add");
+            assert_eq!(r, 3);
+        }),
+    );
+
+    let func = add_of(&mut store, &instance)?;
+    report(
+        "untyped_call",
+        &measure(sampling, || {
+            let mut out = [Val::I32(0)];
+            func.call(&mut store, black_box(&[Val::I32(1), Val::I32(2)]), &mut out)
+                .expect("add");
+            check(&out);
+        }),
+    );
+
+    let engine = Engine::new(&wasmbeam_config(true))?;
+    let module = Module::new(&engine, wat)?;
+    let _ticker = Ticker::start(&engine);
+    let mut store = async_store(&engine, ());
+    let instance = block_on(Instance::new_async(&mut store, &module, &[]))?;
+
+    let typed: TypedFunc<(i32, i32), i32> = instance.get_typed_func(&mut store, "add")?;
+    report(
+        "typed_call_async",
+        &measure(sampling, || {
+            store.set_epoch_deadline(1);
+            let r = block_on(typed.call_async(&mut store, black_box((1, 2)))).expect("add");
+            assert_eq!(r, 3);
+        }),
+    );
+
+    let func = add_of(&mut store, &instance)?;
+    report(
+        "untyped_call_async",
+        &measure(sampling, || {
+            store.set_epoch_deadline(1);
+            let mut out = [Val::I32(0)];
+            let args = black_box([Val::I32(1), Val::I32(2)]);
+            block_on(func.call_async(&mut store, &args, &mut out)).expect("add");
+            check(&out);
+        }),
+    );
+
+    // Wasmbeam's stores use an epoch callback that answers `Yield(1)`
+    // rather than `epoch_deadline_async_yield_and_update`.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let data = ShapedData {
+        deadline: None,
+        timed_out: false,
+        cancel,
+    };
+    let mut shaped = Store::new(&engine, data);
+    shaped.epoch_deadline_callback(|mut ctx| {
+        let data = ctx.data_mut();
+        if data.cancel.load(Ordering::Relaxed) {
+            return Err(wasmtime::Error::msg("cancelled"));
+        }
+        if let Some(deadline) = data.deadline {
+            if Instant::now() >= deadline {
+                data.timed_out = true;
+                return Err(wasmtime::Error::msg("timeout"));
+            }
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
+    let instance = block_on(Instance::new_async(&mut shaped, &module, &[]))?;
+    let func = add_of(&mut shaped, &instance)?;
+    let state = Mutex::new(Some(shaped));
+    let active = AtomicUsize::new(0);
+    report(
+        "wasmbeam_shaped_call",
+        &measure(sampling, || {
+            let out = shaped_call(&state, &active, func, vec![Val::I32(1), Val::I32(2)]);
+            check(&out);
+        }),
+    );
+    Ok(())
+}
+
+fn bench_instantiate(sampling: &Sampling, wat: &[u8]) -> wasmtime::Result<()> {
+    let sync_engine = Engine::new(&wasmbeam_config(false))?;
+    let module = Module::new(&sync_engine, wat)?;
+    report(
+        "instantiate",
+        &measure(sampling, || {
+            let mut store = Store::new(&sync_engine, ());
+            let instance = Instance::new(&mut store, &module, &[]).expect("instantiate");
+            black_box(instance);
+        }),
+    );
+
+    let linker: Linker<()> = Linker::new(&sync_engine);
+    let pre = linker.instantiate_pre(&module)?;
+    report(
+        "instantiate_pre",
+        &measure(sampling, || {
+            let mut store = Store::new(&sync_engine, ());
+            let instance = pre.instantiate(&mut store).expect("instantiate");
+            black_box(instance);
+        }),
+    );
+
+    let engine = Engine::new(&wasmbeam_config(true))?;
+    let module = Module::new(&engine, wat)?;
+    let _ticker = Ticker::start(&engine);
+    report(
+        "instantiate_async",
+        &measure(sampling, || {
+            let mut store = async_store(&engine, ());
+            store.set_epoch_deadline(1);
+            let instance =
+                block_on(Instance::new_async(&mut store, &module, &[])).expect("instantiate");
+            black_box(instance);
+        }),
+    );
+    Ok(())
+}
+
+const USAGE: &str = "usage: native_baseline <call|instantiate|all> <wat-file> \
+                     [--samples N] [--min-batch-ns NS] [--warmup-ms MS]";
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(String, String, Sampling), String> {
+    let mut positional = Vec::new();
+    let mut sampling = Sampling {
+        samples: 2000,
+        min_batch_ns: 10_000,
+        warmup: Duration::from_millis(200),
+    };
+    while let Some(arg) = args.next() {
+        let mut number = |flag: &str| -> Result<u64, String> {
+            let v = args.next().ok_or(format!("{flag} needs a value"))?;
+            v.parse().map_err(|_| format!("{flag}: not a number: {v}"))
+        };
+        match arg.as_str() {
+            "--samples" => sampling.samples = number("--samples")?.max(1) as usize,
+            "--min-batch-ns" => sampling.min_batch_ns = number("--min-batch-ns")?,
+            "--warmup-ms" => sampling.warmup = Duration::from_millis(number("--warmup-ms")?),
+            "-h" | "--help" => return Err(USAGE.into()),
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            _ => positional.push(arg),
+        }
+    }
+    match <[String; 2]>::try_from(positional) {
+        Ok([scenario, wat]) => Ok((scenario, wat, sampling)),
+        Err(_) => Err(USAGE.into()),
+    }
+}
+
+fn run() -> Result<(), String> {
+    let (scenario, path, sampling) = parse_args(std::env::args().skip(1))?;
+    let wat = std::fs::read(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    println!(
+        "# native_baseline: wasmtime 48.0.8, scenario {scenario}, {path}, {} samples, \
+         batches of at least {} ns, warm-up {} ms",
+        sampling.samples,
+        sampling.min_batch_ns,
+        sampling.warmup.as_millis()
+    );
+    println!("# name median_ns p99_ns min_ns ops_per_s batch samples");
+    let failed = |e: wasmtime::Error| format!("{e:?}");
+    match scenario.as_str() {
+        "call" => bench_call(&sampling, &wat).map_err(failed),
+        "instantiate" => bench_instantiate(&sampling, &wat).map_err(failed),
+        "all" => bench_call(&sampling, &wat)
+            .and_then(|()| bench_instantiate(&sampling, &wat))
+            .map_err(failed),
+        other => Err(format!("unknown scenario {other:?}\n{USAGE}")),
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("native_baseline: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

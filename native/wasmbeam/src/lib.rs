@@ -2,7 +2,6 @@
 //! as Rustler resources, and the driver that runs guest code in time slices
 //! on the calling BEAM process. One file per concept; this file only wires.
 
-mod artifact;
 mod atoms;
 mod engine;
 mod error;

@@ -113,7 +113,7 @@ fn module_serialize(env: Env, module: ResourceArc<ModuleResource>) -> Term {
             .map_err(|e| WbError::new(Kind::Compile, chain_message(&e)))
     })
     .map(|payload| {
-        let wrapped = crate::artifact::wrap(&payload);
+        let wrapped = wasmbeam_core::artifact::wrap(&payload);
         let mut out = NewBinary::new(env, wrapped.len());
         out.as_mut_slice().copy_from_slice(&wrapped);
         Binary::from(out).to_term(env)
@@ -128,7 +128,7 @@ fn module_deserialize<'a>(
     bytes: Binary<'a>,
 ) -> Term<'a> {
     let result = guard(|| {
-        let payload = crate::artifact::unwrap(bytes.as_slice())
+        let payload = wasmbeam_core::artifact::unwrap(bytes.as_slice())
             .map_err(|m| WbError::new(Kind::Deserialize, m))?;
         // SAFETY: the digest shows the payload is exactly what
         // `module_serialize` produced; Wasmtime then checks its own header
