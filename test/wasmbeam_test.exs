@@ -1,10 +1,6 @@
 defmodule WasmbeamTest do
   use ExUnit.Case, async: true
 
-  # The Store doctest writes `1 <<< 20`; doctests run in this module, so
-  # Bitwise must be imported here (in a bare iex session it is not).
-  import Bitwise, only: [<<<: 2], warn: false
-
   doctest Wasmbeam
   doctest Wasmbeam.Engine
   doctest Wasmbeam.Engine.Config
@@ -18,6 +14,7 @@ defmodule WasmbeamTest do
   doctest Wasmbeam.Table
   doctest Wasmbeam.Types
   doctest Wasmbeam.Error
+  doctest Wasmbeam.Caller
 
   describe "load/3" do
     test "compiles and instantiates WAT in one step" do
@@ -38,7 +35,9 @@ defmodule WasmbeamTest do
     end
 
     test "passes imports and options through to Instance.new/3" do
-      wat = ~S[(module (import "env" "k" (global i32)) (func (export "k") (result i32) global.get 0))]
+      wat =
+        ~S[(module (import "env" "k" (global i32)) (func (export "k") (result i32) global.get 0))]
+
       assert {:ok, instance} = Wasmbeam.load(wat, %{"env" => %{"k" => {:global, :i32, 9}}})
       assert {:ok, [9]} = Wasmbeam.Instance.call(instance, "k", [])
 

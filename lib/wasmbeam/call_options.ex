@@ -13,6 +13,8 @@ defmodule Wasmbeam.CallOptions do
 
   @type t :: [timeout: timeout(), fuel: non_neg_integer()]
 
+  @max_u64 0xFFFF_FFFF_FFFF_FFFF
+
   @doc false
   @spec to_native(keyword()) :: {:ok, map()} | {:error, Wasmbeam.Error.t()}
   def to_native(options) when is_list(options) do
@@ -20,10 +22,10 @@ defmodule Wasmbeam.CallOptions do
       {:timeout, :infinity}, {:ok, acc} ->
         {:cont, {:ok, acc}}
 
-      {:timeout, ms}, {:ok, acc} when is_integer(ms) and ms >= 0 ->
+      {:timeout, ms}, {:ok, acc} when is_integer(ms) and ms >= 0 and ms <= @max_u64 ->
         {:cont, {:ok, %{acc | timeout: ms}}}
 
-      {:fuel, n}, {:ok, acc} when is_integer(n) and n >= 0 ->
+      {:fuel, n}, {:ok, acc} when is_integer(n) and n >= 0 and n <= @max_u64 ->
         {:cont, {:ok, %{acc | fuel: n}}}
 
       other, _ ->

@@ -14,9 +14,39 @@ defmodule Wasmbeam.Imports do
     * a new memory: `{:memory, min_pages}` or `{:memory, min_pages, max_pages}`
     * a new table: `{:table, :funcref | :externref, min}` or
       `{:table, element, min, max}`
-    * a host function, `{:fn, params, results, handler}`: reserved for host
-      functions (marshalled to a BEAM process), which this version refuses
-      with a `:link` error
+    * a host function, `{:fn, params, results, handler}`, implemented in
+      Elixir (see "Host functions" below)
+
+  ## Host functions
+
+  `handler` is either
+
+    * a function taking a `Wasmbeam.Caller` and then one argument per
+      parameter: it runs **in the process that made the call**, so it sees
+      that process's logger metadata, process dictionary and test sandbox
+      ownership; or
+    * `{:process, server}` or `{:process, server, timeout: ms}`: the call is
+      sent to a GenServer (pid, name, `{:global, _}` or `{:via, _, _}`) as
+      `GenServer.call(server, {:wasmbeam_host_call, import_name, caller, args}, ms)`
+      (default 5000 ms), whose reply is the results.
+
+  The handler returns a list of results; a function with one result may
+  return the bare value, and one with none may return `:ok` or `nil`.
+  A handler that raises, throws, exits, does not answer in time, or answers
+  with the wrong number or types of values makes the guest trap: the call
+  returns a `:trap` error whose message names the import and the cause, and
+  the instance stays usable.
+
+  While the guest waits for a handler, it holds no scheduler thread: the
+  guest's stack is parked on a fiber until the answer arrives.
+
+      iex> wat = ~S[(module (import "env" "add" (func $add (param i64 i64) (result i64)))
+      ...>   (func (export "sum3") (param i64 i64 i64) (result i64)
+      ...>     (call $add (call $add (local.get 0) (local.get 1)) (local.get 2))))]
+      iex> add = fn _caller, a, b -> a + b end
+      iex> {:ok, instance} = Wasmbeam.load(wat, %{"env" => %{"add" => {:fn, [:i64, :i64], [:i64], add}}})
+      iex> Wasmbeam.Instance.call(instance, "sum3", [1, 2, 3])
+      {:ok, [6]}
 
   ## Examples
 
@@ -31,7 +61,7 @@ defmodule Wasmbeam.Imports do
       {:link, "missing import \\"env\\" \\"f\\" (func (i32) -> ())"}
   """
 
-  alias Wasmbeam.{Error, Func, Global, Instance, Memory, Module, Table}
+  alias Wasmbeam.{Error, Func, Global, HostCall, Instance, Memory, Module, Table}
 
   @type value ::
           Func.t()
@@ -73,6 +103,7 @@ defmodule Wasmbeam.Imports do
     case lookup(imports, mod, name) do
       {:ok, value} -> to_native(value, mod, name, type)
       :error -> link_error("missing import #{inspect(mod)} #{inspect(name)} (#{describe(type)})")
+      {:error, _} = error -> error
     end
   end
 
@@ -81,7 +112,8 @@ defmodule Wasmbeam.Imports do
       {:ok, %Instance{} = instance} ->
         case Instance.export(instance, name) do
           {:ok, export} -> {:ok, export}
-          {:error, _} -> :error
+          {:error, %Error{kind: :not_found}} -> :error
+          {:error, _} = error -> error
         end
 
       {:ok, names} when is_map(names) ->
@@ -117,10 +149,17 @@ defmodule Wasmbeam.Imports do
               (is_nil(max) or (is_integer(max) and max >= min)),
        do: {:ok, {:define_table, elem, min, max}}
 
-  defp to_native({:fn, _, _, _}, mod, name, _) do
-    link_error(
-      "import #{inspect(mod)} #{inspect(name)} is a host function; host functions are not available in this version"
-    )
+  defp to_native({:fn, params, results, handler}, mod, name, {:func, _, _}) do
+    import_name = "#{mod}.#{name}"
+
+    with :ok <- check_types(params, import_name),
+         :ok <- check_types(results, import_name),
+         {:ok, spec} <- HostCall.handler(import_name, params, results, handler) do
+      {:ok, {:define_func, import_name, params, results, spec}}
+    else
+      {:error, %Error{}} = error -> error
+      {:error, message} -> link_error("import #{inspect(mod)} #{inspect(name)}: #{message}")
+    end
   end
 
   defp to_native(value, mod, name, type) do
@@ -128,6 +167,18 @@ defmodule Wasmbeam.Imports do
       "import #{inspect(mod)} #{inspect(name)} needs a #{describe(type)}, got: #{inspect(value)}"
     )
   end
+
+  @value_types [:i32, :i64, :f32, :f64, :v128, :funcref, :externref]
+
+  defp check_types(types, import_name) when is_list(types) do
+    case Enum.reject(types, &(&1 in @value_types)) do
+      [] -> :ok
+      bad -> link_error("host function #{import_name}: unknown value type(s) #{inspect(bad)}")
+    end
+  end
+
+  defp check_types(other, import_name),
+    do: link_error("host function #{import_name}: types must be a list, got: #{inspect(other)}")
 
   defp describe({:func, params, results}),
     do: "func (#{Enum.join(params, ", ")}) -> (#{Enum.join(results, ", ")})"

@@ -119,7 +119,8 @@ defmodule Wasmbeam.Instance do
   @spec call(t(), String.t(), [Wasmbeam.Types.value()], CallOptions.t()) ::
           {:ok, [Wasmbeam.Types.value()]} | {:error, Error.t()}
   def call(%__MODULE__{ref: ref, store: store}, name, args, options \\ []) when is_binary(name) do
-    with {:ok, native} <- CallOptions.to_native(options) do
+    with :ok <- check_name(name),
+         {:ok, native} <- CallOptions.to_native(options) do
       Native.instance_call(ref, name, args, native) |> Driver.finish(store.ref)
     end
   end
@@ -138,8 +139,16 @@ defmodule Wasmbeam.Instance do
   @doc "Looks up an export of any kind and returns its handle."
   @spec export(t(), String.t()) ::
           {:ok, Func.t() | Memory.t() | Global.t() | Table.t()} | {:error, Error.t()}
-  def export(%__MODULE__{ref: ref}, name) when is_binary(name),
-    do: Native.instance_export(ref, name)
+  def export(%__MODULE__{ref: ref}, name) when is_binary(name) do
+    with :ok <- check_name(name), do: Native.instance_export(ref, name)
+  end
+
+  # Export names are UTF-8 by the spec; anything else cannot name one.
+  defp check_name(name) do
+    if String.valid?(name),
+      do: :ok,
+      else: {:error, Error.new(:not_found, "no export named #{inspect(name)}")}
+  end
 
   @doc "Looks up an exported function, for repeated calls with `Wasmbeam.Func.call/3`."
   @spec func(t(), String.t()) :: {:ok, Func.t()} | {:error, Error.t()}

@@ -28,6 +28,9 @@ defmodule Wasmbeam.Memory do
   @type t :: %__MODULE__{ref: reference(), name: String.t() | nil}
 
   @large 64 * 1024
+  @max_u64 0xFFFF_FFFF_FFFF_FFFF
+
+  defguardp is_u64(n) when is_integer(n) and n >= 0 and n <= @max_u64
 
   @doc "The size in bytes."
   @spec size(t()) :: {:ok, non_neg_integer()} | {:error, Error.t()}
@@ -43,13 +46,18 @@ defmodule Wasmbeam.Memory do
 
   @doc "Grows the memory by `pages`; returns the previous size in pages."
   @spec grow(t(), non_neg_integer()) :: {:ok, non_neg_integer()} | {:error, Error.t()}
-  def grow(%__MODULE__{ref: ref}, pages) when is_integer(pages) and pages >= 0,
+  def grow(%__MODULE__{ref: ref}, pages) when is_u64(pages),
     do: Native.memory_grow(ref, pages)
+
+  def grow(%__MODULE__{}, pages),
+    do:
+      {:error,
+       Error.new(:argument, "pages must be an integer in 0..2^64-1, got: #{inspect(pages)}")}
 
   @doc "Reads `length` bytes at `offset`."
   @spec read(t(), non_neg_integer(), non_neg_integer()) :: {:ok, binary()} | {:error, Error.t()}
   def read(%__MODULE__{ref: ref}, offset, length)
-      when is_integer(offset) and offset >= 0 and is_integer(length) and length >= 0 do
+      when is_u64(offset) and is_u64(length) do
     if length > @large,
       do: Native.memory_read_large(ref, offset, length),
       else: Native.memory_read(ref, offset, length)
@@ -70,7 +78,7 @@ defmodule Wasmbeam.Memory do
   @doc "Writes `bytes` at `offset`."
   @spec write(t(), non_neg_integer(), binary()) :: :ok | {:error, Error.t()}
   def write(%__MODULE__{ref: ref}, offset, bytes)
-      when is_integer(offset) and offset >= 0 and is_binary(bytes) do
+      when is_u64(offset) and is_binary(bytes) do
     if byte_size(bytes) > @large,
       do: Native.memory_write_large(ref, offset, bytes),
       else: Native.memory_write(ref, offset, bytes)

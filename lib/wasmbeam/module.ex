@@ -15,7 +15,7 @@ defmodule Wasmbeam.Module do
 
       iex> {:error, error} = Wasmbeam.Module.compile(<<0, "asm", 1, 0, 0, 0, 99>>)
       iex> {error.kind, error.offset}
-      {:validation, 8}
+      {:validation, 9}
   """
 
   alias Wasmbeam.{Engine, Error, Native}
@@ -39,10 +39,11 @@ defmodule Wasmbeam.Module do
     end
   end
 
-  def compile(%Engine{}, other),
-    do: {:error, Error.new(:argument, "expected wasm bytes or WAT text, got: #{inspect(other)}")}
+  def compile(%Engine{}, other), do: {:error, not_bytes(other)}
 
-  @doc "Like `compile/2`, but raises `Wasmbeam.Error`."
+  defp not_bytes(other),
+    do: Error.new(:argument, "expected wasm bytes or WAT text, got: #{inspect(other)}")
+
   @spec compile!(Engine.t(), binary()) :: t()
   def compile!(engine \\ Engine.default(), bytes), do: compile(engine, bytes) |> Error.unwrap!()
 
@@ -66,7 +67,11 @@ defmodule Wasmbeam.Module do
       :ok
   """
   @spec validate(Engine.t(), binary()) :: :ok | {:error, Error.t()}
-  def validate(engine \\ Engine.default(), bytes) when is_binary(bytes) do
+  def validate(engine \\ Engine.default(), bytes)
+
+  def validate(%Engine{}, bytes) when not is_binary(bytes), do: {:error, not_bytes(bytes)}
+
+  def validate(%Engine{} = engine, bytes) do
     case Native.module_validate(engine.ref, bytes) do
       {:ok, :ok} -> :ok
       {:error, _} = error -> error
@@ -112,7 +117,11 @@ defmodule Wasmbeam.Module do
   write.
   """
   @spec deserialize(Engine.t(), binary()) :: {:ok, t()} | {:error, Error.t()}
-  def deserialize(engine \\ Engine.default(), bytes) when is_binary(bytes) do
+  def deserialize(engine \\ Engine.default(), bytes)
+
+  def deserialize(%Engine{}, bytes) when not is_binary(bytes), do: {:error, not_bytes(bytes)}
+
+  def deserialize(%Engine{} = engine, bytes) do
     case Native.module_deserialize(engine.ref, bytes) do
       {:ok, ref} -> {:ok, %__MODULE__{ref: ref, engine: engine}}
       {:error, _} = error -> error

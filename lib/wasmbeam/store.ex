@@ -21,12 +21,11 @@ defmodule Wasmbeam.Store do
 
   ## Examples
 
-      iex> {:ok, store} = Wasmbeam.Store.new(Wasmbeam.Engine.default(), memory_size: 1 <<< 20)
+      iex> {:ok, store} = Wasmbeam.Store.new(Wasmbeam.Engine.default(), memory_size: 1_048_576)
       iex> is_reference(store.ref)
       true
   """
 
-  import Bitwise, only: [<<<: 2], warn: false
   alias Wasmbeam.{Engine, Error, Native}
 
   @enforce_keys [:ref, :engine]
@@ -34,6 +33,7 @@ defmodule Wasmbeam.Store do
 
   @type t :: %__MODULE__{ref: reference(), engine: Engine.t()}
 
+  @max_u64 0xFFFF_FFFF_FFFF_FFFF
   @limit_keys [:memory_size, :table_elements, :instances, :tables, :memories, :fuel]
 
   @doc "Creates a store on `engine` (see the module doc for options)."
@@ -55,7 +55,8 @@ defmodule Wasmbeam.Store do
 
   defp native_options(options) do
     Enum.reduce_while(options, {:ok, Map.new(@limit_keys, &{&1, nil})}, fn
-      {key, n}, {:ok, acc} when key in @limit_keys and is_integer(n) and n >= 0 ->
+      {key, n}, {:ok, acc}
+      when key in @limit_keys and is_integer(n) and n >= 0 and n <= @max_u64 ->
         {:cont, {:ok, Map.put(acc, key, n)}}
 
       other, _ ->
@@ -76,7 +77,13 @@ defmodule Wasmbeam.Store do
 
   @doc "Sets the fuel the store has left."
   @spec set_fuel(t(), non_neg_integer()) :: :ok | {:error, Error.t()}
-  def set_fuel(%__MODULE__{ref: ref}, fuel) when is_integer(fuel) and fuel >= 0 do
+  def set_fuel(%__MODULE__{}, fuel)
+      when not (is_integer(fuel) and fuel >= 0 and fuel <= @max_u64),
+      do:
+        {:error,
+         Error.new(:argument, "fuel must be an integer in 0..2^64-1, got: #{inspect(fuel)}")}
+
+  def set_fuel(%__MODULE__{ref: ref}, fuel) do
     case Native.store_set_fuel(ref, fuel) do
       {:ok, :ok} -> :ok
       {:error, _} = error -> error

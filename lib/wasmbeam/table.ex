@@ -32,8 +32,9 @@ defmodule Wasmbeam.Table do
 
   @doc "The element at `index`: a `Wasmbeam.Func`, an externref's term, or `nil`."
   @spec get(t(), non_neg_integer()) :: {:ok, Wasmbeam.Types.value()} | {:error, Error.t()}
-  def get(%__MODULE__{ref: ref}, index) when is_integer(index) and index >= 0,
-    do: Native.table_get(ref, index)
+  def get(%__MODULE__{ref: ref}, index)
+      when is_integer(index) and index >= 0 and index <= 0xFFFF_FFFF_FFFF_FFFF,
+      do: Native.table_get(ref, index)
 
   def get(%__MODULE__{}, index),
     do:

@@ -107,7 +107,6 @@ defmodule Wasmbeam.ModuleTest do
       assert is_integer(offset)
     end
 
-    @tag :known_bug
     test "an invalid function body is a :validation error with an offset, not :compile" do
       # i32.add replaced by i64.add: a type error inside the code section
       body = <<10, 9, 1, 7, 0, 0x20, 0, 0x20, 1, 0x7C, 0x0B>>
@@ -190,7 +189,6 @@ defmodule Wasmbeam.ModuleTest do
       assert :ok = Module.validate(Engine.new!(features: [memory64: true]), mem64)
     end
 
-    @tag :known_bug
     test "a non-binary is an :argument error like compile/2, not a FunctionClauseError" do
       assert {:error, %Error{kind: :argument}} = Module.validate(123)
     end
@@ -198,8 +196,7 @@ defmodule Wasmbeam.ModuleTest do
 
   describe "imports/1 and exports/1" do
     test "give full types, in order" do
-      module =
-        Module.compile!(~S[(module
+      module = Module.compile!(~S[(module
           (import "env" "log" (func (param i32 i64 f32 f64)))
           (import "env" "mem" (memory 1 16))
           (import "other" "tab" (table 2 10 funcref))
@@ -218,8 +215,7 @@ defmodule Wasmbeam.ModuleTest do
       assert Module.imports(module) == [
                {"env", "log", {:func, [:i32, :i64, :f32, :f64], []}},
                {"env", "mem",
-                {:memory,
-                 %{min: 1, max: 16, memory64: false, shared: false, page_size: 65_536}}},
+                {:memory, %{min: 1, max: 16, memory64: false, shared: false, page_size: 65_536}}},
                {"other", "tab", {:table, %{element: :funcref, min: 2, max: 10}}},
                {"env", "counter", {:global, :i64, :var}},
                {"env", "pi", {:global, :f64, :const}},
@@ -229,15 +225,13 @@ defmodule Wasmbeam.ModuleTest do
       assert Module.exports(module) == [
                {"f", {:func, [:v128, :funcref, :externref], [:i32, :i64]}},
                {"memory",
-                {:memory,
-                 %{min: 2, max: nil, memory64: false, shared: false, page_size: 65_536}}},
+                {:memory, %{min: 2, max: nil, memory64: false, shared: false, page_size: 65_536}}},
                {"table", {:table, %{element: :funcref, min: 3, max: nil}}},
                {"g", {:global, :i32, :var}},
                {"k", {:global, :f32, :const}},
                {"log_again", {:func, [:i32, :i64, :f32, :f64], []}},
                {"mem_again",
-                {:memory,
-                 %{min: 1, max: 16, memory64: false, shared: false, page_size: 65_536}}}
+                {:memory, %{min: 1, max: 16, memory64: false, shared: false, page_size: 65_536}}}
              ]
     end
 
@@ -347,15 +341,13 @@ defmodule Wasmbeam.ModuleTest do
       end
     end
 
-    @tag :known_bug
     test "a non-binary is an :argument error, not a FunctionClauseError" do
       assert {:error, %Error{kind: :argument}} = Module.deserialize(:not_bytes)
     end
   end
 
   test "inspect lists the exports with their types" do
-    module =
-      Module.compile!(~S[(module (memory (export "mem") 1 3)
+    module = Module.compile!(~S[(module (memory (export "mem") 1 3)
         (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add)
         (func (export "pair") (result i32 i64) i32.const 0 i64.const 0)
         (global (export "g") (mut i64) (i64.const 0)))])

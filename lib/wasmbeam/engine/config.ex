@@ -19,9 +19,11 @@ defmodule Wasmbeam.Engine.Config do
     * `:parallel_compilation` - compile functions on several threads (default `true`)
     * `:max_wasm_stack` - bytes of native stack a guest may use (default 512 KiB)
     * `:async_stack_size` - the fiber stack per running call; must exceed
-      `:max_wasm_stack` (default 2 MiB)
+      `:max_wasm_stack` by at least 256 KiB (default 2 MiB)
     * `:features` - keyword list of Wasm proposals; see `default_features/0`.
-      `threads` and `memory64` are off by default.
+      `threads` and `memory64` are off by default. A `:winch` engine leaves
+      `relaxed_simd` and `tail_call` off unless they are given, as Winch
+      does not implement them.
 
   ## Examples
 
@@ -32,6 +34,8 @@ defmodule Wasmbeam.Engine.Config do
       iex> Wasmbeam.Engine.Config.new(strategy: :v8)
       {:error, %Wasmbeam.Error{kind: :argument, message: "strategy must be one of [:cranelift, :winch, :pulley], got: :v8"}}
   """
+
+  import Bitwise, only: [<<<: 2]
 
   @default_features [
     simd: true,
@@ -96,14 +100,43 @@ defmodule Wasmbeam.Engine.Config do
 
   @doc "Builds and validates a configuration from options (see the module doc)."
   @spec new(keyword()) :: {:ok, t()} | {:error, Wasmbeam.Error.t()}
-  def new(options \\ []) when is_list(options) do
-    Enum.reduce_while(options, {:ok, %__MODULE__{}}, fn {key, value}, {:ok, config} ->
-      case put(config, key, value) do
-        {:ok, config} -> {:cont, {:ok, config}}
-        {:error, message} -> {:halt, {:error, Wasmbeam.Error.new(:argument, message)}}
-      end
+  def new(options \\ [])
+
+  def new(options) when is_list(options) do
+    Enum.reduce_while(options, {:ok, baseline(options)}, fn
+      {key, value}, {:ok, config} ->
+        case put(config, key, value) do
+          {:ok, config} -> {:cont, {:ok, config}}
+          {:error, message} -> {:halt, {:error, Wasmbeam.Error.new(:argument, message)}}
+        end
+
+      other, _ ->
+        {:halt,
+         {:error,
+          Wasmbeam.Error.new(
+            :argument,
+            "engine options must be {key, value} pairs, got: #{inspect(other)}"
+          )}}
     end)
     |> check_stacks()
+  end
+
+  def new(other),
+    do:
+      {:error,
+       Wasmbeam.Error.new(
+         :argument,
+         "engine options must be a keyword list, got: #{inspect(other)}"
+       )}
+
+  # Winch does not implement every default feature: unless the caller says
+  # otherwise, a Winch engine starts without them.
+  @winch_unsupported [relaxed_simd: false, tail_call: false]
+
+  defp baseline(options) do
+    if Keyword.keyword?(options) and options[:strategy] == :winch,
+      do: %__MODULE__{features: Keyword.merge(@default_features, @winch_unsupported)},
+      else: %__MODULE__{}
   end
 
   defp put(c, :strategy, v) when v in [:cranelift, :winch, :pulley], do: {:ok, %{c | strategy: v}}
@@ -121,10 +154,14 @@ defmodule Wasmbeam.Engine.Config do
       else: {:error, "#{key} must be a boolean, got: #{inspect(v)}"}
   end
 
+  @max_stack 1 <<< 30
+
   defp put(c, key, v) when key in [:max_wasm_stack, :async_stack_size] do
-    if is_integer(v) and v > 0,
+    if is_integer(v) and v > 0 and v <= @max_stack,
       do: {:ok, Map.put(c, key, v)},
-      else: {:error, "#{key} must be a positive integer (bytes), got: #{inspect(v)}"}
+      else:
+        {:error,
+         "#{key} must be a positive integer of at most #{@max_stack} (bytes), got: #{inspect(v)}"}
   end
 
   defp put(c, :features, features) when is_list(features) do
@@ -143,16 +180,24 @@ defmodule Wasmbeam.Engine.Config do
     end)
   end
 
+  defp put(_, :features, other),
+    do: {:error, "features must be a keyword list, got: #{inspect(other)}"}
+
   defp put(_, key, _), do: {:error, "unknown engine option #{inspect(key)}"}
 
   defp bad(key, allowed, v),
     do: {:error, "#{key} must be one of #{inspect(allowed)}, got: #{inspect(v)}"}
 
-  defp check_stacks({:ok, %{async_stack_size: a, max_wasm_stack: m}}) when a <= m do
+  # Host functions and Wasmtime's own frames run on the fiber stack too,
+  # above the guest's share: a stack without this room overflows natively.
+  @host_stack_room 256 * 1024
+
+  defp check_stacks({:ok, %{async_stack_size: a, max_wasm_stack: m}})
+       when a < m + @host_stack_room do
     {:error,
      Wasmbeam.Error.new(
        :argument,
-       "async_stack_size (#{a}) must be larger than max_wasm_stack (#{m})"
+       "async_stack_size (#{a}) must exceed max_wasm_stack (#{m}) by at least #{@host_stack_room} bytes"
      )}
   end
 

@@ -102,6 +102,7 @@ fn build_config(cfg: &EngineConfig) -> WbResult<Config> {
         .wasm_multi_memory(cfg.multi_memory)
         .wasm_memory64(cfg.memory64)
         .wasm_threads(cfg.threads)
+        .shared_memory(cfg.threads)
         .wasm_tail_call(cfg.tail_call)
         .wasm_extended_const(cfg.extended_const)
         .wasm_function_references(cfg.function_references)

@@ -108,8 +108,6 @@ impl WbError {
                 Kind::OutOfFuel,
                 "all fuel consumed by WebAssembly".to_string(),
             )
-        } else if trap.is_some() {
-            (Kind::Trap, chain_message(&err))
         } else {
             (Kind::Trap, chain_message(&err))
         };

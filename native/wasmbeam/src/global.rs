@@ -64,10 +64,9 @@ fn global_set<'a>(env: Env<'a>, global: ResourceArc<GlobalResource>, value: Term
     let r = decode_arg(value, global.ty.content(), 0, &global.store).and_then(|arg| {
         global.store.with_idle(|s| {
             let mut scope = RootScope::new(&mut *s);
-            let val = arg_to_val(arg, &mut scope)
+            arg_to_val(arg, &mut scope)
                 .and_then(|val| global.global.set(&mut scope, val))
-                .map_err(|e| WbError::new(Kind::Type, crate::error::chain_message(&e)))?;
-            Ok(val)
+                .map_err(|e| WbError::new(Kind::Type, crate::error::chain_message(&e)))
         })
     });
     match r {

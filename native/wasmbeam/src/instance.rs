@@ -132,6 +132,15 @@ fn to_extern(term: Term, res: &StoreResource, store: &mut WStore) -> WbResult<Ex
                 .map(Extern::Global)
                 .map_err(link_error)
         }
+        (t, 5) if t == a::define_func() => {
+            let name: String = items[1].decode().map_err(|_| bad())?;
+            let types = |i: usize| -> WbResult<Vec<ValType>> {
+                let atoms: Vec<Atom> = items[i].decode().map_err(|_| bad())?;
+                atoms.into_iter().map(parse_val_type).collect()
+            };
+            crate::host::define(store, &res.host, name, types(2)?, types(3)?, items[4])
+                .map(Extern::Func)
+        }
         (t, 3) if t == a::define_memory() => {
             let min: u32 = items[1].decode().map_err(|_| bad())?;
             let max: Option<u32> = items[2].decode().map_err(|_| bad())?;
@@ -159,7 +168,8 @@ fn to_extern(term: Term, res: &StoreResource, store: &mut WStore) -> WbResult<Ex
 }
 
 fn link_error(e: wasmtime::Error) -> WbError {
-    WbError::new(Kind::Link, crate::error::chain_message(&e))
+    let message = crate::error::chain_message(&e);
+    WbError::new(crate::store::setup_error_kind(&message), message)
 }
 
 #[rustler::nif]

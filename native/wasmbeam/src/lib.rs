@@ -7,6 +7,7 @@ mod engine;
 mod error;
 mod func;
 mod global;
+mod host;
 mod instance;
 mod memory;
 mod module;

@@ -31,7 +31,7 @@ pub fn encode<'a>(
     Term::map_from_pairs(env, &pairs).expect("distinct keys")
 }
 
-fn range(offset: u64, len: u64, size: usize) -> WbResult<std::ops::Range<usize>> {
+pub fn range(offset: u64, len: u64, size: usize) -> WbResult<std::ops::Range<usize>> {
     let end = offset.checked_add(len);
     match end {
         Some(end) if end <= size as u64 => Ok(offset as usize..end as usize),

@@ -44,7 +44,21 @@ fn binary_error(err: wasmtime::Error) -> WbError {
 
 fn compile(engine: &ResourceArc<EngineResource>, bytes: &[u8]) -> WbResult<ModuleResource> {
     let binary = to_binary(bytes)?;
-    let module = Module::from_binary(&engine.engine, &binary).map_err(binary_error)?;
+    let module = Module::from_binary(&engine.engine, &binary).map_err(|err| {
+        // Function bodies are validated while they are compiled, and that
+        // error carries no offset; a validation pass (only on this error
+        // path) finds the offending byte.
+        let err = binary_error(err);
+        if err.offset.is_none() {
+            if let Err(validation) = Module::validate(&engine.engine, &binary) {
+                let validation = binary_error(validation);
+                if validation.offset.is_some() {
+                    return validation;
+                }
+            }
+        }
+        err
+    })?;
     Ok(ModuleResource {
         module,
         engine: engine.clone(),

@@ -10,9 +10,10 @@
 
 use crate::engine::{ActiveCall, EngineResource};
 use crate::error::{panic_message, reply, Kind, WbError, WbResult};
+use crate::host::{HostShared, OpResult, Pending};
 use crate::module::ModuleResource;
 use crate::values::Out;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use rustler::{Encoder, Env, LocalPid, Monitor, NifMap, ResourceArc, Term};
 use std::future::Future;
 use std::pin::Pin;
@@ -26,7 +27,7 @@ use wasmtime::{Instance, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline}
 pub struct StoreData {
     limits: StoreLimits,
     deadline: Option<Instant>,
-    timed_out: bool,
+    pub timed_out: bool,
     cancel: Arc<AtomicBool>,
 }
 
@@ -59,6 +60,7 @@ pub struct StoreResource {
     pub engine: ResourceArc<EngineResource>,
     state: Mutex<State>,
     cancel: Arc<AtomicBool>,
+    pub host: Arc<HostShared>,
 }
 
 static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
@@ -171,6 +173,7 @@ impl StoreResource {
             id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
             engine,
             state: Mutex::new(State::Idle(store)),
+            host: Arc::new(HostShared::new(cancel.clone())),
             cancel,
         })
     }
@@ -254,6 +257,7 @@ pub fn start<'a>(
         .map(|ms| Instant::now() + Duration::from_millis(ms));
     data.timed_out = false;
     res.cancel.store(false, Ordering::Relaxed);
+    res.host.reset();
     if let Some(fuel) = opts.fuel {
         if let Err(e) = store.set_fuel(fuel) {
             *state = State::Idle(store);
@@ -289,7 +293,11 @@ fn drive<'a>(
                 running.monitor = res.monitor(Some(env), &running.driver);
             }
             *state = State::Running(running);
-            crate::atoms::r#continue().encode(env)
+            match res.host.take_pending() {
+                Pending::Yielded => crate::atoms::r#continue().encode(env),
+                Pending::HostCall(request) => crate::host::encode_request(env, request, res),
+                Pending::OpDone(result) => crate::host::encode_op_result(env, result, res),
+            }
         }
         Ok(Poll::Ready((store, result))) => {
             if let Some(monitor) = &running.monitor {
@@ -297,6 +305,7 @@ fn drive<'a>(
             }
             let timed_out = store.data().timed_out;
             *state = State::Idle(store);
+            res.host.reset();
             drop(running);
             match result {
                 Ok(Outcome::Values(outs)) => {
@@ -333,14 +342,20 @@ fn classify(err: wasmtime::Error, timed_out: bool) -> WbError {
         return WbError::from_run(err, timed_out);
     }
     let message = crate::error::chain_message(&err);
-    let kind = if message.contains("limit") {
-        Kind::Limit
-    } else if message.contains("import") || message.contains("type mismatch") {
+    WbError::new(setup_error_kind(&message), message)
+}
+
+/// The kind of an error raised before any guest code ran: a mismatched
+/// import is a link error even when it mentions limits; a resource the
+/// store's limits or the system refused is a limit error.
+pub fn setup_error_kind(message: &str) -> Kind {
+    if message.contains("incompatible import type") || message.contains("unknown import") {
         Kind::Link
+    } else if message.contains("limit") || message.contains("allocate") {
+        Kind::Limit
     } else {
-        Kind::Trap
-    };
-    WbError::new(kind, message)
+        Kind::Link
+    }
 }
 
 #[rustler::nif]
@@ -354,21 +369,81 @@ fn store_new(env: Env, engine: ResourceArc<EngineResource>, options: StoreOption
 /// Polls the call running on `store` for one more slice.
 #[rustler::nif]
 fn store_resume(env: Env, store: ResourceArc<StoreResource>) -> Term {
-    let mut state = store.state.lock();
-    match std::mem::replace(&mut *state, State::Poisoned(String::new())) {
-        State::Running(running) if running.driver == env.pid() => {
-            drive(env, &store, &mut state, running)
-        }
-        other => {
-            let err = match &other {
-                State::Running(_) => busy(),
-                State::Idle(_) => WbError::new(Kind::Argument, "no call is running on this store"),
-                State::Poisoned(why) => poisoned(why),
-            };
-            *state = other;
-            reply::<()>(env, Err(err))
+    match RunningGuard::lock(&store) {
+        Ok(mut guard) => drive_running(env, &store, &mut guard),
+        Err(e) => reply::<()>(env, Err(e)),
+    }
+}
+
+/// The state lock of a store with a run in progress, taken out of the state
+/// so that it can be polled; put back when dropped.
+pub struct RunningGuard<'r> {
+    state: MutexGuard<'r, State>,
+    running: Option<Running>,
+}
+
+impl<'r> RunningGuard<'r> {
+    pub fn lock(res: &'r StoreResource) -> WbResult<RunningGuard<'r>> {
+        let mut state = res.state.lock();
+        match std::mem::replace(&mut *state, State::Poisoned(String::new())) {
+            State::Running(running) => Ok(RunningGuard {
+                state,
+                running: Some(running),
+            }),
+            other => {
+                let err = match &other {
+                    State::Poisoned(why) => poisoned(why),
+                    _ => WbError::new(Kind::Argument, "no call is running on this store"),
+                };
+                *state = other;
+                Err(err)
+            }
         }
     }
+
+    /// Polls once for an operation that completes without running guest
+    /// code, and returns its result.
+    pub fn poll_for_op(&mut self, _env: Env, res: &StoreResource) -> WbResult<OpResult> {
+        let running = self.running.as_mut().expect("a running call");
+        match poll_once(&mut running.future) {
+            Ok(Poll::Pending) => match res.host.take_pending() {
+                Pending::OpDone(result) => Ok(result),
+                _ => Err(WbError::new(
+                    Kind::Panic,
+                    "a caller lookup did not complete",
+                )),
+            },
+            Ok(Poll::Ready((store, _))) => {
+                self.running = None;
+                *self.state = State::Idle(store);
+                res.host.reset();
+                Err(WbError::new(Kind::Argument, "the call ended"))
+            }
+            Err(panic) => {
+                self.running = None;
+                *self.state = State::Poisoned(panic.clone());
+                Err(WbError::new(Kind::Panic, panic))
+            }
+        }
+    }
+}
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            *self.state = State::Running(running);
+        }
+    }
+}
+
+/// Polls the run held by `guard` for one slice and encodes what happened.
+pub fn drive_running<'a>(
+    env: Env<'a>,
+    res: &ResourceArc<StoreResource>,
+    guard: &mut RunningGuard,
+) -> Term<'a> {
+    let running = guard.running.take().expect("a running call");
+    drive(env, res, &mut guard.state, running)
 }
 
 #[rustler::nif]

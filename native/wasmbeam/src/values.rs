@@ -69,18 +69,24 @@ fn decode_f64(term: Term) -> Option<f64> {
     }
 }
 
-fn nan_bits(term: Term) -> Option<u64> {
+/// A NaN argument: `:nan` (canonical) or `{:nan, bits}`.
+enum NanArg {
+    Canonical,
+    Bits(u64),
+}
+
+fn nan_arg(term: Term) -> Option<NanArg> {
     if term.decode::<Atom>().ok() == Some(atoms::nan()) {
-        return Some(u64::MAX);
+        return Some(NanArg::Canonical);
     }
     let (tag, bits): (Atom, u64) = term.decode().ok()?;
-    (tag == atoms::nan()).then_some(bits)
+    (tag == atoms::nan()).then_some(NanArg::Bits(bits))
 }
 
 fn decode_f32(term: Term) -> Option<u32> {
-    match nan_bits(term) {
-        Some(u64::MAX) => return Some(F32_CANONICAL_NAN),
-        Some(bits) => {
+    match nan_arg(term) {
+        Some(NanArg::Canonical) => return Some(F32_CANONICAL_NAN),
+        Some(NanArg::Bits(bits)) => {
             let bits = u32::try_from(bits).ok()?;
             return f32::from_bits(bits).is_nan().then_some(bits);
         }
@@ -90,9 +96,9 @@ fn decode_f32(term: Term) -> Option<u32> {
 }
 
 fn decode_f64_bits(term: Term) -> Option<u64> {
-    match nan_bits(term) {
-        Some(u64::MAX) => return Some(F64_CANONICAL_NAN),
-        Some(bits) => return f64::from_bits(bits).is_nan().then_some(bits),
+    match nan_arg(term) {
+        Some(NanArg::Canonical) => return Some(F64_CANONICAL_NAN),
+        Some(NanArg::Bits(bits)) => return f64::from_bits(bits).is_nan().then_some(bits),
         None => {}
     }
     decode_f64(term).map(f64::to_bits)
@@ -128,9 +134,15 @@ pub fn decode_arg(
         ValType::F32 => Val::F32(decode_f32(term).ok_or_else(bad)?),
         ValType::F64 => Val::F64(decode_f64_bits(term).ok_or_else(bad)?),
         ValType::V128 => {
+            // Rustler truncates integers outside the range; re-encoding
+            // shows whether the value survived intact.
+            let env = term.get_env();
             let bits = match term.decode::<u128>() {
-                Ok(u) => u,
-                Err(_) => term.decode::<i128>().map_err(|_| bad())? as u128,
+                Ok(u) if u.encode(env) == term => u,
+                _ => match term.decode::<i128>() {
+                    Ok(i) if i.encode(env) == term => i as u128,
+                    _ => return Err(bad()),
+                },
             };
             Val::V128(V128::from(bits))
         }
@@ -170,9 +182,10 @@ pub fn decode_arg(
 }
 
 pub fn decode_args(list: Term, types: &[ValType], store: &StoreResource) -> WbResult<Vec<Arg>> {
-    let terms: Vec<Term> = list
-        .decode()
-        .map_err(|_| WbError::new(Kind::Argument, "arguments must be a list"))?;
+    let not_a_list = || WbError::new(Kind::Argument, "arguments must be a proper list");
+    // Check the length first: decoding an improper list would panic.
+    list.list_length().map_err(|_| not_a_list())?;
+    let terms: Vec<Term> = list.decode().map_err(|_| not_a_list())?;
     if terms.len() != types.len() {
         return Err(WbError::new(
             Kind::Arity,

@@ -1,0 +1,90 @@
+defmodule Wasmbeam.Caller do
+  @moduledoc """
+  Given to a host function's handler as its first argument: the way back
+  into the guest that called it, valid until the handler returns.
+
+  Through the caller a handler reads and writes the calling instance's
+  exported memory, reads and sets its exported globals, reads the fuel
+  left, and calls its exports — nested as deep as the guest's stack allows,
+  without deadlock, because the nested call is driven by the same process
+  that is running the handler.
+
+  ## Examples
+
+  A guest that logs a string from its memory through an Elixir handler:
+
+      iex> wat = ~S[(module
+      ...>   (import "env" "log" (func $log (param i32 i32)))
+      ...>   (memory (export "memory") 1)
+      ...>   (data (i32.const 16) "hello from wasm")
+      ...>   (func (export "run") (call $log (i32.const 16) (i32.const 15))))]
+      iex> log = fn caller, ptr, len ->
+      ...>   {:ok, text} = Wasmbeam.Caller.read(caller, ptr, len)
+      ...>   send(self(), {:logged, text})
+      ...>   :ok
+      ...> end
+      iex> {:ok, instance} = Wasmbeam.load(wat, %{"env" => %{"log" => {:fn, [:i32, :i32], [], log}}})
+      iex> Wasmbeam.Instance.call(instance, "run", [])
+      {:ok, []}
+      iex> receive do {:logged, text} -> text end
+      "hello from wasm"
+  """
+
+  alias Wasmbeam.{Driver, Error, Native}
+
+  @enforce_keys [:store, :id]
+  defstruct [:store, :id]
+
+  @type t :: %__MODULE__{store: reference(), id: pos_integer()}
+
+  @doc "Reads `length` bytes at `offset` of the caller's memory (export `memory` by default)."
+  @spec read(t(), non_neg_integer(), non_neg_integer(), String.t()) ::
+          {:ok, binary()} | {:error, Error.t()}
+  def read(caller, offset, length, memory \\ "memory"),
+    do: op(caller, {:memory_read, memory, offset, length})
+
+  @doc "Writes `bytes` at `offset` of the caller's memory."
+  @spec write(t(), non_neg_integer(), binary(), String.t()) :: :ok | {:error, Error.t()}
+  def write(caller, offset, bytes, memory \\ "memory") when is_binary(bytes) do
+    with {:ok, :ok} <- op(caller, {:memory_write, memory, offset, bytes}), do: :ok
+  end
+
+  @doc "The size of the caller's memory in bytes."
+  @spec memory_size(t(), String.t()) :: {:ok, non_neg_integer()} | {:error, Error.t()}
+  def memory_size(caller, memory \\ "memory") do
+    with {:ok, {bytes, _pages}} <- op(caller, {:memory_size, memory}), do: {:ok, bytes}
+  end
+
+  @doc "Reads an exported global of the calling instance."
+  @spec global(t(), String.t()) :: {:ok, Wasmbeam.Types.value()} | {:error, Error.t()}
+  def global(caller, name), do: op(caller, {:global_get, name})
+
+  @doc "Sets an exported mutable global of the calling instance."
+  @spec set_global(t(), String.t(), Wasmbeam.Types.value()) :: :ok | {:error, Error.t()}
+  def set_global(caller, name, value) do
+    with {:ok, :ok} <- op(caller, {:global_set, name, value}), do: :ok
+  end
+
+  @doc "The fuel the store has left (engines with `consume_fuel: true`)."
+  @spec fuel(t()) :: {:ok, non_neg_integer()} | {:error, Error.t()}
+  def fuel(caller), do: op(caller, {:fuel})
+
+  @doc """
+  Calls an export of the calling instance from inside the host call. The
+  nested call may itself call host functions.
+  """
+  @spec call(t(), String.t(), [Wasmbeam.Types.value()]) ::
+          {:ok, [Wasmbeam.Types.value()]} | {:error, Error.t()}
+  def call(caller, name, args) when is_binary(name) and is_list(args),
+    do: op(caller, {:call, name, args})
+
+  defp op(%__MODULE__{store: store, id: id}, op) do
+    op
+    |> then(&Native.caller_op(store, id, &1))
+    |> Driver.finish(store)
+  end
+
+  defimpl Inspect do
+    def inspect(caller, _opts), do: "#Wasmbeam.Caller<#{caller.id}>"
+  end
+end

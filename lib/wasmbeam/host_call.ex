@@ -1,0 +1,67 @@
+defmodule Wasmbeam.HostCall do
+  @moduledoc false
+  # Runs the Elixir handler of a host function and turns whatever happens
+  # into an answer for the guest: `{:ok, results}` or `{:error, message}`.
+  # An error answer makes the guest trap with a message that names the
+  # import and the cause; the instance stays usable.
+
+  @default_process_timeout 5_000
+
+  @doc false
+  # The handler term stored in the NIF when the import is defined.
+  @spec handler(String.t(), [atom()], [atom()], term()) :: {:ok, tuple()} | {:error, String.t()}
+  def handler(name, params, results, fun) when is_function(fun, length(params) + 1),
+    do: {:ok, {name, {:local, fun}, length(results)}}
+
+  def handler(name, _params, results, {:process, server}),
+    do: handler(name, nil, results, {:process, server, timeout: @default_process_timeout})
+
+  def handler(name, _params, results, {:process, server, options}) when is_list(options) do
+    case Keyword.get(options, :timeout, @default_process_timeout) do
+      t when (is_integer(t) and t >= 0) or t == :infinity ->
+        {:ok, {name, {:process, server, t}, length(results)}}
+
+      t ->
+        {:error,
+         "host call timeout must be a non-negative integer or :infinity, got: #{inspect(t)}"}
+    end
+  end
+
+  def handler(_name, params, _results, other) when is_list(params) do
+    {:error,
+     "a host function handler must be a function of arity #{length(params) + 1} " <>
+       "(the caller, then one argument per parameter) or {:process, server}, got: #{inspect(other)}"}
+  end
+
+  @doc false
+  @spec run(tuple(), Wasmbeam.Caller.t(), list()) :: {:ok, list()} | {:error, String.t()}
+  def run({_name, {:local, fun}, nresults}, caller, args) do
+    fun |> apply([caller | args]) |> results(nresults)
+  rescue
+    exception ->
+      {:error,
+       "the handler raised " <> Exception.format_banner(:error, exception, __STACKTRACE__)}
+  catch
+    :throw, value -> {:error, "the handler threw #{inspect(value)}"}
+    :exit, reason -> {:error, "the handler exited: #{inspect(reason)}"}
+  end
+
+  def run({name, {:process, server, timeout}, nresults}, caller, args) do
+    server
+    |> GenServer.call({:wasmbeam_host_call, name, caller, args}, timeout)
+    |> results(nresults)
+  catch
+    :exit, {:timeout, _} ->
+      {:error, "the handler process #{inspect(server)} did not answer within #{timeout} ms"}
+
+    :exit, {reason, _} ->
+      {:error, "the handler process #{inspect(server)} failed: #{inspect(reason)}"}
+  end
+
+  defp results(list, _n) when is_list(list), do: {:ok, list}
+  defp results(value, 1), do: {:ok, [value]}
+  defp results(value, 0) when value in [:ok, nil], do: {:ok, []}
+
+  defp results(value, n),
+    do: {:error, "the handler returned #{inspect(value)}, expected a list of #{n} result(s)"}
+end

@@ -1,0 +1,568 @@
+//! Host functions: imports implemented in Elixir.
+//!
+//! When the guest calls one, its Wasmtime host future records the request in
+//! the store's [`HostShared`] slot and returns `Pending`, which suspends the
+//! guest's fiber. The driver (see `store.rs`) sees the request after the
+//! poll and returns `{:host_call, handler, args, caller}` to the BEAM
+//! process that drives the call; that process runs the handler and answers
+//! with `store_answer`, which wakes the host future with the results.
+//!
+//! While a host call is pending, its handler may act on the guest through
+//! the caller handle (`caller_op`): each operation is delivered to the
+//! suspended host future the same way, which performs it with its
+//! `wasmtime::Caller` and hands back the result. Calling an export this way
+//! runs guest code nested inside the host call, driven like any call.
+//! No thread ever waits: everything happens in polls by BEAM processes.
+
+use crate::error::{chain_message, reply, Kind, WbError, WbResult};
+use crate::func::Signature;
+use crate::store::{drive_running, RunningGuard, StoreData, StoreResource};
+use crate::values::{arg_to_val, decode_arg, decode_args, val_to_out, Arg, Out};
+use parking_lot::Mutex;
+use rustler::env::SavedTerm;
+use rustler::{Atom, Binary, Encoder, Env, NewBinary, OwnedEnv, ResourceArc, Term};
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use wasmtime::{Caller, Extern, Func, FuncType, Val, ValType};
+
+/// What the suspended host future is told.
+enum Inbound {
+    Answer(Vec<Arg>),
+    Fail(String),
+    Op(Op),
+}
+
+/// What a handler can ask of the guest through its caller handle.
+pub enum Op {
+    MemoryRead {
+        memory: String,
+        offset: u64,
+        len: u64,
+    },
+    MemoryWrite {
+        memory: String,
+        offset: u64,
+        bytes: Vec<u8>,
+    },
+    MemorySize {
+        memory: String,
+    },
+    GlobalType {
+        name: String,
+    },
+    GlobalGet {
+        name: String,
+    },
+    GlobalSet {
+        name: String,
+        value: Arg,
+    },
+    Fuel,
+    ResolveFunc {
+        name: String,
+    },
+    Call {
+        func: Func,
+        args: Vec<Arg>,
+        results: usize,
+    },
+}
+
+pub enum OpResult {
+    Bytes(Vec<u8>),
+    Size(usize, u64),
+    Unit,
+    Value(Out),
+    Values(Vec<Out>),
+    Fuel(u64),
+    GlobalType(ValType, bool),
+    Func(Func, Arc<Signature>),
+    Error(WbError),
+}
+
+/// A host call the guest made, waiting for the driver to pick it up.
+pub struct HostRequest {
+    pub id: u64,
+    pub index: usize,
+    pub args: Vec<Out>,
+}
+
+/// A pending host call: what its answer must look like.
+struct Frame {
+    id: u64,
+    results: Arc<[ValType]>,
+}
+
+#[derive(Default)]
+struct Slot {
+    outgoing: Option<HostRequest>,
+    incoming: Option<Inbound>,
+    op_result: Option<OpResult>,
+    frames: Vec<Frame>,
+}
+
+/// Shared by a store resource and its store's data.
+pub struct HostShared {
+    slot: Mutex<Slot>,
+    registry: Mutex<Registry>,
+    pub cancel: Arc<AtomicBool>,
+    next_id: AtomicU64,
+}
+
+/// The Elixir handlers of the host functions defined in one store.
+struct Registry {
+    env: OwnedEnv,
+    handlers: Vec<SavedTerm>,
+}
+
+/// What the driver finds after a poll that returned `Pending`.
+pub enum Pending {
+    HostCall(HostRequest),
+    OpDone(OpResult),
+    Yielded,
+}
+
+impl HostShared {
+    pub fn new(cancel: Arc<AtomicBool>) -> HostShared {
+        HostShared {
+            slot: Mutex::new(Slot::default()),
+            registry: Mutex::new(Registry {
+                env: OwnedEnv::new(),
+                handlers: Vec::new(),
+            }),
+            cancel,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    pub fn take_pending(&self) -> Pending {
+        let mut slot = self.slot.lock();
+        if let Some(req) = slot.outgoing.take() {
+            Pending::HostCall(req)
+        } else if let Some(result) = slot.op_result.take() {
+            Pending::OpDone(result)
+        } else {
+            Pending::Yielded
+        }
+    }
+
+    /// Forgets every pending host call (the run they belonged to is over).
+    pub fn reset(&self) {
+        *self.slot.lock() = Slot::default();
+    }
+
+    pub fn handler<'a>(&self, env: Env<'a>, index: usize) -> Term<'a> {
+        let registry = self.registry.lock();
+        registry
+            .env
+            .run(|owned| registry.handlers[index].load(owned).in_env(env))
+    }
+
+    fn register(&self, handler: Term) -> usize {
+        let mut registry = self.registry.lock();
+        let saved = registry.env.save(handler);
+        registry.handlers.push(saved);
+        registry.handlers.len() - 1
+    }
+
+    /// The innermost pending host call, if it is `id`.
+    fn check_frame(&self, id: u64) -> WbResult<Arc<[ValType]>> {
+        let slot = self.slot.lock();
+        match slot.frames.last() {
+            Some(frame) if frame.id == id => Ok(frame.results.clone()),
+            Some(_) => Err(WbError::new(
+                Kind::Busy,
+                "another host call is in progress inside this one; use its caller",
+            )),
+            None => Err(WbError::new(
+                Kind::Argument,
+                "the host call this caller belongs to has returned",
+            )),
+        }
+    }
+
+    fn deliver(&self, inbound: Inbound) {
+        self.slot.lock().incoming = Some(inbound);
+    }
+}
+
+/// Creates a host function in the store whose calls go to `handler`.
+pub fn define(
+    store: &mut crate::store::WStore,
+    host: &Arc<HostShared>,
+    name: String,
+    params: Vec<ValType>,
+    results: Vec<ValType>,
+    handler: Term,
+) -> WbResult<Func> {
+    let ty = FuncType::new(store.engine(), params, results.clone());
+    let index = host.register(handler);
+    let name: Arc<str> = Arc::from(name);
+    let results: Arc<[ValType]> = Arc::from(results);
+    let shared = host.clone();
+    let func = Func::new_async(&mut *store, ty, move |caller, params, out| {
+        let shared = shared.clone();
+        let name = name.clone();
+        let results = results.clone();
+        Box::new(host_call(caller, params, out, shared, index, name, results))
+    });
+    Ok(func)
+}
+
+async fn host_call(
+    mut caller: Caller<'_, StoreData>,
+    params: &[Val],
+    out: &mut [Val],
+    shared: Arc<HostShared>,
+    index: usize,
+    name: Arc<str>,
+    results: Arc<[ValType]>,
+) -> wasmtime::Result<()> {
+    let args: Vec<Out> = params
+        .iter()
+        .map(|v| val_to_out(*v, &mut caller))
+        .collect();
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    {
+        let mut slot = shared.slot.lock();
+        slot.frames.push(Frame { id, results });
+        slot.outgoing = Some(HostRequest { id, index, args });
+    }
+    let outcome = serve(&mut caller, out, &shared).await;
+    shared.slot.lock().frames.pop();
+    outcome.map_err(|why| wasmtime::Error::msg(format!("host function {name}: {why}")))
+}
+
+/// Waits for the answer, carrying out the caller operations that arrive
+/// before it.
+async fn serve(
+    caller: &mut Caller<'_, StoreData>,
+    out: &mut [Val],
+    shared: &HostShared,
+) -> Result<(), String> {
+    loop {
+        let inbound = poll_fn(|_| {
+            if shared.cancel.load(Ordering::Relaxed) {
+                return Poll::Ready(None);
+            }
+            match shared.slot.lock().incoming.take() {
+                Some(inbound) => Poll::Ready(Some(inbound)),
+                None => Poll::Pending,
+            }
+        })
+        .await;
+        match inbound {
+            None => return Err("the call was cancelled".into()),
+            Some(Inbound::Fail(why)) => return Err(why),
+            Some(Inbound::Answer(values)) => {
+                for (slot, arg) in out.iter_mut().zip(values) {
+                    *slot = arg_to_val(arg, &mut *caller).map_err(|e| chain_message(&e))?;
+                }
+                return Ok(());
+            }
+            Some(Inbound::Op(op)) => {
+                let result = run_op(caller, op).await;
+                shared.slot.lock().op_result = Some(result);
+            }
+        }
+    }
+}
+
+fn not_found(what: &str, name: &str) -> OpResult {
+    OpResult::Error(WbError::new(
+        Kind::NotFound,
+        format!("the calling instance exports no {what} named {name:?}"),
+    ))
+}
+
+async fn run_op(caller: &mut Caller<'_, StoreData>, op: Op) -> OpResult {
+    match op {
+        Op::MemoryRead {
+            memory,
+            offset,
+            len,
+        } => match caller.get_export(&memory) {
+            Some(Extern::Memory(m)) => {
+                let data = m.data(&*caller);
+                match crate::memory::range(offset, len, data.len()) {
+                    Ok(r) => OpResult::Bytes(data[r].to_vec()),
+                    Err(e) => OpResult::Error(e),
+                }
+            }
+            _ => not_found("memory", &memory),
+        },
+        Op::MemoryWrite {
+            memory,
+            offset,
+            bytes,
+        } => match caller.get_export(&memory) {
+            Some(Extern::Memory(m)) => {
+                let data = m.data_mut(&mut *caller);
+                match crate::memory::range(offset, bytes.len() as u64, data.len()) {
+                    Ok(r) => {
+                        data[r].copy_from_slice(&bytes);
+                        OpResult::Unit
+                    }
+                    Err(e) => OpResult::Error(e),
+                }
+            }
+            _ => not_found("memory", &memory),
+        },
+        Op::MemorySize { memory } => match caller.get_export(&memory) {
+            Some(Extern::Memory(m)) => OpResult::Size(m.data_size(&*caller), m.size(&*caller)),
+            _ => not_found("memory", &memory),
+        },
+        Op::GlobalType { name } => match caller.get_export(&name) {
+            Some(Extern::Global(g)) => {
+                let ty = g.ty(&*caller);
+                OpResult::GlobalType(
+                    ty.content().clone(),
+                    ty.mutability() == wasmtime::Mutability::Var,
+                )
+            }
+            _ => not_found("global", &name),
+        },
+        Op::GlobalGet { name } => match caller.get_export(&name) {
+            Some(Extern::Global(g)) => {
+                let val = g.get(&mut *caller);
+                OpResult::Value(val_to_out(val, &mut *caller))
+            }
+            _ => not_found("global", &name),
+        },
+        Op::GlobalSet { name, value } => match caller.get_export(&name) {
+            Some(Extern::Global(g)) => {
+                let result = arg_to_val(value, &mut *caller).and_then(|v| g.set(&mut *caller, v));
+                match result {
+                    Ok(()) => OpResult::Unit,
+                    Err(e) => OpResult::Error(WbError::new(Kind::Type, chain_message(&e))),
+                }
+            }
+            _ => not_found("global", &name),
+        },
+        Op::Fuel => match caller.get_fuel() {
+            Ok(fuel) => OpResult::Fuel(fuel),
+            Err(_) => OpResult::Error(WbError::new(
+                Kind::Argument,
+                "fuel needs an engine created with consume_fuel: true",
+            )),
+        },
+        Op::ResolveFunc { name } => match caller.get_export(&name) {
+            Some(Extern::Func(f)) => {
+                let sig = Arc::new(Signature::of(&f, &*caller));
+                OpResult::Func(f, sig)
+            }
+            _ => not_found("function", &name),
+        },
+        Op::Call {
+            func,
+            args,
+            results,
+        } => {
+            let mut params = Vec::with_capacity(args.len());
+            for arg in args {
+                match arg_to_val(arg, &mut *caller) {
+                    Ok(v) => params.push(v),
+                    Err(e) => return OpResult::Error(WbError::new(Kind::Type, chain_message(&e))),
+                }
+            }
+            let mut out = vec![Val::I32(0); results];
+            match func.call_async(&mut *caller, &params, &mut out).await {
+                Ok(()) => OpResult::Values(
+                    out.into_iter()
+                        .map(|v| val_to_out(v, &mut *caller))
+                        .collect(),
+                ),
+                Err(e) => {
+                    let timed_out = caller.data().timed_out;
+                    OpResult::Error(WbError::from_run(e, timed_out))
+                }
+            }
+        }
+    }
+}
+
+pub fn encode_op_result<'a>(
+    env: Env<'a>,
+    result: OpResult,
+    store: &ResourceArc<StoreResource>,
+) -> Term<'a> {
+    let ok = |t: Term<'a>| reply(env, Ok(t));
+    match result {
+        OpResult::Bytes(bytes) => {
+            let mut bin = NewBinary::new(env, bytes.len());
+            bin.as_mut_slice().copy_from_slice(&bytes);
+            ok(Binary::from(bin).to_term(env))
+        }
+        OpResult::Size(bytes, pages) => ok((bytes, pages).encode(env)),
+        OpResult::Unit => ok(crate::atoms::ok().encode(env)),
+        OpResult::Value(out) => ok(crate::values::encode_out(env, &out, store)),
+        OpResult::Values(outs) => ok(crate::values::encode_outs(env, &outs, store)),
+        OpResult::Fuel(fuel) => ok(fuel.encode(env)),
+        OpResult::GlobalType(..) | OpResult::Func(..) => ok(crate::atoms::ok().encode(env)),
+        OpResult::Error(e) => reply::<()>(env, Err(e)),
+    }
+}
+
+/// `{:host_call, handler, args, %Wasmbeam.Caller{}}` for the driver.
+pub fn encode_request<'a>(
+    env: Env<'a>,
+    req: HostRequest,
+    store: &ResourceArc<StoreResource>,
+) -> Term<'a> {
+    use crate::atoms;
+    let handler = store.host.handler(env, req.index);
+    let args = crate::values::encode_outs(env, &req.args, store);
+    let module = Atom::from_str(env, "Elixir.Wasmbeam.Caller").expect("valid atom");
+    let caller = Term::map_from_pairs(
+        env,
+        &[
+            (atoms::__struct__().encode(env), module.encode(env)),
+            (atoms::store().encode(env), store.encode(env)),
+            (atoms::id().encode(env), req.id.encode(env)),
+        ],
+    )
+    .expect("distinct keys");
+    (atoms::host_call(), handler, args, caller).encode(env)
+}
+
+/// Answers the innermost pending host call with `{:ok, results}` or
+/// `{:error, message}` and polls on.
+#[rustler::nif]
+fn store_answer<'a>(
+    env: Env<'a>,
+    store: ResourceArc<StoreResource>,
+    id: u64,
+    answer: Term<'a>,
+) -> Term<'a> {
+    let mut guard = match RunningGuard::lock(&store) {
+        Ok(g) => g,
+        Err(e) => return reply::<()>(env, Err(e)),
+    };
+    let results = match store.host.check_frame(id) {
+        Ok(results) => results,
+        Err(e) => return reply::<()>(env, Err(e)),
+    };
+    let inbound = decode_answer(answer, &results, &store);
+    store.host.deliver(inbound);
+    drive_running(env, &store, &mut guard)
+}
+
+fn decode_answer(answer: Term, results: &[ValType], store: &StoreResource) -> Inbound {
+    if let Ok((tag, values)) = answer.decode::<(Atom, Term)>() {
+        if tag == crate::atoms::ok() {
+            return match decode_args(values, results, store) {
+                Ok(args) => Inbound::Answer(args),
+                Err(e) => Inbound::Fail(format!("the handler returned {values:?}: {}", e.message)),
+            };
+        }
+        if tag == crate::atoms::error() {
+            let why = values
+                .decode::<String>()
+                .unwrap_or_else(|_| format!("{values:?}"));
+            return Inbound::Fail(why);
+        }
+    }
+    Inbound::Fail(format!("malformed answer {answer:?}"))
+}
+
+/// Runs one caller operation for the innermost pending host call `id`.
+/// `op` is `{:memory_read, memory, offset, len}`, `{:memory_write, memory,
+/// offset, bytes}`, `{:memory_size, memory}`, `{:global_get, name}`,
+/// `{:global_set, name, value}`, `{:fuel}` or `{:call, name, args}`.
+#[rustler::nif]
+fn caller_op<'a>(
+    env: Env<'a>,
+    store: ResourceArc<StoreResource>,
+    id: u64,
+    op: Term<'a>,
+) -> Term<'a> {
+    let mut guard = match RunningGuard::lock(&store) {
+        Ok(g) => g,
+        Err(e) => return reply::<()>(env, Err(e)),
+    };
+    if let Err(e) = store.host.check_frame(id) {
+        return reply::<()>(env, Err(e));
+    }
+    let op = match decode_op(env, op, &store, &mut guard) {
+        Ok(op) => op,
+        Err(e) => return reply::<()>(env, Err(e)),
+    };
+    store.host.deliver(Inbound::Op(op));
+    drive_running(env, &store, &mut guard)
+}
+
+/// Runs an operation that completes without running guest code (a lookup)
+/// and returns its result directly.
+fn immediate(
+    env: Env,
+    store: &ResourceArc<StoreResource>,
+    guard: &mut RunningGuard,
+    op: Op,
+) -> WbResult<OpResult> {
+    store.host.deliver(Inbound::Op(op));
+    guard.poll_for_op(env, store)
+}
+
+fn decode_op<'a>(
+    env: Env<'a>,
+    op: Term<'a>,
+    store: &ResourceArc<StoreResource>,
+    guard: &mut RunningGuard,
+) -> WbResult<Op> {
+    use crate::atoms as a;
+    let bad = || WbError::new(Kind::Argument, format!("unknown caller operation {op:?}"));
+    let items = rustler::types::tuple::get_tuple(op).map_err(|_| bad())?;
+    let tag: Atom = items.first().ok_or_else(bad)?.decode().map_err(|_| bad())?;
+    let text = |i: usize| -> WbResult<String> {
+        items.get(i).ok_or_else(bad)?.decode().map_err(|_| bad())
+    };
+    let int =
+        |i: usize| -> WbResult<u64> { items.get(i).ok_or_else(bad)?.decode().map_err(|_| bad()) };
+    Ok(match (tag, items.len()) {
+        (t, 4) if t == a::memory_read() => Op::MemoryRead {
+            memory: text(1)?,
+            offset: int(2)?,
+            len: int(3)?,
+        },
+        (t, 4) if t == a::memory_write() => {
+            let bytes: Binary = items[3].decode().map_err(|_| bad())?;
+            Op::MemoryWrite {
+                memory: text(1)?,
+                offset: int(2)?,
+                bytes: bytes.as_slice().to_vec(),
+            }
+        }
+        (t, 2) if t == a::memory_size() => Op::MemorySize { memory: text(1)? },
+        (t, 2) if t == a::global_get() => Op::GlobalGet { name: text(1)? },
+        (t, 3) if t == a::global_set() => {
+            let name = text(1)?;
+            match immediate(env, store, guard, Op::GlobalType { name: name.clone() })? {
+                OpResult::GlobalType(_, false) => {
+                    return Err(WbError::new(Kind::Argument, "the global is immutable"))
+                }
+                OpResult::GlobalType(ty, true) => Op::GlobalSet {
+                    name,
+                    value: decode_arg(items[2], &ty, 0, store)?,
+                },
+                OpResult::Error(e) => return Err(e),
+                _ => return Err(bad()),
+            }
+        }
+        (t, 1) if t == a::fuel() => Op::Fuel,
+        (t, 3) if t == a::call() => {
+            let name = text(1)?;
+            match immediate(env, store, guard, Op::ResolveFunc { name })? {
+                OpResult::Func(func, sig) => Op::Call {
+                    func,
+                    args: decode_args(items[2], &sig.params, store)?,
+                    results: sig.results.len(),
+                },
+                OpResult::Error(e) => return Err(e),
+                _ => return Err(bad()),
+            }
+        }
+        _ => return Err(bad()),
+    })
+}

@@ -1,0 +1,67 @@
+defmodule Wasmbeam.SchedulingTest do
+  # Guests that spin must not starve plain BEAM processes, and every spinning
+  # guest must still be stopped at its timeout. These tests check outcomes,
+  # never how long anything took.
+  use ExUnit.Case, async: false
+
+  alias Wasmbeam.{Error, Instance, Module}
+
+  @spin ~S[(module (func (export "spin") (loop br 0)) (func (export "ok") (result i32) i32.const 1))]
+
+  test "a sleeping process keeps running while 4 guests spin, and all 4 time out" do
+    module = Module.compile!(@spin)
+    instances = for _ <- 1..4, do: Instance.new!(module)
+    parent = self()
+
+    spinners =
+      for instance <- instances do
+        Task.async(fn ->
+          send(parent, {:started, self()})
+          Instance.call(instance, "spin", [], timeout: 500)
+        end)
+      end
+
+    for _ <- spinners, do: assert_receive({:started, _}, 5_000)
+
+    sleeper =
+      Task.async(fn ->
+        Enum.reduce(1..50, 0, fn _, count ->
+          Process.sleep(1)
+          count + 1
+        end)
+      end)
+
+    # the sleeper finishes: it got scheduled 50 times while the guests spun
+    assert Task.await(sleeper, 30_000) == 50
+
+    results = Enum.map(spinners, &Task.await(&1, 30_000))
+    assert length(results) == 4
+
+    for result <- results do
+      assert {:error, %Error{kind: :timeout}} = result
+    end
+
+    # and every instance answers afterwards
+    for instance <- instances do
+      assert {:ok, [1]} = Instance.call(instance, "ok", [])
+    end
+  end
+
+  test "more spinning guests than schedulers all time out and the VM still answers" do
+    module = Module.compile!(@spin)
+    count = System.schedulers_online() * 2 + 2
+
+    tasks =
+      for _ <- 1..count do
+        Task.async(fn -> module |> Instance.new!() |> Instance.call("spin", [], timeout: 200) end)
+      end
+
+    # a message round trip to another process still works meanwhile
+    pong = Task.async(fn -> :pong end)
+    assert Task.await(pong, 30_000) == :pong
+
+    for task <- tasks do
+      assert {:error, %Error{kind: :timeout}} = Task.await(task, 30_000)
+    end
+  end
+end
