@@ -99,7 +99,8 @@ defmodule Wasmbeam.EngineTest do
       assert {:error, %Error{kind: :argument, message: msg}} =
                Config.new(max_wasm_stack: 1 <<< 20, async_stack_size: 1 <<< 20)
 
-      assert msg =~ "async_stack_size (1048576) must exceed max_wasm_stack (1048576) by at least 262144 bytes"
+      assert msg =~
+               "async_stack_size (1048576) must exceed max_wasm_stack (1048576) by at least 262144 bytes"
 
       assert {:error, %Error{kind: :argument}} =
                Config.new(max_wasm_stack: 4 <<< 20, async_stack_size: 1 <<< 20)
