@@ -220,10 +220,7 @@ async fn host_call(
     name: Arc<str>,
     results: Arc<[ValType]>,
 ) -> wasmtime::Result<()> {
-    let args: Vec<Out> = params
-        .iter()
-        .map(|v| val_to_out(*v, &mut caller))
-        .collect();
+    let args: Vec<Out> = params.iter().map(|v| val_to_out(*v, &mut caller)).collect();
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     {
         let mut slot = shared.slot.lock();
