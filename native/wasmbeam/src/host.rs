@@ -227,8 +227,14 @@ async fn host_call(
         slot.frames.push(Frame { id, results });
         slot.outgoing = Some(HostRequest { id, index, args });
     }
-    let outcome = serve(&mut caller, out, &shared).await;
+    let mut outcome = serve(&mut caller, out, &shared).await;
     shared.slot.lock().frames.pop();
+    if outcome.is_ok() && caller.data().timed_out {
+        // A nested call hit the deadline while the handler ran: the whole
+        // call is past it, so it ends here rather than when the guest next
+        // reaches an epoch check (it may never).
+        outcome = Err("the call ran past its timeout".into());
+    }
     outcome.map_err(|why| wasmtime::Error::msg(format!("host function {name}: {why}")))
 }
 

@@ -45,7 +45,6 @@ pub type RunFuture = Pin<Box<dyn Future<Output = (WStore, RunResult)> + Send>>;
 struct Running {
     future: RunFuture,
     driver: LocalPid,
-    monitor: Option<Monitor>,
     _active: ActiveCall,
 }
 
@@ -61,6 +60,10 @@ pub struct StoreResource {
     state: Mutex<State>,
     cancel: Arc<AtomicBool>,
     pub host: Arc<HostShared>,
+    /// The process this store monitors: the last one whose run went past
+    /// its first poll. The monitor is kept between calls, so a process
+    /// that drives many calls pays for it once.
+    watched: Mutex<Option<(LocalPid, Monitor)>>,
 }
 
 static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
@@ -75,7 +78,13 @@ impl rustler::Resource for StoreResource {
 
     /// The process driving a call died: make the guest trap at its next
     /// epoch check and run it to completion, so the store stays usable.
-    fn down<'a>(&'a self, _env: Env<'a>, pid: LocalPid, _monitor: Monitor) {
+    fn down<'a>(&'a self, _env: Env<'a>, pid: LocalPid, monitor: Monitor) {
+        {
+            let mut watched = self.watched.lock();
+            if matches!(&*watched, Some((_, m)) if *m == monitor) {
+                *watched = None;
+            }
+        }
         let mut state = self.state.lock();
         let running = match std::mem::replace(&mut *state, State::Poisoned(String::new())) {
             State::Running(r) if r.driver == pid => r,
@@ -174,8 +183,22 @@ impl StoreResource {
             engine,
             state: Mutex::new(State::Idle(store)),
             host: Arc::new(HostShared::new(cancel.clone())),
+            watched: Mutex::new(None),
             cancel,
         })
+    }
+
+    /// Makes sure the process driving a run is monitored, so that its death
+    /// cancels the run.
+    fn watch(res: &ResourceArc<StoreResource>, env: Env, driver: LocalPid) {
+        let mut watched = res.watched.lock();
+        if matches!(&*watched, Some((pid, _)) if *pid == driver) {
+            return;
+        }
+        if let Some((_, old)) = watched.take() {
+            res.demonitor(Some(env), &old);
+        }
+        *watched = res.monitor(Some(env), &driver).map(|m| (driver, m));
     }
 
     /// Runs `f` on the store when no call is running on it.
@@ -271,7 +294,6 @@ pub fn start<'a>(
         _active: res.engine.ticker.enter(),
         future: make(store),
         driver: env.pid(),
-        monitor: None,
     };
     drive(env, res, &mut state, running)
 }
@@ -289,9 +311,7 @@ fn drive<'a>(
     rustler::schedule::consume_timeslice(env, (used / 10).clamp(1, 100));
     match polled {
         Ok(Poll::Pending) => {
-            if running.monitor.is_none() {
-                running.monitor = res.monitor(Some(env), &running.driver);
-            }
+            StoreResource::watch(res, env, running.driver);
             *state = State::Running(running);
             match res.host.take_pending() {
                 Pending::Yielded => crate::atoms::r#continue().encode(env),
@@ -300,9 +320,6 @@ fn drive<'a>(
             }
         }
         Ok(Poll::Ready((store, result))) => {
-            if let Some(monitor) = &running.monitor {
-                res.demonitor(Some(env), monitor);
-            }
             let timed_out = store.data().timed_out;
             *state = State::Idle(store);
             res.host.reset();
@@ -323,9 +340,6 @@ fn drive<'a>(
             }
         }
         Err(panic) => {
-            if let Some(monitor) = &running.monitor {
-                res.demonitor(Some(env), monitor);
-            }
             *state = State::Poisoned(panic.clone());
             reply::<()>(env, Err(WbError::new(Kind::Panic, panic)))
         }
