@@ -8,7 +8,8 @@ defmodule Wasmbeam.Imports do
   An import value is one of:
 
     * an export of another instance in the same store: `%Wasmbeam.Func{}`,
-      `%Wasmbeam.Memory{}`, `%Wasmbeam.Global{}`, `%Wasmbeam.Table{}`
+      `%Wasmbeam.Memory{}`, `%Wasmbeam.Global{}`, `%Wasmbeam.Table{}`,
+      `%Wasmbeam.Tag{}`
     * a new global: `{:global, type, value}` (immutable) or
       `{:global, type, value, :var}` (mutable)
     * a new memory: `{:memory, min_pages}` or `{:memory, min_pages, max_pages}`
@@ -61,13 +62,14 @@ defmodule Wasmbeam.Imports do
       {:link, "missing import \\"env\\" \\"f\\" (func (i32) -> ())"}
   """
 
-  alias Wasmbeam.{Error, Func, Global, HostCall, Instance, Memory, Module, Table}
+  alias Wasmbeam.{Error, Func, Global, HostCall, Instance, Memory, Module, Table, Tag}
 
   @type value ::
           Func.t()
           | Memory.t()
           | Global.t()
           | Table.t()
+          | Tag.t()
           | {:global, Wasmbeam.Types.value_type(), Wasmbeam.Types.value()}
           | {:global, Wasmbeam.Types.value_type(), Wasmbeam.Types.value(), :var | :const}
           | {:memory, non_neg_integer()}
@@ -128,6 +130,7 @@ defmodule Wasmbeam.Imports do
   defp to_native(%Memory{ref: ref}, _, _, {:memory, _}), do: {:ok, {:memory, ref}}
   defp to_native(%Global{ref: ref}, _, _, {:global, _, _}), do: {:ok, {:global, ref}}
   defp to_native(%Table{ref: ref}, _, _, {:table, _}), do: {:ok, {:table, ref}}
+  defp to_native(%Tag{ref: ref}, _, _, {:tag, _}), do: {:ok, {:tag, ref}}
 
   defp to_native({:global, type, value}, m, n, t),
     do: to_native({:global, type, value, :const}, m, n, t)

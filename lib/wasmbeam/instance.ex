@@ -138,7 +138,8 @@ defmodule Wasmbeam.Instance do
 
   @doc "Looks up an export of any kind and returns its handle."
   @spec export(t(), String.t()) ::
-          {:ok, Func.t() | Memory.t() | Global.t() | Table.t()} | {:error, Error.t()}
+          {:ok, Func.t() | Memory.t() | Global.t() | Table.t() | Wasmbeam.Tag.t()}
+          | {:error, Error.t()}
   def export(%__MODULE__{ref: ref}, name) when is_binary(name) do
     with :ok <- check_name(name), do: Native.instance_export(ref, name)
   end

@@ -56,11 +56,11 @@ defmodule Wasmbeam.SpecSuiteTest do
     "proposals/reference-types" => @merged,
     "proposals/sign-extension-ops" => @merged,
     "proposals/threads" =>
-      "off by default; with threads: true Wasmbeam cannot create shared memories " <>
-        "(Wasmtime's Config::shared_memory is not enabled), and the harness has no thread/wait",
+      "off by default, and the harness has no thread/wait directives (no threads " <>
+        "through the API)",
     "proposals/exceptions" =>
-      "off by default; the API cannot pass a tag export as an import yet, and the harness " <>
-        "has no assert_exception (an uncaught exception is not distinguishable through the API)",
+      "off by default; the harness has no assert_exception (an uncaught exception is " <>
+        "not distinguishable from a trap through the API); wasm-latest runs with exceptions on",
     "proposals/custom-descriptors" => "not implemented by Wasmtime 48"
   }
 
@@ -72,9 +72,6 @@ defmodule Wasmbeam.SpecSuiteTest do
   @gc_ref "API: GC references (anyref, eqref, i31ref, structref, arrayref) come back as " <>
             ":opaque, so the kind of reference the test expects cannot be checked"
   @host_ref "API: no way to pass or recognise a host reference (ref.host) as anyref"
-  @tags "API: a tag export cannot be passed as an import (Instance.export/2 returns " <>
-          ":argument \"does not expose yet\"), so this module and the directives that use " <>
-          "it fail"
 
   # Single directives that are skipped: {file, lines, reason}. A skipped
   # directive still runs (later ones may depend on it); if it passes, the
@@ -94,10 +91,7 @@ defmodule Wasmbeam.SpecSuiteTest do
     {"proposals/gc/extern.wast", [53, 54, 55], @gc_ref},
     {"proposals/gc/extern.wast", [39, 42, 56], @host_ref},
     {"proposals/gc/i31.wast", [33], @gc_ref},
-    {"proposals/gc/struct.wast", [122], @gc_ref},
-    {"wasm-latest/imports.wast", [35, 97, 98, 222, 243, 247, 251], @tags},
-    {"wasm-latest/instance.wast",
-     [15, 54, 55, 56, 57, 62, 101, 102, 103, 104, 128, 167, 168, 169, 170], @tags}
+    {"proposals/gc/struct.wast", [122], @gc_ref}
   ]
 
   test "the WebAssembly spec test suite passes" do

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use wasmtime::{
     Extern, Func, Global, GlobalType, Instance, Memory, MemoryType, Mutability, Ref, RefType,
-    RootScope, Table, TableType, ValType,
+    RootScope, Table, TableType, Tag, ValType,
 };
 
 pub struct InstanceResource {
@@ -116,6 +116,11 @@ fn to_extern(term: Term, res: &StoreResource, store: &mut WStore) -> WbResult<Ex
                 items[1].decode().map_err(|_| bad())?;
             same_store(res, &t.store, "an imported table")?;
             Ok(Extern::Table(t.table))
+        }
+        (t, 2) if t == a::tag() => {
+            let tag: ResourceArc<TagResource> = items[1].decode().map_err(|_| bad())?;
+            same_store(res, &tag.store, "an imported tag")?;
+            Ok(Extern::Tag(tag.tag))
         }
         (t, 4) if t == a::define_global() => {
             let ty = parse_val_type(items[1].decode().map_err(|_| bad())?)?;
@@ -245,6 +250,10 @@ fn instance_export<'a>(
             Extern::Memory(m) => Export::Memory(m),
             Extern::Global(g) => Export::Global(g, g.ty(&*wstore)),
             Extern::Table(t) => Export::Table(t, t.ty(&*wstore)),
+            Extern::Tag(t) => {
+                let params: Vec<ValType> = t.ty(&*wstore).ty().params().collect();
+                Export::Tag(t, params)
+            }
             _ => {
                 return Err(WbError::new(
                     Kind::Argument,
@@ -265,6 +274,7 @@ fn instance_export<'a>(
         Export::Memory(m) => crate::memory::encode(env, store.clone(), m, &name),
         Export::Global(g, ty) => crate::global::encode(env, store.clone(), g, &ty, &name),
         Export::Table(t, ty) => crate::table::encode(env, store.clone(), t, &ty, &name),
+        Export::Tag(t, params) => encode_tag(env, store.clone(), t, &params, &name),
     });
     reply(env, term)
 }
@@ -274,6 +284,37 @@ enum Export {
     Memory(Memory),
     Global(Global, GlobalType),
     Table(Table, TableType),
+    Tag(Tag, Vec<ValType>),
+}
+
+/// An exception tag, exported so that other instances can import it.
+pub struct TagResource {
+    pub store: ResourceArc<StoreResource>,
+    pub tag: Tag,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for TagResource {}
+
+/// `%Wasmbeam.Tag{ref: ..., name: ..., params: [...]}`
+fn encode_tag<'a>(
+    env: Env<'a>,
+    store: ResourceArc<StoreResource>,
+    tag: Tag,
+    params: &[ValType],
+    name: &str,
+) -> Term<'a> {
+    use crate::atoms;
+    let params: Vec<Atom> = params.iter().map(crate::types::val_type_atom).collect();
+    let r = ResourceArc::new(TagResource { store, tag });
+    let module = Atom::from_str(env, "Elixir.Wasmbeam.Tag").expect("valid atom");
+    let pairs = [
+        (atoms::__struct__().encode(env), module.encode(env)),
+        (atoms::r#ref().encode(env), r.encode(env)),
+        (atoms::name().encode(env), name.encode(env)),
+        (atoms::params().encode(env), params.encode(env)),
+    ];
+    Term::map_from_pairs(env, &pairs).expect("distinct keys")
 }
 
 /// The names of the exports, in order, with their types.
