@@ -92,7 +92,21 @@ pub struct HostRequest {
 /// A pending host call: what its answer must look like.
 struct Frame {
     id: u64,
+    name: Arc<str>,
     results: Arc<[ValType]>,
+    /// The handler is running an operation through its caller (a nested
+    /// call that may take many polls).
+    in_op: bool,
+}
+
+/// Where a host call stands when its answer arrives.
+enum FrameStatus {
+    /// Innermost and waiting: the answer can be delivered.
+    Waiting(Arc<[ValType]>),
+    /// Still busy with a nested call made through its caller, or waiting
+    /// behind a nested host call: the answer cannot be delivered.
+    Blocked(Arc<str>),
+    Gone,
 }
 
 #[derive(Default)]
@@ -184,7 +198,28 @@ impl HostShared {
     }
 
     fn deliver(&self, inbound: Inbound) {
-        self.slot.lock().incoming = Some(inbound);
+        let mut slot = self.slot.lock();
+        if matches!(inbound, Inbound::Op(_)) {
+            if let Some(frame) = slot.frames.last_mut() {
+                frame.in_op = true;
+            }
+        }
+        slot.incoming = Some(inbound);
+    }
+
+    fn frame_status(&self, id: u64) -> FrameStatus {
+        let slot = self.slot.lock();
+        match slot.frames.iter().position(|f| f.id == id) {
+            None => FrameStatus::Gone,
+            Some(i) => {
+                let frame = &slot.frames[i];
+                if i + 1 == slot.frames.len() && !frame.in_op {
+                    FrameStatus::Waiting(frame.results.clone())
+                } else {
+                    FrameStatus::Blocked(frame.name.clone())
+                }
+            }
+        }
     }
 }
 
@@ -224,16 +259,26 @@ async fn host_call(
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     {
         let mut slot = shared.slot.lock();
-        slot.frames.push(Frame { id, results });
+        slot.frames.push(Frame {
+            id,
+            name: name.clone(),
+            results,
+            in_op: false,
+        });
         slot.outgoing = Some(HostRequest { id, index, args });
     }
-    let mut outcome = serve(&mut caller, out, &shared).await;
+    let outcome = serve(&mut caller, out, &shared, id).await;
     shared.slot.lock().frames.pop();
-    if outcome.is_ok() && caller.data().timed_out {
-        // A nested call hit the deadline while the handler ran: the whole
-        // call is past it, so it ends here rather than when the guest next
-        // reaches an epoch check (it may never).
-        outcome = Err("the call ran past its timeout".into());
+    let data = caller.data();
+    if outcome.is_ok() && data.nested_out_of_fuel {
+        // A call made through the caller used up the fuel: the whole call
+        // is out of it, as it would be had the guest made that call itself.
+        return Err(wasmtime::Trap::OutOfFuel.into());
+    }
+    if outcome.is_ok() && data.timed_out {
+        // Likewise for the deadline: end here rather than when the guest
+        // next reaches an epoch check (it may never).
+        return Err(wasmtime::Error::msg("the call ran past its timeout"));
     }
     outcome.map_err(|why| wasmtime::Error::msg(format!("host function {name}: {why}")))
 }
@@ -244,6 +289,7 @@ async fn serve(
     caller: &mut Caller<'_, StoreData>,
     out: &mut [Val],
     shared: &HostShared,
+    id: u64,
 ) -> Result<(), String> {
     loop {
         let inbound = poll_fn(|_| {
@@ -267,7 +313,11 @@ async fn serve(
             }
             Some(Inbound::Op(op)) => {
                 let result = run_op(caller, op).await;
-                shared.slot.lock().op_result = Some(result);
+                let mut slot = shared.slot.lock();
+                if let Some(frame) = slot.frames.iter_mut().find(|f| f.id == id) {
+                    frame.in_op = false;
+                }
+                slot.op_result = Some(result);
             }
         }
     }
@@ -378,6 +428,9 @@ async fn run_op(caller: &mut Caller<'_, StoreData>, op: Op) -> OpResult {
                         .collect(),
                 ),
                 Err(e) => {
+                    if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) {
+                        caller.data_mut().nested_out_of_fuel = true;
+                    }
                     let timed_out = caller.data().timed_out;
                     OpResult::Error(WbError::from_run(e, timed_out))
                 }
@@ -443,13 +496,35 @@ fn store_answer<'a>(
         Ok(g) => g,
         Err(e) => return reply::<()>(env, Err(e)),
     };
-    let results = match store.host.check_frame(id) {
-        Ok(results) => results,
-        Err(e) => return reply::<()>(env, Err(e)),
-    };
-    let inbound = decode_answer(answer, &results, &store);
-    store.host.deliver(inbound);
-    drive_running(env, &store, &mut guard)
+    match store.host.frame_status(id) {
+        FrameStatus::Waiting(results) => {
+            let inbound = decode_answer(answer, &results, &store);
+            store.host.deliver(inbound);
+            drive_running(env, &store, &mut guard)
+        }
+        FrameStatus::Blocked(name) => {
+            // The handler failed (or answered) while work it started through
+            // its caller is still running: that work can no longer be
+            // completed in order, so the whole call stops here.
+            let why = match decode_answer(answer, &[], &store) {
+                Inbound::Fail(why) if !why.starts_with("the handler returned") => why,
+                _ => {
+                    "the handler answered while a call it made through its caller was still running"
+                        .to_string()
+                }
+            };
+            guard.cancel(&store);
+            let message = format!("host function {name}: {why} (the call was cancelled)");
+            reply::<()>(env, Err(WbError::new(Kind::Trap, message)))
+        }
+        FrameStatus::Gone => reply::<()>(
+            env,
+            Err(WbError::new(
+                Kind::Argument,
+                "the host call this caller belongs to has returned",
+            )),
+        ),
+    }
 }
 
 fn decode_answer(answer: Term, results: &[ValType], store: &StoreResource) -> Inbound {

@@ -28,6 +28,8 @@ pub struct StoreData {
     limits: StoreLimits,
     deadline: Option<Instant>,
     pub timed_out: bool,
+    /// A call made through a host function's caller ran out of fuel.
+    pub nested_out_of_fuel: bool,
     cancel: Arc<AtomicBool>,
 }
 
@@ -42,13 +44,13 @@ pub enum Outcome {
 pub type RunResult = wasmtime::Result<Outcome>;
 pub type RunFuture = Pin<Box<dyn Future<Output = (WStore, RunResult)> + Send>>;
 
-struct Running {
+pub struct Running {
     future: RunFuture,
     driver: LocalPid,
     _active: ActiveCall,
 }
 
-enum State {
+pub enum State {
     Idle(WStore),
     Running(Running),
     Poisoned(String),
@@ -93,23 +95,31 @@ impl rustler::Resource for StoreResource {
                 return;
             }
         };
-        self.cancel.store(true, Ordering::SeqCst);
-        let mut running = running;
-        for _ in 0..CANCEL_POLLS {
-            match poll_once(&mut running.future) {
-                Ok(Poll::Ready((store, _))) => {
-                    *state = State::Idle(store);
-                    return;
-                }
-                Ok(Poll::Pending) => std::thread::sleep(crate::engine::TICK),
-                Err(_) => break,
-            }
-        }
-        *state = State::Poisoned(
-            "the process running a call on this store died and the call could not be stopped"
-                .into(),
-        );
+        cancel_run(self, &mut state, running);
     }
+}
+
+/// Stops a run: the cancel flag makes the guest trap at its next epoch
+/// check (forced at once by advancing the epoch) and makes every pending
+/// host call fail; the run is polled to completion so that the store is
+/// usable again. A run that cannot be stopped leaves the store poisoned.
+pub fn cancel_run(res: &StoreResource, state: &mut State, mut running: Running) -> bool {
+    res.cancel.store(true, Ordering::SeqCst);
+    for attempt in 0..CANCEL_POLLS {
+        res.engine.engine.increment_epoch();
+        match poll_once(&mut running.future) {
+            Ok(Poll::Ready((store, _))) => {
+                *state = State::Idle(store);
+                res.host.reset();
+                return true;
+            }
+            Ok(Poll::Pending) if attempt > 10 => std::thread::sleep(crate::engine::TICK),
+            Ok(Poll::Pending) => {}
+            Err(_) => break,
+        }
+    }
+    *state = State::Poisoned("a call on this store was cancelled and could not be stopped".into());
+    false
 }
 
 #[derive(NifMap)]
@@ -152,6 +162,7 @@ impl StoreResource {
             limits: limits.build(),
             deadline: None,
             timed_out: false,
+            nested_out_of_fuel: false,
             cancel: cancel.clone(),
         };
         let mut store = Store::new(&engine.engine, data);
@@ -279,6 +290,7 @@ pub fn start<'a>(
         .timeout
         .map(|ms| Instant::now() + Duration::from_millis(ms));
     data.timed_out = false;
+    data.nested_out_of_fuel = false;
     res.cancel.store(false, Ordering::Relaxed);
     res.host.reset();
     if let Some(fuel) = opts.fuel {
@@ -446,6 +458,15 @@ impl Drop for RunningGuard<'_> {
     fn drop(&mut self) {
         if let Some(running) = self.running.take() {
             *self.state = State::Running(running);
+        }
+    }
+}
+
+impl RunningGuard<'_> {
+    /// Cancels the run (see [`cancel_run`]).
+    pub fn cancel(&mut self, res: &StoreResource) {
+        if let Some(running) = self.running.take() {
+            cancel_run(res, &mut self.state, running);
         }
     }
 }
