@@ -9,16 +9,25 @@ defmodule Wasmbeam.CallOptions do
     * `:fuel` - fuel to give the store for this call (engines created with
       `consume_fuel: true` only). Without it, the call uses what the store
       has left.
+    * `:wait` - when another call is running on the same store, wait for it
+      to end (the default, `true`; at most `:timeout` ms) or fail at once
+      with a `:busy` error (`false`). Calls to one store are serialized;
+      waiting processes are woken when the store is free, with no polling.
+      A host function must not call its own instance directly (it would
+      wait for itself: it gets `:busy`); it uses `Wasmbeam.Caller.call/3`.
   """
 
-  @type t :: [timeout: timeout(), fuel: non_neg_integer()]
+  @type t :: [timeout: timeout(), fuel: non_neg_integer(), wait: boolean()]
 
   @max_u64 0xFFFF_FFFF_FFFF_FFFF
 
   @doc false
   @spec to_native(keyword()) :: {:ok, map()} | {:error, Wasmbeam.Error.t()}
   def to_native(options) when is_list(options) do
-    Enum.reduce_while(options, {:ok, %{timeout: nil, fuel: nil}}, fn
+    Enum.reduce_while(options, {:ok, %{timeout: nil, fuel: nil, wait: true}}, fn
+      {:wait, wait}, {:ok, acc} when is_boolean(wait) ->
+        {:cont, {:ok, %{acc | wait: wait}}}
+
       {:timeout, :infinity}, {:ok, acc} ->
         {:cont, {:ok, acc}}
 

@@ -15,7 +15,46 @@ defmodule Wasmbeam.Driver do
   # If the process dies mid-call, the store's monitor cancels the call and
   # the store is usable again.
 
-  alias Wasmbeam.{HostCall, Native}
+  alias Wasmbeam.{Error, HostCall, Native}
+
+  @doc false
+  # Starts a run with `start.(native_options)`. When the store is running
+  # another call and the options say to wait, the NIF queues this process
+  # and answers `{:wait, store_id}`; the process sleeps until the store
+  # tells it that it is free, then tries again, with what is left of its
+  # timeout.
+  @spec run(reference(), map(), (map() -> term())) :: {:ok, term()} | {:error, Error.t()}
+  def run(store_ref, native_options, start) do
+    deadline =
+      case native_options.timeout do
+        nil -> :infinity
+        ms -> System.monotonic_time(:millisecond) + ms
+      end
+
+    attempt(store_ref, native_options, start, deadline)
+  end
+
+  defp attempt(store_ref, options, start, deadline) do
+    case start.(options) do
+      {:wait, store_id} ->
+        remaining = remaining(deadline)
+
+        receive do
+          {:wasmbeam_store_idle, ^store_id} ->
+            timeout = if deadline == :infinity, do: nil, else: remaining(deadline)
+            attempt(store_ref, %{options | timeout: timeout}, start, deadline)
+        after
+          remaining ->
+            {:error, Error.new(:busy, "another call kept the store busy for the whole timeout")}
+        end
+
+      first ->
+        finish(first, store_ref)
+    end
+  end
+
+  defp remaining(:infinity), do: :infinity
+  defp remaining(deadline), do: max(deadline - System.monotonic_time(:millisecond), 0)
 
   @spec finish(term(), reference()) :: {:ok, term()} | {:error, Wasmbeam.Error.t()}
   def finish(:continue, store_ref) do

@@ -32,7 +32,7 @@ defmodule Wasmbeam.Func do
           {:ok, [Wasmbeam.Types.value()]} | {:error, Error.t()}
   def call(%__MODULE__{ref: ref, store: store}, args, options \\ []) do
     with {:ok, native} <- CallOptions.to_native(options) do
-      Native.func_call(ref, args, native) |> Driver.finish(store)
+      Driver.run(store, native, &Native.func_call(ref, args, &1))
     end
   end
 

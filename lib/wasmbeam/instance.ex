@@ -74,8 +74,11 @@ defmodule Wasmbeam.Instance do
          {:ok, native_options} <- CallOptions.to_native(call_options),
          {:ok, resolved} <- Imports.resolve(module, imports),
          {:ok, ref} <-
-           Native.instance_new(store.ref, module.ref, resolved, native_options)
-           |> Driver.finish(store.ref) do
+           Driver.run(
+             store.ref,
+             native_options,
+             &Native.instance_new(store.ref, module.ref, resolved, &1)
+           ) do
       {:ok, %__MODULE__{ref: ref, store: store, module: module}}
     end
   end
@@ -121,7 +124,7 @@ defmodule Wasmbeam.Instance do
   def call(%__MODULE__{ref: ref, store: store}, name, args, options \\ []) when is_binary(name) do
     with :ok <- check_name(name),
          {:ok, native} <- CallOptions.to_native(options) do
-      Native.instance_call(ref, name, args, native) |> Driver.finish(store.ref)
+      Driver.run(store.ref, native, &Native.instance_call(ref, name, args, &1))
     end
   end
 

@@ -119,7 +119,7 @@ defmodule Wasmbeam.ExecutionTest do
 
       caller = spawn(fn -> Instance.call(instance, "run", [1]) end)
       assert_receive {:blocked, "env.h", [1], from}, 5_000
-      assert {:error, %Error{kind: :busy}} = Instance.call(instance, "plain", [1])
+      assert {:error, %Error{kind: :busy}} = Instance.call(instance, "plain", [1], wait: false)
 
       ref = Process.monitor(caller)
       Process.exit(caller, :kill)

@@ -278,16 +278,18 @@ defmodule Wasmbeam.StoreTest do
       %{instance: instance, memory: memory, global: global}
     end
 
-    test "while a call runs, other processes get :busy, then the store answers again",
+    test "while a call runs, other processes get :busy (wait: false), then the store answers again",
          %{instance: instance, memory: memory, global: global} do
       {:ok, answer} = Instance.func(instance, "answer")
       runner = Task.async(fn -> Instance.call(instance, "spin", [], timeout: 2_000) end)
       assert await_busy(instance.store)
 
-      assert {:error, %Error{kind: :busy, message: msg}} = Instance.call(instance, "answer", [])
+      assert {:error, %Error{kind: :busy, message: msg}} =
+               Instance.call(instance, "answer", [], wait: false)
+
       assert msg =~ "one call at a time"
 
-      assert {:error, %Error{kind: :busy}} = Wasmbeam.Func.call(answer, [])
+      assert {:error, %Error{kind: :busy}} = Wasmbeam.Func.call(answer, [], wait: false)
       assert {:error, %Error{kind: :busy}} = Memory.read(memory, 0, 4)
       assert {:error, %Error{kind: :busy}} = Memory.write(memory, 0, "abcd")
       assert {:error, %Error{kind: :busy}} = Memory.size(memory)
@@ -300,7 +302,7 @@ defmodule Wasmbeam.StoreTest do
 
       # instantiating into the busy store is refused as well
       assert {:error, %Error{kind: :busy}} =
-               Instance.new(Module.compile!("(module)"), %{}, store: instance.store)
+               Instance.new(Module.compile!("(module)"), %{}, store: instance.store, wait: false)
 
       # the exports list needs no store
       assert [{"mem", _} | _] = Instance.exports(instance)
@@ -308,6 +310,26 @@ defmodule Wasmbeam.StoreTest do
       assert {:error, %Error{kind: :timeout}} = Task.await(runner, 10_000)
       assert {:ok, [42]} = Instance.call(instance, "answer", [])
       assert {:ok, <<0, 0, 0, 0>>} = Memory.read(memory, 0, 4)
+    end
+
+    test "by default a call waits for the running one and then runs: calls are serialized",
+         %{instance: instance} do
+      runner = Task.async(fn -> Instance.call(instance, "spin", [], timeout: 300) end)
+      assert await_busy(instance.store)
+
+      waiters = for _ <- 1..5, do: Task.async(fn -> Instance.call(instance, "answer", []) end)
+
+      assert {:error, %Error{kind: :timeout}} = Task.await(runner, 10_000)
+      assert Enum.map(waiters, &Task.await(&1, 10_000)) == List.duplicate({:ok, [42]}, 5)
+    end
+
+    test "a waiting call gives up with :busy when its timeout passes first", %{instance: instance} do
+      runner = Task.async(fn -> Instance.call(instance, "spin", [], timeout: 1_000) end)
+      assert await_busy(instance.store)
+
+      assert {:error, %Error{kind: :busy}} = Instance.call(instance, "answer", [], timeout: 50)
+      assert {:error, %Error{kind: :timeout}} = Task.await(runner, 10_000)
+      assert {:ok, [42]} = Instance.call(instance, "answer", [])
     end
 
     test "many processes calling one store get answers or :busy, never anything else" do
@@ -359,7 +381,7 @@ defmodule Wasmbeam.StoreTest do
     test "the death of the calling process frees the store", %{instance: instance} do
       pid = spawn(fn -> Instance.call(instance, "spin", []) end)
       assert await_busy(instance.store)
-      assert {:error, %Error{kind: :busy}} = Instance.call(instance, "answer", [])
+      assert {:error, %Error{kind: :busy}} = Instance.call(instance, "answer", [], wait: false)
 
       ref = Process.monitor(pid)
       Process.exit(pid, :kill)

@@ -22,6 +22,8 @@ rustler::atoms! {
     fuel,
     call,
     define_func,
+    wait,
+    wasmbeam_store_idle,
     define_global,
     define_memory,
     define_table,

@@ -513,7 +513,7 @@ fn store_answer<'a>(
                         .to_string()
                 }
             };
-            guard.cancel(&store);
+            guard.cancel(env, &store);
             let message = format!("host function {name}: {why} (the call was cancelled)");
             reply::<()>(env, Err(WbError::new(Kind::Trap, message)))
         }

@@ -202,6 +202,9 @@ fn instance_new<'a>(
     });
     let externs = match externs {
         Ok(externs) => externs,
+        Err(e) if e.kind == Kind::Busy && options.wait => {
+            return crate::store::wait_for(env, &store)
+        }
         Err(e) => return reply::<()>(env, Err(e)),
     };
     start(env, &store, &options, move |mut wstore| {
@@ -224,6 +227,9 @@ fn instance_call<'a>(
 ) -> Term<'a> {
     match instance.func(&name) {
         Ok((func, sig)) => crate::func::call(env, &instance.store, func, &sig, arguments, options),
+        Err(e) if e.kind == Kind::Busy && options.wait => {
+            crate::store::wait_for(env, &instance.store)
+        }
         Err(e) => reply::<()>(env, Err(e)),
     }
 }

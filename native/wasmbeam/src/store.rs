@@ -66,6 +66,8 @@ pub struct StoreResource {
     /// its first poll. The monitor is kept between calls, so a process
     /// that drives many calls pays for it once.
     watched: Mutex<Option<(LocalPid, Monitor)>>,
+    /// Processes waiting for the run in progress to end (`wait: true`).
+    waiters: Mutex<Vec<LocalPid>>,
 }
 
 static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
@@ -80,7 +82,7 @@ impl rustler::Resource for StoreResource {
 
     /// The process driving a call died: make the guest trap at its next
     /// epoch check and run it to completion, so the store stays usable.
-    fn down<'a>(&'a self, _env: Env<'a>, pid: LocalPid, monitor: Monitor) {
+    fn down<'a>(&'a self, env: Env<'a>, pid: LocalPid, monitor: Monitor) {
         {
             let mut watched = self.watched.lock();
             if matches!(&*watched, Some((_, m)) if *m == monitor) {
@@ -96,6 +98,8 @@ impl rustler::Resource for StoreResource {
             }
         };
         cancel_run(self, &mut state, running);
+        drop(state);
+        self.wake_waiters(env);
     }
 }
 
@@ -137,6 +141,8 @@ pub struct StoreOptions {
 pub struct CallOptions {
     pub timeout: Option<u64>,
     pub fuel: Option<u64>,
+    /// Queue behind a running call instead of failing with `:busy`.
+    pub wait: bool,
 }
 
 impl StoreResource {
@@ -195,8 +201,18 @@ impl StoreResource {
             state: Mutex::new(State::Idle(store)),
             host: Arc::new(HostShared::new(cancel.clone())),
             watched: Mutex::new(None),
+            waiters: Mutex::new(Vec::new()),
             cancel,
         })
+    }
+
+    /// Tells every waiting process that the store is free; they race for
+    /// it, and the losers queue again.
+    fn wake_waiters(&self, env: Env) {
+        let waiters = std::mem::take(&mut *self.waiters.lock());
+        for pid in waiters {
+            let _ = env.send(&pid, (crate::atoms::wasmbeam_store_idle(), self.id));
+        }
     }
 
     /// Makes sure the process driving a run is monitored, so that its death
@@ -276,7 +292,14 @@ pub fn start<'a>(
     let mut store = match std::mem::replace(&mut *state, State::Poisoned(String::new())) {
         State::Idle(store) => store,
         State::Running(r) => {
+            // The driver itself waiting would wait for ever (a handler
+            // calling its own instance instead of using its caller).
+            let can_wait = opts.wait && r.driver != env.pid();
             *state = State::Running(r);
+            if can_wait {
+                res.waiters.lock().push(env.pid());
+                return (crate::atoms::wait(), res.id).encode(env);
+            }
             return reply::<()>(env, Err(busy()));
         }
         State::Poisoned(why) => {
@@ -336,6 +359,7 @@ fn drive<'a>(
             *state = State::Idle(store);
             res.host.reset();
             drop(running);
+            res.wake_waiters(env);
             match result {
                 Ok(Outcome::Values(outs)) => {
                     reply(env, Ok(crate::values::encode_outs(env, &outs, res)))
@@ -353,6 +377,7 @@ fn drive<'a>(
         }
         Err(panic) => {
             *state = State::Poisoned(panic.clone());
+            res.wake_waiters(env);
             reply::<()>(env, Err(WbError::new(Kind::Panic, panic)))
         }
     }
@@ -392,6 +417,21 @@ fn store_new(env: Env, engine: ResourceArc<EngineResource>, options: StoreOption
     )
 }
 
+/// Queues the calling process for the store (see `CallOptions::wait`) when
+/// something other than `start` found it busy; answers `{:wait, id}`.
+pub fn wait_for<'a>(env: Env<'a>, res: &StoreResource) -> Term<'a> {
+    let state = res.state.lock();
+    match &*state {
+        State::Running(r) if r.driver == env.pid() => return reply::<()>(env, Err(busy())),
+        State::Running(_) => res.waiters.lock().push(env.pid()),
+        // It became free meanwhile: wake ourselves to try again at once.
+        _ => {
+            let _ = env.send(&env.pid(), (crate::atoms::wasmbeam_store_idle(), res.id));
+        }
+    }
+    (crate::atoms::wait(), res.id).encode(env)
+}
+
 /// Polls the call running on `store` for one more slice.
 #[rustler::nif]
 fn store_resume(env: Env, store: ResourceArc<StoreResource>) -> Term {
@@ -429,7 +469,7 @@ impl<'r> RunningGuard<'r> {
 
     /// Polls once for an operation that completes without running guest
     /// code, and returns its result.
-    pub fn poll_for_op(&mut self, _env: Env, res: &StoreResource) -> WbResult<OpResult> {
+    pub fn poll_for_op(&mut self, env: Env, res: &StoreResource) -> WbResult<OpResult> {
         let running = self.running.as_mut().expect("a running call");
         match poll_once(&mut running.future) {
             Ok(Poll::Pending) => match res.host.take_pending() {
@@ -443,6 +483,7 @@ impl<'r> RunningGuard<'r> {
                 self.running = None;
                 *self.state = State::Idle(store);
                 res.host.reset();
+                res.wake_waiters(env);
                 Err(WbError::new(Kind::Argument, "the call ended"))
             }
             Err(panic) => {
@@ -464,9 +505,10 @@ impl Drop for RunningGuard<'_> {
 
 impl RunningGuard<'_> {
     /// Cancels the run (see [`cancel_run`]).
-    pub fn cancel(&mut self, res: &StoreResource) {
+    pub fn cancel(&mut self, env: Env, res: &StoreResource) {
         if let Some(running) = self.running.take() {
             cancel_run(res, &mut self.state, running);
+            res.wake_waiters(env);
         }
     }
 }
