@@ -245,44 +245,31 @@ pub fn ref_to_out(r: Ref, store: impl AsContextMut) -> Out {
     }
 }
 
-pub fn encode_f32<'a>(env: Env<'a>, bits: u32) -> Term<'a> {
-    let f = f32::from_bits(bits);
-    if f.is_nan() {
-        if bits == F32_CANONICAL_NAN {
+/// A float result: a float, `:infinity`/`:neg_infinity`, `:nan` for the
+/// canonical NaN, or `{:nan, bits}` keeping any other NaN's bit pattern.
+fn encode_float<'a>(env: Env<'a>, value: f64, bits: u64, canonical_nan: bool) -> Term<'a> {
+    if value.is_nan() {
+        if canonical_nan {
             atoms::nan().encode(env)
         } else {
             (atoms::nan(), bits).encode(env)
         }
-    } else if f.is_infinite() {
-        if f > 0.0 {
-            atoms::infinity()
-        } else {
-            atoms::neg_infinity()
-        }
-        .encode(env)
+    } else if value == f64::INFINITY {
+        atoms::infinity().encode(env)
+    } else if value == f64::NEG_INFINITY {
+        atoms::neg_infinity().encode(env)
     } else {
-        (f as f64).encode(env)
+        value.encode(env)
     }
 }
 
-pub fn encode_f64<'a>(env: Env<'a>, bits: u64) -> Term<'a> {
-    let f = f64::from_bits(bits);
-    if f.is_nan() {
-        if bits == F64_CANONICAL_NAN {
-            atoms::nan().encode(env)
-        } else {
-            (atoms::nan(), bits).encode(env)
-        }
-    } else if f.is_infinite() {
-        if f > 0.0 {
-            atoms::infinity()
-        } else {
-            atoms::neg_infinity()
-        }
-        .encode(env)
-    } else {
-        f.encode(env)
-    }
+pub fn encode_f32(env: Env, bits: u32) -> Term {
+    let value = f32::from_bits(bits) as f64;
+    encode_float(env, value, bits as u64, bits == F32_CANONICAL_NAN)
+}
+
+pub fn encode_f64(env: Env, bits: u64) -> Term {
+    encode_float(env, f64::from_bits(bits), bits, bits == F64_CANONICAL_NAN)
 }
 
 pub fn encode_out<'a>(env: Env<'a>, out: &Out, store: &ResourceArc<StoreResource>) -> Term<'a> {
