@@ -4,7 +4,7 @@
 //! as `bench/support/harness.ex`.
 //!
 //! ```text
-//! native_baseline <scenario> <wat-file> [--samples N] [--min-batch-ns NS] [--warmup-ms MS]
+//! native_baseline <scenario> <wat-file> [--samples N] [--min-batch-ns NS] [--warmup-ms MS] [--raw]
 //!
 //! scenarios:
 //!   call         calls the export `add(i32, i32) -> i32` of the module with (1, 2)
@@ -12,19 +12,25 @@
 //!   all          both
 //! ```
 //!
-//! Output, on stdout: comment lines start with `#`; every other line is one
-//! measurement, whitespace-separated:
+//! Output, on stdout: comment lines start with `#`; the others are one
+//! measurement each, whitespace-separated:
 //!
 //! ```text
 //! name median_ns p99_ns min_ns ops_per_s batch samples
 //! ```
 //!
-//! Sampling: after a warm-up, the batch size K is doubled until one batch of
-//! K operations takes at least `--min-batch-ns`; then `--samples` batches are
-//! timed, and each sample is the batch's time divided by K, so that the cost
-//! of reading the clock does not dominate sub-microsecond operations. Median,
-//! p99 and min are over those per-operation samples; ops/s is the total
-//! number of operations over the total measured time.
+//! With `--raw`, each is followed by `raw name batch s1 s2 ...`: every
+//! per-operation sample in ns (sorted), so that a caller can pool the samples
+//! of several runs (`bench/support/harness.ex` interleaves short runs of the
+//! baseline with its own rounds).
+//!
+//! Sampling: after a warm-up, the batch size K is doubled until the fastest
+//! of three batches of K operations takes at least `--min-batch-ns`; then
+//! `--samples` batches are timed, and each sample is the batch's time divided
+//! by K, so that the cost of reading the clock does not dominate
+//! sub-microsecond operations. Median, p99 and min are over those
+//! per-operation samples; ops/s is the total number of operations over the
+//! total measured time.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -49,7 +55,11 @@ struct Sampling {
     warmup: Duration,
 }
 
+/// Set by `--raw`: print every per-operation sample too.
+static RAW: AtomicBool = AtomicBool::new(false);
+
 struct Stats {
+    per_op: Vec<f64>,
     median_ns: f64,
     p99_ns: f64,
     min_ns: f64,
@@ -71,8 +81,16 @@ fn measure(sampling: &Sampling, mut op: impl FnMut()) -> Stats {
     while Instant::now() < warm_until {
         op();
     }
+    // The best of three timings decides, so that one batch slowed down by
+    // something else does not fix K too small for the whole run.
     let mut batch = 1u64;
-    while batch < 1 << 24 && time_batch(batch, &mut op) < sampling.min_batch_ns {
+    while batch < 1 << 24
+        && (0..3)
+            .map(|_| time_batch(batch, &mut op))
+            .min()
+            .unwrap_or(0)
+            < sampling.min_batch_ns
+    {
         batch *= 2;
     }
     let mut per_op = Vec::with_capacity(sampling.samples);
@@ -94,6 +112,7 @@ fn measure(sampling: &Sampling, mut op: impl FnMut()) -> Stats {
         ops_per_s: (batch * sampling.samples as u64) as f64 * 1e9 / total_ns.max(1) as f64,
         batch,
         samples: sampling.samples,
+        per_op,
     }
 }
 
@@ -102,6 +121,13 @@ fn report(name: &str, s: &Stats) {
         "{name} {:.1} {:.1} {:.1} {:.0} {} {}",
         s.median_ns, s.p99_ns, s.min_ns, s.ops_per_s, s.batch, s.samples
     );
+    if RAW.load(Ordering::Relaxed) {
+        let mut line = format!("raw {name} {}", s.batch);
+        for ns in &s.per_op {
+            line.push_str(&format!(" {ns:.1}"));
+        }
+        println!("{line}");
+    }
 }
 
 /// The configuration of Wasmbeam's default engine
@@ -382,12 +408,14 @@ fn bench_instantiate(sampling: &Sampling, wat: &[u8]) -> wasmtime::Result<()> {
 }
 
 const USAGE: &str = "usage: native_baseline <call|instantiate|all> <wat-file> \
-                     [--samples N] [--min-batch-ns NS] [--warmup-ms MS]";
+                     [--samples N] [--min-batch-ns NS] [--warmup-ms MS] [--raw]";
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(String, String, Sampling), String> {
+fn parse_args(
+    mut args: impl Iterator<Item = String>,
+) -> Result<(String, String, Sampling), String> {
     let mut positional = Vec::new();
     let mut sampling = Sampling {
-        samples: 2000,
+        samples: 5000,
         min_batch_ns: 10_000,
         warmup: Duration::from_millis(200),
     };
@@ -400,6 +428,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(String, String,
             "--samples" => sampling.samples = number("--samples")?.max(1) as usize,
             "--min-batch-ns" => sampling.min_batch_ns = number("--min-batch-ns")?,
             "--warmup-ms" => sampling.warmup = Duration::from_millis(number("--warmup-ms")?),
+            "--raw" => RAW.store(true, Ordering::Relaxed),
             "-h" | "--help" => return Err(USAGE.into()),
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             _ => positional.push(arg),
