@@ -23,6 +23,9 @@ defmodule Wasmbeam.CallOptions do
 
   @doc false
   @spec to_native(keyword()) :: {:ok, map()} | {:error, Wasmbeam.Error.t()}
+  # The common case, without building anything.
+  def to_native([]), do: {:ok, %{timeout: nil, fuel: nil, wait: true}}
+
   def to_native(options) when is_list(options) do
     Enum.reduce_while(options, {:ok, %{timeout: nil, fuel: nil, wait: true}}, fn
       {:wait, wait}, {:ok, acc} when is_boolean(wait) ->

@@ -123,6 +123,8 @@ pub struct HostShared {
     registry: Mutex<Registry>,
     pub cancel: Arc<AtomicBool>,
     next_id: AtomicU64,
+    /// Set when a host call used the slot since the last reset.
+    used: AtomicBool,
 }
 
 /// The Elixir handlers of the host functions defined in one store.
@@ -148,6 +150,7 @@ impl HostShared {
             }),
             cancel,
             next_id: AtomicU64::new(1),
+            used: AtomicBool::new(false),
         }
     }
 
@@ -164,7 +167,10 @@ impl HostShared {
 
     /// Forgets every pending host call (the run they belonged to is over).
     pub fn reset(&self) {
-        *self.slot.lock() = Slot::default();
+        // Most runs make no host call: skip the lock for them.
+        if self.used.swap(false, Ordering::AcqRel) {
+            *self.slot.lock() = Slot::default();
+        }
     }
 
     pub fn handler<'a>(&self, env: Env<'a>, index: usize) -> Term<'a> {
@@ -257,6 +263,7 @@ async fn host_call(
 ) -> wasmtime::Result<()> {
     let args: Vec<Out> = params.iter().map(|v| val_to_out(*v, &mut caller)).collect();
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    shared.used.store(true, Ordering::Release);
     {
         let mut slot = shared.slot.lock();
         slot.frames.push(Frame {

@@ -68,6 +68,7 @@ pub struct StoreResource {
     watched: Mutex<Option<(LocalPid, Monitor)>>,
     /// Processes waiting for the run in progress to end (`wait: true`).
     waiters: Mutex<Vec<LocalPid>>,
+    has_waiters: AtomicBool,
 }
 
 static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
@@ -202,13 +203,22 @@ impl StoreResource {
             host: Arc::new(HostShared::new(cancel.clone())),
             watched: Mutex::new(None),
             waiters: Mutex::new(Vec::new()),
+            has_waiters: AtomicBool::new(false),
             cancel,
         })
+    }
+
+    fn queue_waiter(&self, pid: LocalPid) {
+        self.waiters.lock().push(pid);
+        self.has_waiters.store(true, Ordering::Release);
     }
 
     /// Tells every waiting process that the store is free; they race for
     /// it, and the losers queue again.
     fn wake_waiters(&self, env: Env) {
+        if !self.has_waiters.swap(false, Ordering::AcqRel) {
+            return;
+        }
         let waiters = std::mem::take(&mut *self.waiters.lock());
         for pid in waiters {
             let _ = env.send(&pid, (crate::atoms::wasmbeam_store_idle(), self.id));
@@ -297,7 +307,7 @@ pub fn start<'a>(
             let can_wait = opts.wait && r.driver != env.pid();
             *state = State::Running(r);
             if can_wait {
-                res.waiters.lock().push(env.pid());
+                res.queue_waiter(env.pid());
                 return (crate::atoms::wait(), res.id).encode(env);
             }
             return reply::<()>(env, Err(busy()));
@@ -423,7 +433,7 @@ pub fn wait_for<'a>(env: Env<'a>, res: &StoreResource) -> Term<'a> {
     let state = res.state.lock();
     match &*state {
         State::Running(r) if r.driver == env.pid() => return reply::<()>(env, Err(busy())),
-        State::Running(_) => res.waiters.lock().push(env.pid()),
+        State::Running(_) => res.queue_waiter(env.pid()),
         // It became free meanwhile: wake ourselves to try again at once.
         _ => {
             let _ = env.send(&env.pid(), (crate::atoms::wasmbeam_store_idle(), res.id));
