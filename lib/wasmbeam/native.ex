@@ -34,6 +34,7 @@ defmodule Wasmbeam.Native do
   def store_resume(_store), do: err()
   def store_fuel(_store), do: err()
   def store_set_fuel(_store, _fuel), do: err()
+  def store_fuel_consumed(_store), do: err()
   def store_answer(_store, _id, _answer), do: err()
   def caller_op(_store, _id, _op), do: err()
 

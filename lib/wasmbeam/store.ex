@@ -75,6 +75,21 @@ defmodule Wasmbeam.Store do
   @spec fuel(t()) :: {:ok, non_neg_integer()} | {:error, Error.t()}
   def fuel(%__MODULE__{ref: ref}), do: Native.store_fuel(ref)
 
+  @doc """
+  The fuel the store's last call used (engines with `consume_fuel: true`).
+
+      iex> engine = Wasmbeam.Engine.new!(consume_fuel: true)
+      iex> module = Wasmbeam.Module.compile!(engine, ~S[(module (func (export "f") (result i32) i32.const 1 i32.const 2 i32.add))])
+      iex> instance = Wasmbeam.Instance.new!(module)
+      iex> {:ok, [3]} = Wasmbeam.Instance.call(instance, "f", [], fuel: 100)
+      iex> {:ok, used} = Wasmbeam.Store.fuel_consumed(instance.store)
+      iex> {:ok, left} = Wasmbeam.Store.fuel(instance.store)
+      iex> used > 0 and used + left == 100
+      true
+  """
+  @spec fuel_consumed(t()) :: {:ok, non_neg_integer()} | {:error, Error.t()}
+  def fuel_consumed(%__MODULE__{ref: ref}), do: Native.store_fuel_consumed(ref)
+
   @doc "Sets the fuel the store has left."
   @spec set_fuel(t(), non_neg_integer()) :: :ok | {:error, Error.t()}
   def set_fuel(%__MODULE__{}, fuel)

@@ -30,6 +30,8 @@ pub struct StoreData {
     pub timed_out: bool,
     /// A call made through a host function's caller ran out of fuel.
     pub nested_out_of_fuel: bool,
+    /// The fuel the store had when the last call started.
+    fuel_at_start: u64,
     cancel: Arc<AtomicBool>,
 }
 
@@ -170,6 +172,7 @@ impl StoreResource {
             deadline: None,
             timed_out: false,
             nested_out_of_fuel: false,
+            fuel_at_start: 0,
             cancel: cancel.clone(),
         };
         let mut store = Store::new(&engine.engine, data);
@@ -331,6 +334,9 @@ pub fn start<'a>(
             *state = State::Idle(store);
             return reply::<()>(env, Err(WbError::new(Kind::Argument, e.to_string())));
         }
+    }
+    if res.engine.consume_fuel {
+        store.data_mut().fuel_at_start = store.get_fuel().unwrap_or(0);
     }
     if res.engine.epoch_interruption {
         store.set_epoch_deadline(1);
@@ -536,6 +542,16 @@ pub fn drive_running<'a>(
 #[rustler::nif]
 fn store_fuel(env: Env, store: ResourceArc<StoreResource>) -> Term {
     let result = store.with_idle(|s| s.get_fuel().map_err(|_| fuel_disabled()));
+    reply(env, result)
+}
+
+/// The fuel the last call used: what it started with minus what is left.
+#[rustler::nif]
+fn store_fuel_consumed(env: Env, store: ResourceArc<StoreResource>) -> Term {
+    let result = store.with_idle(|s| {
+        let left = s.get_fuel().map_err(|_| fuel_disabled())?;
+        Ok(s.data().fuel_at_start.saturating_sub(left))
+    });
     reply(env, result)
 }
 
