@@ -77,3 +77,18 @@ rustler::atoms! {
     speed,
     speed_and_size,
 }
+
+/// Builds `%Module{field: value, ...}` (an Elixir struct is a map with a
+/// `__struct__` key naming its module).
+pub fn elixir_struct<'a>(
+    env: rustler::Env<'a>,
+    module: &str,
+    fields: &[(rustler::Atom, rustler::Term<'a>)],
+) -> rustler::Term<'a> {
+    use rustler::Encoder;
+    let module = rustler::Atom::from_str(env, module).expect("valid atom");
+    let mut pairs = Vec::with_capacity(fields.len() + 1);
+    pairs.push((__struct__().encode(env), module.encode(env)));
+    pairs.extend(fields.iter().map(|(key, value)| (key.encode(env), *value)));
+    rustler::Term::map_from_pairs(env, &pairs).expect("distinct keys")
+}

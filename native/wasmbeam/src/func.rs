@@ -46,22 +46,23 @@ pub fn encode_func<'a>(
     resource: ResourceArc<FuncResource>,
     name: Option<&str>,
 ) -> Term<'a> {
-    let module = Atom::from_str(env, "Elixir.Wasmbeam.Func").expect("valid atom");
-    let pairs = [
-        (atoms::__struct__().encode(env), module.encode(env)),
-        (atoms::r#ref().encode(env), resource.encode(env)),
-        (atoms::name().encode(env), name.encode(env)),
-        (atoms::store().encode(env), resource.store.encode(env)),
-        (
-            atoms::params().encode(env),
-            atoms_of(env, &resource.sig.params).encode(env),
-        ),
-        (
-            atoms::results().encode(env),
-            atoms_of(env, &resource.sig.results).encode(env),
-        ),
-    ];
-    Term::map_from_pairs(env, &pairs).expect("distinct keys")
+    atoms::elixir_struct(
+        env,
+        "Elixir.Wasmbeam.Func",
+        &[
+            (atoms::r#ref(), resource.encode(env)),
+            (atoms::name(), name.encode(env)),
+            (atoms::store(), resource.store.encode(env)),
+            (
+                atoms::params(),
+                atoms_of(env, &resource.sig.params).encode(env),
+            ),
+            (
+                atoms::results(),
+                atoms_of(env, &resource.sig.results).encode(env),
+            ),
+        ],
+    )
 }
 
 /// A funcref that came out of the guest (a result, a table element).

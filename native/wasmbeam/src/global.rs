@@ -5,7 +5,7 @@ use crate::error::{reply, Kind, WbError};
 use crate::store::StoreResource;
 use crate::types::val_type_atom;
 use crate::values::{arg_to_val, decode_arg, encode_out, val_to_out};
-use rustler::{Atom, Encoder, Env, ResourceArc, Term};
+use rustler::{Encoder, Env, ResourceArc, Term};
 use wasmtime::{Global, GlobalType, Mutability, RootScope};
 
 pub struct GlobalResource {
@@ -32,15 +32,16 @@ pub fn encode<'a>(
         global,
         ty: ty.clone(),
     });
-    let module = Atom::from_str(env, "Elixir.Wasmbeam.Global").expect("valid atom");
-    let pairs = [
-        (atoms::__struct__().encode(env), module.encode(env)),
-        (atoms::r#ref().encode(env), r.encode(env)),
-        (atoms::name().encode(env), name.encode(env)),
-        (atoms::r#type().encode(env), content.encode(env)),
-        (atoms::mutable().encode(env), mutable.encode(env)),
-    ];
-    Term::map_from_pairs(env, &pairs).expect("distinct keys")
+    atoms::elixir_struct(
+        env,
+        "Elixir.Wasmbeam.Global",
+        &[
+            (atoms::r#ref(), r.encode(env)),
+            (atoms::name(), name.encode(env)),
+            (atoms::r#type(), content.encode(env)),
+            (atoms::mutable(), mutable.encode(env)),
+        ],
+    )
 }
 
 #[rustler::nif]

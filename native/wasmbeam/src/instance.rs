@@ -313,14 +313,15 @@ fn encode_tag<'a>(
     use crate::atoms;
     let params: Vec<Atom> = params.iter().map(crate::types::val_type_atom).collect();
     let r = ResourceArc::new(TagResource { store, tag });
-    let module = Atom::from_str(env, "Elixir.Wasmbeam.Tag").expect("valid atom");
-    let pairs = [
-        (atoms::__struct__().encode(env), module.encode(env)),
-        (atoms::r#ref().encode(env), r.encode(env)),
-        (atoms::name().encode(env), name.encode(env)),
-        (atoms::params().encode(env), params.encode(env)),
-    ];
-    Term::map_from_pairs(env, &pairs).expect("distinct keys")
+    atoms::elixir_struct(
+        env,
+        "Elixir.Wasmbeam.Tag",
+        &[
+            (atoms::r#ref(), r.encode(env)),
+            (atoms::name(), name.encode(env)),
+            (atoms::params(), params.encode(env)),
+        ],
+    )
 }
 
 /// The names of the exports, in order, with their types.

@@ -3,7 +3,7 @@
 use crate::atoms;
 use crate::error::{reply, Kind, WbError, WbResult};
 use crate::store::StoreResource;
-use rustler::{Atom, Binary, Encoder, Env, NewBinary, ResourceArc, Term};
+use rustler::{Binary, Encoder, Env, NewBinary, ResourceArc, Term};
 use wasmtime::Memory;
 
 pub struct MemoryResource {
@@ -22,13 +22,14 @@ pub fn encode<'a>(
     name: &str,
 ) -> Term<'a> {
     let r = ResourceArc::new(MemoryResource { store, memory });
-    let module = Atom::from_str(env, "Elixir.Wasmbeam.Memory").expect("valid atom");
-    let pairs = [
-        (atoms::__struct__().encode(env), module.encode(env)),
-        (atoms::r#ref().encode(env), r.encode(env)),
-        (atoms::name().encode(env), name.encode(env)),
-    ];
-    Term::map_from_pairs(env, &pairs).expect("distinct keys")
+    atoms::elixir_struct(
+        env,
+        "Elixir.Wasmbeam.Memory",
+        &[
+            (atoms::r#ref(), r.encode(env)),
+            (atoms::name(), name.encode(env)),
+        ],
+    )
 }
 
 pub fn range(offset: u64, len: u64, size: usize) -> WbResult<std::ops::Range<usize>> {

@@ -5,7 +5,7 @@ use crate::error::{reply, Kind, WbError};
 use crate::store::StoreResource;
 use crate::types::ref_type_atom;
 use crate::values::{encode_out, ref_to_out};
-use rustler::{Atom, Encoder, Env, ResourceArc, Term};
+use rustler::{Encoder, Env, ResourceArc, Term};
 use wasmtime::{RootScope, Table, TableType};
 
 pub struct TableResource {
@@ -26,14 +26,15 @@ pub fn encode<'a>(
 ) -> Term<'a> {
     let element = ref_type_atom(ty.element());
     let r = ResourceArc::new(TableResource { store, table });
-    let module = Atom::from_str(env, "Elixir.Wasmbeam.Table").expect("valid atom");
-    let pairs = [
-        (atoms::__struct__().encode(env), module.encode(env)),
-        (atoms::r#ref().encode(env), r.encode(env)),
-        (atoms::name().encode(env), name.encode(env)),
-        (atoms::element().encode(env), element.encode(env)),
-    ];
-    Term::map_from_pairs(env, &pairs).expect("distinct keys")
+    atoms::elixir_struct(
+        env,
+        "Elixir.Wasmbeam.Table",
+        &[
+            (atoms::r#ref(), r.encode(env)),
+            (atoms::name(), name.encode(env)),
+            (atoms::element(), element.encode(env)),
+        ],
+    )
 }
 
 #[rustler::nif]
