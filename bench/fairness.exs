@@ -7,8 +7,11 @@
 #
 # Environment: FAIRNESS_SAMPLES (default 1000), FAIRNESS_GUESTS (default 20).
 
+Code.require_file("support/harness.ex", __DIR__)
+
 defmodule Wasmbeam.Bench.Fairness do
   alias Wasmbeam.{Func, Instance}
+  alias Wasmbeam.Bench.Harness
 
   @wat ~S"""
   (module
@@ -24,7 +27,7 @@ defmodule Wasmbeam.Bench.Fairness do
   def run do
     samples = String.to_integer(System.get_env("FAIRNESS_SAMPLES", "1000"))
     guests = String.to_integer(System.get_env("FAIRNESS_GUESTS", "20"))
-    IO.puts("bench/fairness.exs: #{environment()}; #{samples} sleeps, #{guests} guests")
+    IO.puts("bench/fairness.exs: #{Harness.machine()}; #{samples} sleeps, #{guests} guests")
 
     module = Wasmbeam.Module.compile!(@wat)
     instances = for _ <- 1..guests, do: Instance.new!(module)
@@ -55,8 +58,13 @@ defmodule Wasmbeam.Bench.Fairness do
 
     IO.puts("")
     print_header()
-    print_row("Process.sleep(1), idle", stats(idle), nil)
-    print_row("Process.sleep(1), #{guests} guests spinning", stats(loaded), "p99 <= 5 ms")
+    print_row("Process.sleep(1), idle", Harness.percentiles(idle), nil)
+
+    print_row(
+      "Process.sleep(1), #{guests} guests spinning",
+      Harness.percentiles(loaded),
+      "p99 <= 5 ms"
+    )
 
     IO.puts(
       "\nloaded sampling took #{fmt(loaded_ns)}; the #{guests} guests made " <>
@@ -65,7 +73,7 @@ defmodule Wasmbeam.Bench.Fairness do
     )
 
     if durations != [] do
-      s = stats(durations)
+      s = Harness.percentiles(durations)
 
       IO.puts(
         "duration of those timed-out calls: median #{fmt(s.median)}, p99 #{fmt(s.p99)}, " <>
@@ -137,32 +145,10 @@ defmodule Wasmbeam.Bench.Fairness do
     )
   end
 
-  defp stats(samples) do
-    sorted = samples |> Enum.sort() |> List.to_tuple()
-    n = tuple_size(sorted)
-    rank = fn q -> elem(sorted, min(max(ceil(q * n), 1), n) - 1) end
-
-    %{
-      median: rank.(0.5),
-      p99: rank.(0.99),
-      p999: rank.(0.999),
-      min: elem(sorted, 0),
-      max: elem(sorted, n - 1),
-      n: n
-    }
-  end
-
   defp fmt(ns) when ns < 1_000_000, do: "#{:erlang.float_to_binary(ns / 1_000, decimals: 1)} us"
   defp fmt(ns), do: "#{:erlang.float_to_binary(ns / 1_000_000, decimals: 2)} ms"
 
   defp now, do: :erlang.monotonic_time(:nanosecond)
-
-  defp environment do
-    load = File.read!("/proc/loadavg") |> String.split() |> Enum.take(3) |> Enum.join(" ")
-
-    "OTP #{System.otp_release()}, Elixir #{System.version()}, " <>
-      "#{System.schedulers_online()} schedulers, load average #{load}"
-  end
 end
 
 Wasmbeam.Bench.Fairness.run()

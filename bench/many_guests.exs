@@ -15,6 +15,8 @@
 # `receive`), or in one handler GenServer that holds every call and answers
 # them all at release.
 
+Code.require_file("support/harness.ex", __DIR__)
+
 defmodule Wasmbeam.Bench.ManyGuests.Holder do
   # A handler process that answers no host call until told to.
   use GenServer
@@ -39,6 +41,7 @@ end
 
 defmodule Wasmbeam.Bench.ManyGuests do
   alias Wasmbeam.Instance
+  alias Wasmbeam.Bench.Harness
 
   @wat ~S"""
   (module
@@ -54,7 +57,7 @@ defmodule Wasmbeam.Bench.ManyGuests do
     modes = modes(System.get_env("MANY_GUESTS_MODE", "both"))
 
     IO.puts(
-      "bench/many_guests.exs: #{environment()}; #{guests} guests; " <>
+      "bench/many_guests.exs: #{Harness.machine()}; #{guests} guests; " <>
         "process limit #{:erlang.system_info(:process_limit)}"
     )
 
@@ -256,13 +259,6 @@ defmodule Wasmbeam.Bench.ManyGuests do
 
   defp fmt(ns) when ns < 1_000_000, do: "#{:erlang.float_to_binary(ns / 1_000, decimals: 1)} us"
   defp fmt(ns), do: "#{:erlang.float_to_binary(ns / 1_000_000, decimals: 1)} ms"
-
-  defp environment do
-    load = File.read!("/proc/loadavg") |> String.split() |> Enum.take(3) |> Enum.join(" ")
-
-    "OTP #{System.otp_release()}, Elixir #{System.version()}, " <>
-      "#{System.schedulers_online()} schedulers, load average #{load}"
-  end
 end
 
 Wasmbeam.Bench.ManyGuests.run()

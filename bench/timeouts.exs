@@ -6,8 +6,11 @@
 #
 # Environment: TIMEOUT_RUNS (default 50).
 
+Code.require_file("support/harness.ex", __DIR__)
+
 defmodule Wasmbeam.Bench.Timeouts do
   alias Wasmbeam.{Func, Instance}
+  alias Wasmbeam.Bench.Harness
 
   @wat ~S"""
   (module
@@ -22,7 +25,7 @@ defmodule Wasmbeam.Bench.Timeouts do
 
   def run do
     runs = String.to_integer(System.get_env("TIMEOUT_RUNS", "50"))
-    IO.puts("bench/timeouts.exs: #{environment()}; #{runs} runs, timeout: #{@timeout_ms}")
+    IO.puts("bench/timeouts.exs: #{Harness.machine()}; #{runs} runs, timeout: #{@timeout_ms}")
 
     {:ok, instance} = Wasmbeam.load(@wat)
     {:ok, spin} = Instance.func(instance, "spin")
@@ -83,7 +86,7 @@ defmodule Wasmbeam.Bench.Timeouts do
 
     lines =
       Enum.map(rows, fn {name, samples, target, check} ->
-        s = stats(samples)
+        s = Harness.percentiles(samples)
         verdict = if check, do: if(check.(s), do: " ok", else: " MISS"), else: ""
         [name, fmt(s.median), fmt(s.p99), fmt(s.min), fmt(s.max), "#{s.n}", target <> verdict]
       end)
@@ -103,32 +106,11 @@ defmodule Wasmbeam.Bench.Timeouts do
     |> String.trim_trailing()
   end
 
-  defp stats(samples) do
-    sorted = samples |> Enum.sort() |> List.to_tuple()
-    n = tuple_size(sorted)
-    rank = fn q -> elem(sorted, min(max(ceil(q * n), 1), n) - 1) end
-
-    %{
-      median: rank.(0.5),
-      p99: rank.(0.99),
-      min: elem(sorted, 0),
-      max: elem(sorted, n - 1),
-      n: n
-    }
-  end
-
   defp fmt(ns) when ns < 1_000, do: "#{ns} ns"
   defp fmt(ns) when ns < 1_000_000, do: "#{:erlang.float_to_binary(ns / 1_000, decimals: 2)} us"
   defp fmt(ns), do: "#{:erlang.float_to_binary(ns / 1_000_000, decimals: 2)} ms"
 
   defp now, do: :erlang.monotonic_time(:nanosecond)
-
-  defp environment do
-    load = File.read!("/proc/loadavg") |> String.split() |> Enum.take(3) |> Enum.join(" ")
-
-    "OTP #{System.otp_release()}, Elixir #{System.version()}, " <>
-      "#{System.schedulers_online()} schedulers, load average #{load}"
-  end
 end
 
 Wasmbeam.Bench.Timeouts.run()

@@ -527,11 +527,10 @@ defmodule Wasmbeam.Bench.Harness do
   end
 
   @doc """
-  A line describing the machine and the run, to print above a table:
-  OTP and Elixir versions, schedulers, load average, sampling parameters.
+  The machine and its load: OTP and Elixir versions, schedulers, load average.
   """
-  @spec environment(sampling()) :: String.t()
-  def environment(sampling) do
+  @spec machine() :: String.t()
+  def machine do
     load =
       case File.read("/proc/loadavg") do
         {:ok, text} -> text |> String.split() |> Enum.take(3) |> Enum.join(" ")
@@ -539,8 +538,37 @@ defmodule Wasmbeam.Bench.Harness do
       end
 
     "OTP #{System.otp_release()}, Elixir #{System.version()}, " <>
-      "#{System.schedulers_online()} schedulers, load average #{load}; " <>
-      "#{sampling.samples} samples in #{sampling.rounds} interleaved rounds, " <>
+      "#{System.schedulers_online()} schedulers, load average #{load}"
+  end
+
+  @doc """
+  Order statistics of raw samples (any unit): median, p99, p99.9, min, max
+  and the count, by nearest rank.
+  """
+  @spec percentiles([number()]) :: %{atom() => number()}
+  def percentiles(samples) do
+    sorted = samples |> Enum.sort() |> List.to_tuple()
+    n = tuple_size(sorted)
+    rank = fn q -> elem(sorted, min(max(ceil(q * n), 1), n) - 1) end
+
+    %{
+      median: rank.(0.5),
+      p99: rank.(0.99),
+      p999: rank.(0.999),
+      min: elem(sorted, 0),
+      max: elem(sorted, n - 1),
+      n: n
+    }
+  end
+
+  @doc """
+  A line describing the machine and the run, to print above a table:
+  OTP and Elixir versions, schedulers, load average, sampling parameters.
+  """
+  @spec environment(sampling()) :: String.t()
+  def environment(sampling) do
+    machine() <>
+      "; #{sampling.samples} samples in #{sampling.rounds} interleaved rounds, " <>
       "batches >= #{sampling.min_batch_ns} ns, warm-up #{sampling.warmup_ms} ms"
   end
 
