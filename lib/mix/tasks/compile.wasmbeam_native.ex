@@ -10,7 +10,10 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
   with cargo's exit status.
 
   `CARGO` selects the cargo binary and `CARGO_TARGET_DIR` the build folder,
-  as they do for cargo itself.
+  as they do for cargo itself. `WASMBEAM_CARGO_PROFILE` selects the cargo
+  profile (default `release`); `quick` skips link-time optimisation and
+  builds incrementally, for fast edit-compile cycles while developing the
+  NIF. Benchmarks and CI use `release`.
   """
   use Mix.Task.Compiler
 
@@ -59,9 +62,9 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
           "(rustup, 1.95 or newer) and try again."
       )
     else
-      Mix.shell().info("==> Building the #{@crate} NIF with cargo (release)")
+      Mix.shell().info("==> Building the #{@crate} NIF with cargo (#{profile()})")
 
-      args = ["build", "--release", "-p", @crate, "--color", "always"]
+      args = ["build", "--profile", profile(), "-p", @crate, "--color", "always"]
 
       case System.cmd(cargo, args,
              cd: root,
@@ -79,7 +82,7 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
 
   defp install(root, installed) do
     target_dir = System.get_env("CARGO_TARGET_DIR") || Path.join(root, "target")
-    built = Path.join([target_dir, "release", "lib#{@crate}.so"])
+    built = Path.join([target_dir, profile(), "lib#{@crate}.so"])
     File.mkdir_p!(Path.dirname(installed))
     # Copy then rename: a VM that has the old library loaded keeps its
     # mapping, and no reader ever sees a half-written file.
@@ -88,6 +91,8 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
     File.rename!(tmp, installed)
     {:ok, []}
   end
+
+  defp profile, do: System.get_env("WASMBEAM_CARGO_PROFILE", "release")
 
   defp error(message) do
     Mix.shell().error(message)
