@@ -11,6 +11,10 @@ defmodule Wasmbeam.Driver do
   #   * `{:host_call, handler, args, caller}`: the guest called an import
   #     implemented in Elixir; the handler runs here (or in its handler
   #     process) and its answer resumes the guest
+  #   * `{:io_wait, store_id, ms_left}`: the guest waits for I/O (a WASI
+  #     read from a pipe, a file operation, a sleep); the process waits in
+  #     `receive` for `{:wasmbeam_wake, store_id}`, holding no thread, until
+  #     the I/O wakes it or its deadline passes
   #
   # If the process dies mid-call, the store's monitor cancels the call and
   # the store is usable again.
@@ -65,6 +69,14 @@ defmodule Wasmbeam.Driver do
   def finish({:host_call, handler, args, caller}, store_ref) do
     answer = HostCall.run(handler, caller, args)
     finish(Native.store_answer(store_ref, caller.id, answer), store_ref)
+  end
+
+  def finish({:io_wait, store_id, ms_left}, store_ref) do
+    receive do
+      {:wasmbeam_wake, ^store_id} -> finish(Native.store_resume(store_ref), store_ref)
+    after
+      ms_left || :infinity -> Native.store_io_timeout(store_ref)
+    end
   end
 
   def finish(result, _store_ref), do: result

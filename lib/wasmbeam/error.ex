@@ -28,6 +28,9 @@ defmodule Wasmbeam.Error do
       recreate the instance
     * `:panic` - a bug in Wasmbeam's native code, caught before it could
       harm the VM
+    * `:exit` - a WASI program called `proc_exit` (`exit()` in C) from a
+      function called with `Wasmbeam.Instance.call/4`; `exit_code` is its
+      status. `Wasmbeam.Wasi.run/2` turns this into `{:ok, %{exit_code: n}}`
 
   ## Examples
 
@@ -53,6 +56,7 @@ defmodule Wasmbeam.Error do
           | :busy
           | :poisoned
           | :panic
+          | :exit
 
   @type frame :: %{
           func_index: non_neg_integer(),
@@ -65,10 +69,16 @@ defmodule Wasmbeam.Error do
           message: String.t(),
           trap: atom() | nil,
           offset: non_neg_integer() | nil,
-          backtrace: [frame()]
+          backtrace: [frame()],
+          exit_code: integer() | nil
         }
 
-  defexception kind: :argument, message: "", trap: nil, offset: nil, backtrace: []
+  defexception kind: :argument,
+               message: "",
+               trap: nil,
+               offset: nil,
+               backtrace: [],
+               exit_code: nil
 
   @impl true
   def message(%__MODULE__{} = e) do

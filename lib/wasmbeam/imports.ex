@@ -80,14 +80,22 @@ defmodule Wasmbeam.Imports do
 
   @type t :: %{optional(String.t()) => %{optional(String.t()) => value()} | Instance.t()}
 
+  @wasi_preview1 "wasi_snapshot_preview1"
+
   @doc false
-  # Resolves the map into the list the NIF takes, in the module's import order.
-  @spec resolve(Module.t(), t()) :: {:ok, [tuple()]} | {:error, Error.t()}
-  def resolve(%Module{} = module, imports) when is_map(imports) do
+  # Resolves the map into the list the NIF takes, in the module's import
+  # order. With `wasi: true`, WASI preview 1 imports that the map does not
+  # name come from the store's WASI context (the map can override any one).
+  @spec resolve(Module.t(), t(), keyword()) :: {:ok, [tuple()]} | {:error, Error.t()}
+  def resolve(module, imports, options \\ [])
+
+  def resolve(%Module{} = module, imports, options) when is_map(imports) do
+    wasi? = Keyword.get(options, :wasi, false)
+
     module
     |> Module.imports()
     |> Enum.reduce_while({:ok, []}, fn {mod, name, type}, {:ok, acc} ->
-      case resolve_one(imports, mod, name, type) do
+      case resolve_one(imports, mod, name, type, wasi?) do
         {:ok, item} -> {:cont, {:ok, [item | acc]}}
         {:error, _} = error -> {:halt, error}
       end
@@ -98,14 +106,28 @@ defmodule Wasmbeam.Imports do
     end
   end
 
-  def resolve(%Module{}, other),
+  def resolve(%Module{}, other, _options),
     do: {:error, Error.new(:argument, "imports must be a map, got: #{inspect(other)}")}
 
-  defp resolve_one(imports, mod, name, type) do
+  defp resolve_one(imports, mod, name, type, wasi?) do
     case lookup(imports, mod, name) do
-      {:ok, value} -> to_native(value, mod, name, type)
-      :error -> link_error("missing import #{inspect(mod)} #{inspect(name)} (#{describe(type)})")
-      {:error, _} = error -> error
+      {:ok, value} ->
+        to_native(value, mod, name, type)
+
+      :error when wasi? and mod == @wasi_preview1 ->
+        {:ok, {:wasi, mod, name}}
+
+      :error when mod == @wasi_preview1 ->
+        link_error(
+          "missing import #{inspect(mod)} #{inspect(name)}: the module uses WASI; " <>
+            "run it with Wasmbeam.Wasi.run/2 or pass wasi: options to Wasmbeam.Instance.new/3"
+        )
+
+      :error ->
+        link_error("missing import #{inspect(mod)} #{inspect(name)} (#{describe(type)})")
+
+      {:error, _} = error ->
+        error
     end
   end
 

@@ -63,23 +63,32 @@ defmodule Wasmbeam.Instance do
       for the new store
     * `:timeout`, and `:fuel` as a per-call budget, for the start function
       (see `Wasmbeam.CallOptions`)
+    * `:wasi` - WASI options (see `Wasmbeam.Wasi`): the store gets a WASI
+      context that grants exactly what they name, and the module's
+      `wasi_snapshot_preview1` imports that `imports` does not name come
+      from it. A reactor's `_initialize` export is called before `new/3`
+      returns.
   """
   @spec new(Module.t(), Imports.t(), keyword()) :: {:ok, t()} | {:error, Error.t()}
   def new(%Module{} = module, imports \\ %{}, options \\ []) when is_list(options) do
     {store_option, options} = Keyword.pop(options, :store)
+    {wasi_options, options} = Keyword.pop(options, :wasi)
     {store_options, call_options} = Keyword.split(options, Store.limit_keys() -- [:fuel])
     {initial_fuel, call_options} = initial_fuel(store_option, call_options)
 
     with {:ok, store} <- store_for(store_option, module, store_options ++ initial_fuel),
          {:ok, native_options} <- CallOptions.to_native(call_options),
-         {:ok, resolved} <- Imports.resolve(module, imports),
+         :ok <- Wasmbeam.Wasi.attach(store, wasi_options),
+         {:ok, resolved} <- Imports.resolve(module, imports, wasi: wasi_options != nil),
          {:ok, ref} <-
            Driver.run(
              store.ref,
              native_options,
              &Native.instance_new(store.ref, module.ref, resolved, &1)
-           ) do
-      {:ok, %__MODULE__{ref: ref, store: store, module: module}}
+           ),
+         instance = %__MODULE__{ref: ref, store: store, module: module},
+         :ok <- Wasmbeam.Wasi.initialize(instance, wasi_options, call_options) do
+      {:ok, instance}
     end
   end
 

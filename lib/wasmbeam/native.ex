@@ -36,6 +36,9 @@ defmodule Wasmbeam.Native do
   def store_set_fuel(_store, _fuel), do: err()
   def store_fuel_consumed(_store), do: err()
   def store_answer(_store, _id, _answer), do: err()
+  def store_io_timeout(_store), do: err()
+  def store_set_wasi(_store, _options, _stdin, _stdout, _stderr), do: err()
+  def store_wasi_output(_store), do: err()
   def caller_op(_store, _id, _op), do: err()
 
   def instance_new(_store, _module, _imports, _options), do: err()
@@ -57,4 +60,8 @@ defmodule Wasmbeam.Native do
 
   def table_size(_table), do: err()
   def table_get(_table, _index), do: err()
+
+  def wasi_pipe_new, do: err()
+  def wasi_pipe_write(_pipe, _data), do: err()
+  def wasi_pipe_close(_pipe), do: err()
 end

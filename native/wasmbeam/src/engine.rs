@@ -51,6 +51,8 @@ pub struct EngineResource {
     pub consume_fuel: bool,
     pub epoch_interruption: bool,
     pub ticker: Ticker,
+    /// Wasmtime's WASI preview 1 functions, linked once per engine.
+    pub wasi_linker: once_cell::sync::OnceCell<wasmtime::Linker<crate::store::StoreData>>,
 }
 
 #[rustler::resource_impl]
@@ -130,6 +132,7 @@ fn new_engine(cfg: EngineConfig) -> WbResult<ResourceArc<EngineResource>> {
         consume_fuel: cfg.consume_fuel,
         epoch_interruption: cfg.epoch_interruption,
         ticker,
+        wasi_linker: once_cell::sync::OnceCell::new(),
     }))
 }
 

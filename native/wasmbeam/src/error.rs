@@ -24,6 +24,7 @@ pub enum Kind {
     Limit,
     Panic,
     Poisoned,
+    Exit,
 }
 
 impl Kind {
@@ -45,6 +46,7 @@ impl Kind {
             Kind::Limit => "limit",
             Kind::Panic => "panic",
             Kind::Poisoned => "poisoned",
+            Kind::Exit => "exit",
         }
     }
 }
@@ -64,6 +66,8 @@ pub struct WbError {
     pub trap: Option<&'static str>,
     pub offset: Option<usize>,
     pub backtrace: Vec<Frame>,
+    /// The status a WASI program passed to `proc_exit` (kind `Exit`).
+    pub exit_code: Option<i32>,
 }
 
 pub type WbResult<T> = Result<T, WbError>;
@@ -76,6 +80,7 @@ impl WbError {
             trap: None,
             offset: None,
             backtrace: Vec::new(),
+            exit_code: None,
         }
     }
 
@@ -87,6 +92,14 @@ impl WbError {
     /// Classifies an error that came out of running guest code: a trap
     /// (with its code and backtrace), a timeout or exhausted fuel.
     pub fn from_run(err: wasmtime::Error, timed_out: bool) -> Self {
+        if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            let mut e = WbError::new(
+                Kind::Exit,
+                format!("the program exited with status {}", exit.0),
+            );
+            e.exit_code = Some(exit.0);
+            return e;
+        }
         let trap = err.downcast_ref::<Trap>().copied();
         let backtrace = err
             .downcast_ref::<WasmBacktrace>()
@@ -117,6 +130,7 @@ impl WbError {
             trap: trap.map(trap_name),
             offset: None,
             backtrace,
+            exit_code: None,
         }
     }
 }
@@ -198,6 +212,7 @@ impl Encoder for WbError {
                 (atoms::trap().encode(env), trap),
                 (atoms::offset().encode(env), self.offset.encode(env)),
                 (atoms::backtrace().encode(env), frames.encode(env)),
+                (atoms::exit_code().encode(env), self.exit_code.encode(env)),
             ],
         )
         .expect("distinct keys")

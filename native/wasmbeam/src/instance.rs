@@ -122,6 +122,11 @@ fn to_extern(term: Term, res: &StoreResource, store: &mut WStore) -> WbResult<Ex
             same_store(res, &tag.store, "an imported tag")?;
             Ok(Extern::Tag(tag.tag))
         }
+        (t, 3) if t == a::wasi() => {
+            let module: String = items[1].decode().map_err(|_| bad())?;
+            let name: String = items[2].decode().map_err(|_| bad())?;
+            crate::wasi::import(res, store, &module, &name)
+        }
         (t, 4) if t == a::define_global() => {
             let ty = parse_val_type(items[1].decode().map_err(|_| bad())?)?;
             let mutable: bool = items[2].decode().map_err(|_| bad())?;

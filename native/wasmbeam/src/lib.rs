@@ -15,5 +15,7 @@ mod store;
 mod table;
 mod types;
 mod values;
+mod wake;
+mod wasi;
 
 rustler::init!("Elixir.Wasmbeam.Native");

@@ -13,6 +13,9 @@ use crate::error::{panic_message, reply, Kind, WbError, WbResult};
 use crate::host::{HostShared, OpResult, Pending};
 use crate::module::ModuleResource;
 use crate::values::Out;
+use crate::wake::RunWaker;
+use crate::wasi::WasiShared;
+use once_cell::sync::OnceCell;
 use parking_lot::{Mutex, MutexGuard};
 use rustler::{Encoder, Env, LocalPid, Monitor, NifMap, ResourceArc, Term};
 use std::future::Future;
@@ -33,6 +36,8 @@ pub struct StoreData {
     /// The fuel the store had when the last call started.
     fuel_at_start: u64,
     cancel: Arc<AtomicBool>,
+    /// The WASI context, for stores given one (see `crate::wasi`).
+    pub wasi: Option<wasmtime_wasi::p1::WasiP1Ctx>,
 }
 
 pub type WStore = Store<StoreData>;
@@ -49,6 +54,7 @@ pub type RunFuture = Pin<Box<dyn Future<Output = (WStore, RunResult)> + Send>>;
 pub struct Running {
     future: RunFuture,
     driver: LocalPid,
+    deadline: Option<Instant>,
     _active: ActiveCall,
 }
 
@@ -71,6 +77,11 @@ pub struct StoreResource {
     /// Processes waiting for the run in progress to end (`wait: true`).
     waiters: Mutex<Vec<LocalPid>>,
     has_waiters: AtomicBool,
+    /// Wakes the driving process when a guest waiting for I/O can go on.
+    run_waker: Arc<RunWaker>,
+    waker: Waker,
+    /// Stdio of the store's WASI context, if it has one.
+    pub wasi: OnceCell<Arc<WasiShared>>,
 }
 
 static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
@@ -112,16 +123,32 @@ impl rustler::Resource for StoreResource {
 /// usable again. A run that cannot be stopped leaves the store poisoned.
 pub fn cancel_run(res: &StoreResource, state: &mut State, mut running: Running) -> bool {
     res.cancel.store(true, Ordering::SeqCst);
+    res.run_waker.unpark();
+    let mut io_waits = 0;
     for attempt in 0..CANCEL_POLLS {
         res.engine.engine.increment_epoch();
-        match poll_once(&mut running.future) {
+        res.run_waker.begin_poll();
+        match poll_once(&mut running.future, &res.waker) {
             Ok(Poll::Ready((store, _))) => {
                 *state = State::Idle(store);
                 res.host.reset();
                 return true;
             }
-            Ok(Poll::Pending) if attempt > 10 => std::thread::sleep(crate::engine::TICK),
-            Ok(Poll::Pending) => {}
+            Ok(Poll::Pending) => {
+                // A guest parked in host I/O (not in Wasm code, not in an
+                // Elixir host call) never reaches an epoch check: the store
+                // cannot be brought back, so give up at once.
+                let in_io = !res.run_waker.was_woken()
+                    && matches!(res.host.take_pending(), Pending::Yielded);
+                if in_io {
+                    io_waits += 1;
+                    if io_waits > 3 {
+                        break;
+                    }
+                } else if attempt > 10 {
+                    std::thread::sleep(crate::engine::TICK);
+                }
+            }
             Err(_) => break,
         }
     }
@@ -169,6 +196,7 @@ impl StoreResource {
         let cancel = Arc::new(AtomicBool::new(false));
         let data = StoreData {
             limits: limits.build(),
+            wasi: None,
             deadline: None,
             timed_out: false,
             nested_out_of_fuel: false,
@@ -199,8 +227,13 @@ impl StoreResource {
         } else if opts.fuel.is_some() {
             return Err(fuel_disabled());
         }
+        let id = NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed);
+        let run_waker = RunWaker::new(id);
         Ok(StoreResource {
-            id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
+            id,
+            waker: Waker::from(run_waker.clone()),
+            run_waker,
+            wasi: OnceCell::new(),
             engine,
             state: Mutex::new(State::Idle(store)),
             host: Arc::new(HostShared::new(cancel.clone())),
@@ -273,8 +306,8 @@ fn fuel_disabled() -> WbError {
     )
 }
 
-fn poll_once(future: &mut RunFuture) -> Result<Poll<(WStore, RunResult)>, String> {
-    let mut cx = Context::from_waker(Waker::noop());
+fn poll_once(future: &mut RunFuture, waker: &Waker) -> Result<Poll<(WStore, RunResult)>, String> {
+    let mut cx = Context::from_waker(waker);
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         future.as_mut().poll(&mut cx)
     }))
@@ -321,10 +354,11 @@ pub fn start<'a>(
             return reply::<()>(env, Err(err));
         }
     };
-    let data = store.data_mut();
-    data.deadline = opts
+    let deadline = opts
         .timeout
         .map(|ms| Instant::now() + Duration::from_millis(ms));
+    let data = store.data_mut();
+    data.deadline = deadline;
     data.timed_out = false;
     data.nested_out_of_fuel = false;
     res.cancel.store(false, Ordering::Relaxed);
@@ -345,6 +379,7 @@ pub fn start<'a>(
         _active: res.engine.ticker.enter(),
         future: make(store),
         driver: env.pid(),
+        deadline,
     };
     drive(env, res, &mut state, running)
 }
@@ -356,15 +391,28 @@ fn drive<'a>(
     mut running: Running,
 ) -> Term<'a> {
     let began = Instant::now();
-    let polled = poll_once(&mut running.future);
+    res.run_waker.begin_poll();
+    let polled = poll_once(&mut running.future, &res.waker);
     let used = began.elapsed().as_micros() as i32;
     // One BEAM time slice is about 1 ms: report the share this poll used.
     rustler::schedule::consume_timeslice(env, (used / 10).clamp(1, 100));
+    if let Some(wasi) = res.wasi.get() {
+        wasi.flush(env);
+    }
     match polled {
         Ok(Poll::Pending) => {
             StoreResource::watch(res, env, running.driver);
+            let driver = running.driver;
+            let deadline = running.deadline;
             *state = State::Running(running);
             match res.host.take_pending() {
+                // An epoch yield wakes the task during the poll; a guest
+                // waiting for I/O does not: park until the I/O wakes us.
+                Pending::Yielded if res.run_waker.park(driver) => {
+                    let left: Option<u64> = deadline
+                        .map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64);
+                    (crate::atoms::io_wait(), res.id, left).encode(env)
+                }
                 Pending::Yielded => crate::atoms::r#continue().encode(env),
                 Pending::HostCall(request) => crate::host::encode_request(env, request, res),
                 Pending::OpDone(result) => crate::host::encode_op_result(env, result, res),
@@ -404,7 +452,8 @@ fn drive<'a>(
 fn classify(err: wasmtime::Error, timed_out: bool) -> WbError {
     let ran_code = timed_out
         || err.downcast_ref::<wasmtime::Trap>().is_some()
-        || err.downcast_ref::<wasmtime::WasmBacktrace>().is_some();
+        || err.downcast_ref::<wasmtime::WasmBacktrace>().is_some()
+        || err.downcast_ref::<wasmtime_wasi::I32Exit>().is_some();
     if ran_code {
         return WbError::from_run(err, timed_out);
     }
@@ -487,7 +536,8 @@ impl<'r> RunningGuard<'r> {
     /// code, and returns its result.
     pub fn poll_for_op(&mut self, env: Env, res: &StoreResource) -> WbResult<OpResult> {
         let running = self.running.as_mut().expect("a running call");
-        match poll_once(&mut running.future) {
+        res.run_waker.begin_poll();
+        match poll_once(&mut running.future, &res.waker) {
             Ok(Poll::Pending) => match res.host.take_pending() {
                 Pending::OpDone(result) => Ok(result),
                 _ => Err(WbError::new(
@@ -537,6 +587,26 @@ pub fn drive_running<'a>(
 ) -> Term<'a> {
     let running = guard.running.take().expect("a running call");
     drive(env, res, &mut guard.state, running)
+}
+
+/// The deadline of a call passed while its guest waited for I/O: cancel
+/// it. The guest is not running Wasm, so it cannot be made to trap at an
+/// epoch check; if it does not finish at once the store is lost.
+#[rustler::nif]
+fn store_io_timeout(env: Env, store: ResourceArc<StoreResource>) -> Term {
+    let mut guard = match RunningGuard::lock(&store) {
+        Ok(guard) => guard,
+        Err(e) => return reply::<()>(env, Err(e)),
+    };
+    guard.cancel(env, &store);
+    let stopped = matches!(&*guard.state, State::Idle(_));
+    drop(guard);
+    let message = if stopped {
+        "the call ran past its timeout while waiting for I/O"
+    } else {
+        "the call ran past its timeout while waiting for I/O; the store is lost (recreate the instance)"
+    };
+    reply::<()>(env, Err(WbError::new(Kind::Timeout, message)))
 }
 
 #[rustler::nif]

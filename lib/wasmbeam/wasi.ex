@@ -1,0 +1,263 @@
+defmodule Wasmbeam.Wasi do
+  @moduledoc """
+  Runs WASI programs (WASI preview 1 core modules), granting them exactly
+  what you list and nothing else.
+
+  A WASI *command* (a program with `main`, exported as `_start`) runs to
+  completion with `run/2`, which returns its exit status and what it
+  wrote. A WASI *reactor* (a library exporting `_initialize`) is
+  instantiated with `Wasmbeam.Instance.new/3` and its `:wasi` option, then
+  called like any instance.
+
+  By default a program gets no arguments but its name, no environment,
+  no directories, a closed stdin, captured stdout and stderr, the host's
+  clocks and secure randomness, and no network. `Wasmbeam.Wasi.Options`
+  lists the options that grant more.
+
+  Everything that applies to calls applies to WASI programs: `timeout:`,
+  `fuel:` and store limits, cancellation when the calling process dies,
+  and time slicing: a program that computes for a minute, or waits on its
+  stdin for an hour, never holds a scheduler thread for more than a slice.
+
+  ## Examples
+
+  A program reading stdin and writing stdout (here in WAT, calling
+  `fd_read` and `fd_write`):
+
+      iex> wat = ~S[(module
+      ...>   (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+      ...>   (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      ...>   (memory (export "memory") 1)
+      ...>   (func (export "_start")
+      ...>     (i32.store (i32.const 0) (i32.const 100))  ;; iovec: buffer at 100,
+      ...>     (i32.store (i32.const 4) (i32.const 64))   ;; 64 bytes long
+      ...>     (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
+      ...>     (i32.store (i32.const 4) (i32.load (i32.const 8)))  ;; write what was read
+      ...>     (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))]
+      iex> {:ok, result} = Wasmbeam.Wasi.run(wat, stdin: "echo me")
+      iex> result
+      %{exit_code: 0, stdout: "echo me", stderr: ""}
+
+  Override one WASI function with an Elixir handler (here the clock):
+
+      iex> wat = ~S[(module
+      ...>   (import "wasi_snapshot_preview1" "clock_time_get" (func $now (param i32 i64 i32) (result i32)))
+      ...>   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      ...>   (memory (export "memory") 1)
+      ...>   (func (export "_start")
+      ...>     (drop (call $now (i32.const 0) (i64.const 1) (i32.const 0)))
+      ...>     (call $exit (i32.wrap_i64 (i64.load (i32.const 0))))))]
+      iex> clock = fn caller, _id, _precision, ptr ->
+      ...>   :ok = Wasmbeam.Caller.write_memory(caller, "memory", ptr, <<42::little-64>>)
+      ...>   0
+      ...> end
+      iex> imports = %{"wasi_snapshot_preview1" => %{"clock_time_get" => {:fn, [:i32, :i64, :i32], [:i32], clock}}}
+      iex> Wasmbeam.Wasi.run(wat, imports: imports)
+      {:ok, %{exit_code: 42, stdout: "", stderr: ""}}
+  """
+
+  alias Wasmbeam.{Engine, Error, Instance, Module, Native, Store}
+  alias Wasmbeam.Wasi.Options
+
+  @type source :: Module.t() | Path.t() | binary()
+  @type result :: %{
+          exit_code: integer(),
+          stdout: binary() | nil,
+          stderr: binary() | nil
+        }
+
+  @run_keys [:engine, :imports, :timeout, :fuel]
+
+  @doc """
+  Runs a WASI command module's `_start` to completion.
+
+  `source` is a compiled `Wasmbeam.Module`, the path of a `.wasm` or
+  `.wat` file, or the module's bytes (wasm binary or WAT text).
+
+  Returns `{:ok, %{exit_code: status, stdout: out, stderr: err}}` when the
+  program ran to its end, whatever its status (a non-zero status is a
+  result, not an error); `stdout` and `stderr` are the captured bytes, or
+  `nil` when they were discarded or streamed. A trap, a timeout, running
+  out of fuel or memory, or a module that cannot be loaded or linked is
+  `{:error, %Wasmbeam.Error{}}`.
+
+  ## Options
+
+  The WASI options of `Wasmbeam.Wasi.Options` (`:args`, `:env`, `:dirs`,
+  `:stdin`, `:stdout`, ...), and:
+
+    * `:timeout` - milliseconds for the whole run, loading excluded
+    * `:fuel` - a fuel budget for the whole run (the engine must have
+      `consume_fuel: true`)
+    * `:memory_size`, and the other store limits of `Wasmbeam.Store`
+    * `:imports` - more imports, or Elixir handlers that replace single
+      WASI functions (see `Wasmbeam.Imports`)
+    * `:engine` - the engine to compile with (default `Wasmbeam.Engine.default/0`)
+
+  ## Examples
+
+      iex> wat = ~S[(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      ...>   (func (export "_start") (call $exit (i32.const 3))))]
+      iex> Wasmbeam.Wasi.run(wat)
+      {:ok, %{exit_code: 3, stdout: "", stderr: ""}}
+  """
+  @spec run(source(), keyword()) :: {:ok, result()} | {:error, Error.t()}
+  def run(source, options \\ []) when is_list(options) do
+    {run_options, rest} = Keyword.split(options, @run_keys)
+    {store_options, wasi_options} = Keyword.split(rest, Store.limit_keys() -- [:fuel])
+    engine = Keyword.get(run_options, :engine) || Engine.default()
+    imports = Keyword.get(run_options, :imports, %{})
+
+    with {:ok, deadline} <- deadline(Keyword.get(run_options, :timeout, :infinity)),
+         {:ok, module, name} <- load(engine, source),
+         :ok <- check_command(module),
+         wasi_options = Keyword.put_new(wasi_options, :program_name, name),
+         instance_options =
+           [wasi: wasi_options, timeout: remaining(deadline)] ++
+             store_options ++ Keyword.take(run_options, [:fuel]),
+         {:ok, instance} <- Instance.new(module, imports, instance_options) do
+      instance
+      |> Instance.call("_start", [], timeout: remaining(deadline))
+      |> finish(instance, wasi_options)
+    end
+  end
+
+  @doc """
+  Takes what a WASI instance has written to its captured stdout and
+  stderr since the last time (for reactors and long-lived instances).
+
+  ## Examples
+
+      iex> wat = ~S[(module
+      ...>   (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      ...>   (memory (export "memory") 1)
+      ...>   (data (i32.const 16) "hi\\n")
+      ...>   (func (export "hello")
+      ...>     (i32.store (i32.const 0) (i32.const 16))
+      ...>     (i32.store (i32.const 4) (i32.const 3))
+      ...>     (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))]
+      iex> instance = Wasmbeam.Instance.new!(Wasmbeam.Module.compile!(wat), %{}, wasi: [])
+      iex> {:ok, []} = Wasmbeam.Instance.call(instance, "hello", [])
+      iex> {:ok, []} = Wasmbeam.Instance.call(instance, "hello", [])
+      iex> Wasmbeam.Wasi.output(instance)
+      {:ok, %{stdout: "hi\\nhi\\n", stderr: ""}}
+      iex> Wasmbeam.Wasi.output(instance)
+      {:ok, %{stdout: "", stderr: ""}}
+  """
+  @spec output(Instance.t() | Store.t()) ::
+          {:ok, %{stdout: binary(), stderr: binary()}} | {:error, Error.t()}
+  def output(%Instance{store: store}), do: output(store)
+
+  def output(%Store{ref: ref}) do
+    with {:ok, {stdout, stderr}} <- Native.store_wasi_output(ref) do
+      {:ok, %{stdout: stdout, stderr: stderr}}
+    end
+  end
+
+  @doc false
+  # Gives a new store its WASI context (used by `Wasmbeam.Instance.new/3`).
+  @spec attach(Store.t(), keyword() | nil) :: :ok | {:error, Error.t()}
+  def attach(_store, nil), do: :ok
+
+  def attach(%Store{ref: ref}, options) do
+    with {:ok, {native, stdin, stdout, stderr}} <- Options.to_native(options),
+         {:ok, :ok} <- Native.store_set_wasi(ref, native, stdin, stdout, stderr) do
+      :ok
+    end
+  end
+
+  @doc false
+  # Runs a reactor's `_initialize` (WASI's convention for libraries).
+  @spec initialize(Instance.t(), keyword() | nil, keyword()) :: :ok | {:error, Error.t()}
+  def initialize(_instance, nil, _call_options), do: :ok
+
+  def initialize(instance, _wasi_options, call_options) do
+    if List.keymember?(Instance.exports(instance), "_initialize", 0) do
+      case Instance.call(instance, "_initialize", [], Keyword.take(call_options, [:timeout])) do
+        {:ok, _} -> :ok
+        error -> error
+      end
+    else
+      :ok
+    end
+  end
+
+  defp finish({:ok, _}, instance, options), do: result(0, instance, options)
+
+  defp finish({:error, %Error{kind: :exit, exit_code: code}}, instance, options),
+    do: result(code, instance, options)
+
+  defp finish({:error, _} = error, _instance, _options), do: error
+
+  defp result(code, instance, options) do
+    {:ok, output} = output(instance)
+
+    {:ok,
+     %{
+       exit_code: code,
+       stdout: if(captured?(options, :stdout), do: output.stdout),
+       stderr: if(captured?(options, :stderr), do: output.stderr)
+     }}
+  end
+
+  defp captured?(options, key) do
+    case Keyword.get(options, key, :capture) do
+      :capture -> true
+      {:capture, _} -> true
+      _ -> false
+    end
+  end
+
+  defp check_command(module) do
+    case List.keyfind(Module.exports(module), "_start", 0) do
+      {"_start", {:func, [], []}} ->
+        :ok
+
+      {"_start", type} ->
+        {:error,
+         Error.new(:link, "_start must be a function of no arguments, got #{inspect(type)}")}
+
+      nil ->
+        {:error,
+         Error.new(
+           :not_found,
+           "the module has no _start export, so it is not a WASI command " <>
+             "(a reactor is used through Wasmbeam.Instance.new/3 with wasi: options)"
+         )}
+    end
+  end
+
+  defp load(_engine, %Module{} = module), do: {:ok, module, "main.wasm"}
+
+  defp load(engine, <<0, "asm", _::binary>> = bytes) do
+    with {:ok, module} <- Module.compile(engine, bytes), do: {:ok, module, "main.wasm"}
+  end
+
+  defp load(engine, source) when is_binary(source) do
+    if String.starts_with?(String.trim_leading(source), "(") do
+      with {:ok, module} <- Module.compile(engine, source), do: {:ok, module, "main.wasm"}
+    else
+      with {:ok, module} <- Module.compile_file(engine, source),
+           do: {:ok, module, Path.basename(source)}
+    end
+  end
+
+  defp load(_engine, other) do
+    {:error,
+     Error.new(
+       :argument,
+       "expected a Wasmbeam.Module, a file path or module bytes, got: #{inspect(other)}"
+     )}
+  end
+
+  defp deadline(:infinity), do: {:ok, :infinity}
+
+  defp deadline(ms) when is_integer(ms) and ms >= 0,
+    do: {:ok, System.monotonic_time(:millisecond) + ms}
+
+  defp deadline(other),
+    do: {:error, Error.new(:argument, "invalid call option: #{inspect({:timeout, other})}")}
+
+  defp remaining(:infinity), do: :infinity
+  defp remaining(deadline), do: max(deadline - System.monotonic_time(:millisecond), 0)
+end

@@ -1,0 +1,247 @@
+defmodule Wasmbeam.Wasi.Options do
+  @moduledoc """
+  The options of a WASI context, and their checks. Nothing is granted
+  unless an option grants it.
+
+    * `:args` - the program's arguments, after its name (default `[]`)
+    * `:program_name` - `argv[0]` (default `"main.wasm"`; `Wasmbeam.Wasi.run/2`
+      uses the file's name when given a path)
+    * `:env` - environment variables, a map or a list of `{name, value}`
+      (default none)
+    * `:inherit_env` - also pass the BEAM's own environment: `true`, or a
+      list of the variable names to pass (default `false`); `:env` wins
+    * `:dirs` - preopened directories, each `{host_path, guest_path}`
+      (read-only) or `{host_path, guest_path, :read_only | :read_write}`.
+      A read-only directory cannot be written, created in or deleted
+      from; paths that escape a preopen (`..`, absolute paths, symlinks
+      pointing out) are refused. Nothing else of the host file system is
+      visible.
+    * `:stdin` - `nil` (closed, the default), a binary, or a
+      `Wasmbeam.Wasi.Pipe` that a process writes to while the guest runs
+    * `:stdout`, `:stderr` - where the guest's output goes:
+      `:capture` (the default: kept as a binary, up to 64 MiB; writing
+      more traps the guest), `{:capture, max_bytes}`, `:discard`, or
+      `{:stream, pid}` / `{:stream, pid, tag}`: the bytes written during
+      each time slice are sent to `pid` as
+      `{:wasmbeam_output, tag, :stdout | :stderr, binary}` (tag `nil` by
+      default) while the program runs. Output is bytes: any data, not only
+      UTF-8.
+    * `:deterministic` - `true` makes the wall and monotonic clocks start
+      at zero and advance 1 ms per read, so every run sees the same times
+      (default `false`: the host's clocks)
+    * `:random_seed` - a non-negative integer: random bytes come from a
+      generator seeded with it, the same on every run (default: the
+      host's secure generator)
+
+  There is no network access: WASI preview 1 has no way to open sockets,
+  and no socket is ever handed to the guest.
+  """
+
+  alias Wasmbeam.Error
+
+  @type stdio ::
+          :capture
+          | {:capture, non_neg_integer()}
+          | :discard
+          | {:stream, pid()}
+          | {:stream, pid(), term()}
+  @type t :: [
+          args: [String.t()],
+          program_name: String.t(),
+          env: %{optional(String.t()) => String.t()} | [{String.t(), String.t()}],
+          inherit_env: boolean() | [String.t()],
+          dirs: [{Path.t(), String.t()} | {Path.t(), String.t(), :read_only | :read_write}],
+          stdin: nil | binary() | Wasmbeam.Wasi.Pipe.t(),
+          stdout: stdio(),
+          stderr: stdio(),
+          deterministic: boolean(),
+          random_seed: non_neg_integer()
+        ]
+
+  @keys [
+    :args,
+    :program_name,
+    :env,
+    :inherit_env,
+    :dirs,
+    :stdin,
+    :stdout,
+    :stderr,
+    :deterministic,
+    :random_seed
+  ]
+
+  @default_capture_limit 64 * 1024 * 1024
+
+  @doc false
+  # Checks the options and turns them into what `store_set_wasi` takes:
+  # `{native_map, stdin, stdout, stderr}`.
+  @spec to_native(keyword()) :: {:ok, {map(), term(), term(), term()}} | {:error, Error.t()}
+  def to_native(options) when is_list(options) do
+    with :ok <- check_keys(options),
+         {:ok, args} <- args(options),
+         {:ok, env} <- env(options),
+         {:ok, preopens} <- preopens(Keyword.get(options, :dirs, [])),
+         {:ok, stdin} <- stdin(Keyword.get(options, :stdin)),
+         {:ok, stdout} <- sink(Keyword.get(options, :stdout, :capture), :stdout),
+         {:ok, stderr} <- sink(Keyword.get(options, :stderr, :capture), :stderr),
+         {:ok, deterministic} <- boolean(options, :deterministic),
+         {:ok, seed} <- seed(Keyword.get(options, :random_seed)) do
+      native = %{
+        args: args,
+        env: env,
+        preopens: preopens,
+        deterministic: deterministic,
+        random_seed: seed
+      }
+
+      {:ok, {native, stdin, stdout, stderr}}
+    end
+  end
+
+  def to_native(other),
+    do: invalid("WASI options must be a keyword list, got: #{inspect(other)}")
+
+  defp check_keys(options) do
+    cond do
+      not Keyword.keyword?(options) ->
+        invalid("WASI options must be a keyword list, got: #{inspect(options)}")
+
+      (unknown = Keyword.keys(options) -- @keys) != [] ->
+        invalid("unknown WASI option(s) #{inspect(unknown)}; known: #{inspect(@keys)}")
+
+      true ->
+        :ok
+    end
+  end
+
+  defp args(options) do
+    name = Keyword.get(options, :program_name, "main.wasm")
+    args = Keyword.get(options, :args, [])
+
+    cond do
+      not text?(name) ->
+        invalid(":program_name must be a string (UTF-8, no NUL bytes), got: #{inspect(name)}")
+
+      not (is_list(args) and Enum.all?(args, &text?/1)) ->
+        invalid(":args must be a list of strings (UTF-8, no NUL bytes), got: #{inspect(args)}")
+
+      true ->
+        {:ok, [name | args]}
+    end
+  end
+
+  defp env(options) do
+    with {:ok, inherited} <- inherited_env(Keyword.get(options, :inherit_env, false)),
+         {:ok, given} <- given_env(Keyword.get(options, :env, [])) do
+      {:ok, inherited |> Map.merge(given) |> Enum.sort()}
+    end
+  end
+
+  defp inherited_env(false), do: {:ok, %{}}
+  defp inherited_env(true), do: {:ok, System.get_env()}
+
+  defp inherited_env(names) when is_list(names) do
+    if Enum.all?(names, &is_binary/1),
+      do: {:ok, Map.take(System.get_env(), names)},
+      else: invalid(":inherit_env must be a boolean or a list of names, got: #{inspect(names)}")
+  end
+
+  defp inherited_env(other),
+    do: invalid(":inherit_env must be a boolean or a list of names, got: #{inspect(other)}")
+
+  defp given_env(env) when is_map(env) or is_list(env) do
+    Enum.reduce_while(env, {:ok, %{}}, fn
+      {k, v}, {:ok, acc} when is_binary(k) and is_binary(v) ->
+        if text?(k) and text?(v) and k != "" and not String.contains?(k, "="),
+          do: {:cont, {:ok, Map.put(acc, k, v)}},
+          else: {:halt, invalid("invalid environment variable #{inspect({k, v})}")}
+
+      other, _ ->
+        {:halt, invalid(":env entries must be {name, value} strings, got: #{inspect(other)}")}
+    end)
+  end
+
+  defp given_env(other),
+    do: invalid(":env must be a map or a list of {name, value}, got: #{inspect(other)}")
+
+  defp preopens(dirs) when is_list(dirs) do
+    Enum.reduce_while(dirs, {:ok, []}, fn dir, {:ok, acc} ->
+      case preopen(dir) do
+        {:ok, entry} -> {:cont, {:ok, [entry | acc]}}
+        error -> {:halt, error}
+      end
+    end)
+    |> case do
+      {:ok, entries} -> {:ok, Enum.reverse(entries)}
+      error -> error
+    end
+  end
+
+  defp preopens(other), do: invalid(":dirs must be a list, got: #{inspect(other)}")
+
+  defp preopen({host, guest}), do: preopen({host, guest, :read_only})
+
+  defp preopen({host, guest, access}) when access in [:read_only, :read_write] do
+    cond do
+      not (text?(host) and text?(guest)) ->
+        invalid("a preopened directory needs string paths, got: #{inspect({host, guest})}")
+
+      not File.dir?(host) ->
+        invalid("cannot preopen #{inspect(host)}: not a directory")
+
+      true ->
+        {:ok, {Path.expand(host), guest, access == :read_write}}
+    end
+  end
+
+  defp preopen(other) do
+    invalid(
+      "a preopened directory is {host_path, guest_path} or " <>
+        "{host_path, guest_path, :read_only | :read_write}, got: #{inspect(other)}"
+    )
+  end
+
+  defp stdin(nil), do: {:ok, nil}
+  defp stdin(data) when is_binary(data), do: {:ok, data}
+  defp stdin(%Wasmbeam.Wasi.Pipe{ref: ref}), do: {:ok, ref}
+
+  defp stdin(other),
+    do: invalid(":stdin must be nil, a binary or a Wasmbeam.Wasi.Pipe, got: #{inspect(other)}")
+
+  defp sink(:capture, _), do: {:ok, {:capture, @default_capture_limit}}
+
+  defp sink({:capture, limit}, _) when is_integer(limit) and limit >= 0,
+    do: {:ok, {:capture, limit}}
+
+  defp sink(:discard, _), do: {:ok, :discard}
+  defp sink({:stream, pid}, name), do: sink({:stream, pid, nil}, name)
+  defp sink({:stream, pid, tag}, _) when is_pid(pid), do: {:ok, {:stream, pid, tag}}
+
+  defp sink(other, name) do
+    invalid(
+      ":#{name} must be :capture, {:capture, max_bytes}, :discard, {:stream, pid} or " <>
+        "{:stream, pid, tag}, got: #{inspect(other)}"
+    )
+  end
+
+  defp boolean(options, key) do
+    case Keyword.get(options, key, false) do
+      value when is_boolean(value) -> {:ok, value}
+      other -> invalid(":#{key} must be a boolean, got: #{inspect(other)}")
+    end
+  end
+
+  defp seed(nil), do: {:ok, nil}
+
+  defp seed(n) when is_integer(n) and n >= 0 and n < 0x1_0000_0000_0000_0000,
+    do: {:ok, n}
+
+  defp seed(other),
+    do: invalid(":random_seed must be an integer from 0 to 2^64-1, got: #{inspect(other)}")
+
+  defp text?(value),
+    do: is_binary(value) and String.valid?(value) and not String.contains?(value, <<0>>)
+
+  defp invalid(message), do: {:error, Error.new(:argument, message)}
+end
