@@ -15,6 +15,8 @@ defmodule WasmbeamTest do
   doctest Wasmbeam.Types
   doctest Wasmbeam.Error
   doctest Wasmbeam.Caller
+  doctest Wasmbeam.Wasi
+  doctest Wasmbeam.Wasi.Pipe
 
   describe "load/3" do
     test "compiles and instantiates WAT in one step" do

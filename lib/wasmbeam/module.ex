@@ -59,6 +59,11 @@ defmodule Wasmbeam.Module do
     end
   end
 
+  @doc "Like `compile_file/2`, but raises `Wasmbeam.Error`."
+  @spec compile_file!(Engine.t(), Path.t()) :: t()
+  def compile_file!(engine \\ Engine.default(), path),
+    do: compile_file(engine, path) |> Error.unwrap!()
+
   @doc """
   Checks that the bytes are a valid module for the engine, without
   compiling code.

@@ -48,7 +48,7 @@ defmodule Wasmbeam.Wasi do
       ...>     (drop (call $now (i32.const 0) (i64.const 1) (i32.const 0)))
       ...>     (call $exit (i32.wrap_i64 (i64.load (i32.const 0))))))]
       iex> clock = fn caller, _id, _precision, ptr ->
-      ...>   :ok = Wasmbeam.Caller.write_memory(caller, "memory", ptr, <<42::little-64>>)
+      ...>   :ok = Wasmbeam.Caller.write(caller, ptr, <<42::little-64>>)
       ...>   0
       ...> end
       iex> imports = %{"wasi_snapshot_preview1" => %{"clock_time_get" => {:fn, [:i32, :i64, :i32], [:i32], clock}}}
@@ -97,6 +97,7 @@ defmodule Wasmbeam.Wasi do
   ## Examples
 
       iex> wat = ~S[(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      ...>   (memory (export "memory") 1)
       ...>   (func (export "_start") (call $exit (i32.const 3))))]
       iex> Wasmbeam.Wasi.run(wat)
       {:ok, %{exit_code: 3, stdout: "", stderr: ""}}

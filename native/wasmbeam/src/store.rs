@@ -128,7 +128,7 @@ pub fn cancel_run(res: &StoreResource, state: &mut State, mut running: Running) 
     for attempt in 0..CANCEL_POLLS {
         res.engine.engine.increment_epoch();
         res.run_waker.begin_poll();
-        match poll_once(&mut running.future, &res.waker) {
+        match poll_run(res, &mut running.future) {
             Ok(Poll::Ready((store, _))) => {
                 *state = State::Idle(store);
                 res.host.reset();
@@ -306,6 +306,21 @@ fn fuel_disabled() -> WbError {
     )
 }
 
+/// Polls a run of `res` once. WASI's timers and blocking file operations
+/// use Tokio: a store with a WASI context is polled inside Wasmtime's
+/// shared Tokio runtime (its I/O completes on that runtime's threads and
+/// wakes the driving process through the store's waker).
+fn poll_run(
+    res: &StoreResource,
+    future: &mut RunFuture,
+) -> Result<Poll<(WStore, RunResult)>, String> {
+    if res.wasi.get().is_some() {
+        wasmtime_wasi::runtime::with_ambient_tokio_runtime(|| poll_once(future, &res.waker))
+    } else {
+        poll_once(future, &res.waker)
+    }
+}
+
 fn poll_once(future: &mut RunFuture, waker: &Waker) -> Result<Poll<(WStore, RunResult)>, String> {
     let mut cx = Context::from_waker(waker);
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -392,7 +407,7 @@ fn drive<'a>(
 ) -> Term<'a> {
     let began = Instant::now();
     res.run_waker.begin_poll();
-    let polled = poll_once(&mut running.future, &res.waker);
+    let polled = poll_run(res, &mut running.future);
     let used = began.elapsed().as_micros() as i32;
     // One BEAM time slice is about 1 ms: report the share this poll used.
     rustler::schedule::consume_timeslice(env, (used / 10).clamp(1, 100));
@@ -537,7 +552,7 @@ impl<'r> RunningGuard<'r> {
     pub fn poll_for_op(&mut self, env: Env, res: &StoreResource) -> WbResult<OpResult> {
         let running = self.running.as_mut().expect("a running call");
         res.run_waker.begin_poll();
-        match poll_once(&mut running.future, &res.waker) {
+        match poll_run(res, &mut running.future) {
             Ok(Poll::Pending) => match res.host.take_pending() {
                 Pending::OpDone(result) => Ok(result),
                 _ => Err(WbError::new(
