@@ -1,35 +1,52 @@
 defmodule Mix.Tasks.Wasmbeam.Run do
-  @shortdoc "Runs a WebAssembly module's function from the command line"
+  @shortdoc "Runs a WASI program, or calls a module's export, like `wasmtime run`"
   @moduledoc """
-  Compiles a `.wasm` or `.wat` file and calls one of its exports, printing
-  the results one per line, like `wasmtime run --invoke`.
+  Runs a WebAssembly program from the command line.
 
+      mix wasmbeam.run program.wasm -- ARGS...
+      mix wasmbeam.run --dir data::/data --env LANG=C tool.wasm -- --input /data/in.txt
       mix wasmbeam.run --invoke fib examples/fib.wat 30
-      mix wasmbeam.run --invoke add --timeout 100 add.wasm 1 2
 
-  Arguments after the file are parsed by the function's parameter types
-  (integers, floats, `inf`, `-inf`, `nan`). Without `--invoke`, the module's
-  `_start` export is called (a WASI command module needs WASI, which a later
-  version adds; modules without imports run today).
+  Without `--invoke`, the module is run as a WASI command (its `_start`):
+  its stdout and stderr appear as it writes them, the BEAM's stdin is its
+  stdin, and the task exits with the program's exit status. Like every
+  WASI program Wasmbeam runs, it sees only what the options grant: its
+  arguments, the `--env` variables and the `--dir` directories.
+
+  With `--invoke NAME`, the export `NAME` is called with the arguments
+  after the file, parsed by its parameter types (integers, floats, `inf`,
+  `-inf`, `nan`), and its results are printed one per line. A module that
+  imports WASI gets the same WASI context as a command.
+
+  Arguments for the program that look like options go after `--`.
 
   ## Options
 
-    * `--invoke NAME` - the export to call (default `_start`)
-    * `--timeout MS` - stop the call after MS milliseconds
+    * `--dir HOST[::GUEST][:ro|:rw]` - make the host directory `HOST`
+      visible to the program as `GUEST` (default: the same path),
+      read-write, or read-only with `:ro`; may be repeated
+    * `--env NAME=VALUE` - set an environment variable; `--env NAME`
+      passes the variable from the host; may be repeated
+    * `--timeout MS` - stop the program after MS milliseconds
     * `--fuel N` - run with a fuel budget of N (uses a fuel-metering engine)
+    * `--invoke NAME` - call this export instead of running `_start`
 
-  Exits with status 0 on success, 1 when the module fails to load or the call
-  fails (the error is printed to stderr), 2 on bad usage.
+  Exit status: the program's own status for a WASI command; 0 when an
+  `--invoke` call succeeds; 1 when the module cannot be loaded or the run
+  fails (trap, timeout, out of fuel: the error goes to stderr); 2 on bad
+  usage.
   """
   use Mix.Task
 
-  @switches [invoke: :string, timeout: :integer, fuel: :integer]
+  alias Wasmbeam.{Engine, Error, Instance, Module, Wasi}
+
+  @switches [invoke: :string, timeout: :integer, fuel: :integer, dir: :keep, env: :keep]
 
   @impl true
   def run(argv) do
     Mix.Task.run("app.start")
 
-    case OptionParser.parse_head(argv, strict: @switches) do
+    case OptionParser.parse(argv, strict: @switches) do
       {opts, [file | args], []} -> exit_with(execute(file, args, opts))
       {_, _, [{bad, _} | _]} -> usage("unknown or invalid option #{bad}")
       {_, [], _} -> usage("missing FILE")
@@ -37,60 +54,175 @@ defmodule Mix.Tasks.Wasmbeam.Run do
   end
 
   defp execute(file, args, opts) do
-    name = Keyword.get(opts, :invoke, "_start")
-
     engine =
       if opts[:fuel],
-        do: Wasmbeam.Engine.new!(consume_fuel: true),
-        else: Wasmbeam.Engine.default()
+        do: Engine.new!(consume_fuel: true),
+        else: Engine.default()
 
-    call_opts = Keyword.take(opts, [:timeout, :fuel])
+    with {:ok, dirs} <- dirs(Keyword.get_values(opts, :dir)),
+         {:ok, env} <- env(Keyword.get_values(opts, :env)),
+         {:ok, module} <- Module.compile_file(engine, file) do
+      printer = start_printer()
+      stdin = start_stdin_reader()
 
-    with {:ok, module} <- Wasmbeam.Module.compile_file(engine, file),
-         {:ok, params} <- params(module, name),
+      wasi = [
+        program_name: Path.basename(file),
+        env: env,
+        dirs: dirs,
+        stdin: stdin,
+        stdout: {:stream, printer},
+        stderr: {:stream, printer}
+      ]
+
+      budget = Keyword.take(opts, [:timeout, :fuel])
+
+      result =
+        case opts[:invoke] do
+          nil -> Wasi.run(module, [args: args] ++ wasi ++ budget)
+          name -> invoke(module, name, args, wasi, budget)
+        end
+
+      wait_printed(printer)
+      result
+    end
+  end
+
+  defp invoke(module, name, args, wasi, budget) do
+    wasi? =
+      Enum.any?(Module.imports(module), fn {mod, _, _} -> mod == "wasi_snapshot_preview1" end)
+
+    instance_options = if wasi?, do: [wasi: wasi] ++ budget, else: budget
+
+    with {:ok, params} <- params(module, name),
          {:ok, values} <- parse_args(args, params),
-         {:ok, instance} <- Wasmbeam.Instance.new(module, %{}, call_opts),
-         {:ok, results} <- Wasmbeam.Instance.call(instance, name, values, call_opts) do
-      Enum.each(results, &IO.puts(format(&1)))
-      :ok
+         {:ok, instance} <- Instance.new(module, %{}, instance_options),
+         {:ok, results} <- Instance.call(instance, name, values, Keyword.take(budget, [:timeout])) do
+      {:results, results}
+    end
+  end
+
+  # Output is printed by its own process, as it arrives, so that the
+  # program's output appears while it runs.
+  defp start_printer do
+    spawn_link(fn -> print_loop() end)
+  end
+
+  defp print_loop do
+    receive do
+      {:wasmbeam_output, _tag, :stdout, data} ->
+        IO.binwrite(:stdio, data)
+        print_loop()
+
+      {:wasmbeam_output, _tag, :stderr, data} ->
+        IO.binwrite(:stderr, data)
+        print_loop()
+
+      {:flush, from} ->
+        send(from, :printed)
+    end
+  end
+
+  defp wait_printed(printer) do
+    send(printer, {:flush, self()})
+
+    receive do
+      :printed -> :ok
+    end
+  end
+
+  # The BEAM's stdin, forwarded to the program as it is read.
+  defp start_stdin_reader do
+    pipe = Wasi.Pipe.new()
+
+    spawn_link(fn ->
+      Stream.repeatedly(fn -> IO.binread(:stdio, :line) end)
+      |> Enum.find(fn
+        data when is_binary(data) -> Wasi.Pipe.write(pipe, data) != :ok
+        _eof_or_error -> true
+      end)
+
+      Wasi.Pipe.close(pipe)
+    end)
+
+    pipe
+  end
+
+  defp dirs(specs) do
+    Enum.reduce_while(specs, {:ok, []}, fn spec, {:ok, acc} ->
+      {spec, access} =
+        cond do
+          String.ends_with?(spec, ":ro") -> {String.trim_trailing(spec, ":ro"), :read_only}
+          String.ends_with?(spec, ":rw") -> {String.trim_trailing(spec, ":rw"), :read_write}
+          true -> {spec, :read_write}
+        end
+
+      case String.split(spec, "::", parts: 2) do
+        [""] ->
+          {:halt, bad_usage("--dir needs a directory")}
+
+        [host] ->
+          {:cont, {:ok, [{host, host, access} | acc]}}
+
+        [host, guest] when host != "" and guest != "" ->
+          {:cont, {:ok, [{host, guest, access} | acc]}}
+
+        _ ->
+          {:halt, bad_usage("--dir takes HOST[::GUEST][:ro|:rw], got #{inspect(spec)}")}
+      end
+    end)
+    |> case do
+      {:ok, dirs} -> {:ok, Enum.reverse(dirs)}
+      error -> error
+    end
+  end
+
+  defp env(specs) do
+    Enum.reduce_while(specs, {:ok, []}, fn spec, {:ok, acc} ->
+      case String.split(spec, "=", parts: 2) do
+        [name, value] when name != "" ->
+          {:cont, {:ok, [{name, value} | acc]}}
+
+        [name] when name != "" ->
+          case System.get_env(name) do
+            nil -> {:cont, {:ok, acc}}
+            value -> {:cont, {:ok, [{name, value} | acc]}}
+          end
+
+        _ ->
+          {:halt, bad_usage("--env takes NAME=VALUE or NAME, got #{inspect(spec)}")}
+      end
+    end)
+    |> case do
+      {:ok, env} -> {:ok, Enum.reverse(env)}
+      error -> error
     end
   end
 
   defp params(module, name) do
-    case List.keyfind(Wasmbeam.Module.exports(module), name, 0) do
+    case List.keyfind(Module.exports(module), name, 0) do
       {^name, {:func, params, _results}} ->
         {:ok, params}
 
       nil ->
-        {:error,
-         Wasmbeam.Error.new(:not_found, "the module has no export named #{inspect(name)}")}
+        {:error, Error.new(:not_found, "the module has no export named #{inspect(name)}")}
 
       {^name, type} ->
         {:error,
-         Wasmbeam.Error.new(
-           :not_found,
-           "#{name} is not a function: #{Wasmbeam.Types.format(type)}"
-         )}
+         Error.new(:not_found, "#{name} is not a function: #{Wasmbeam.Types.format(type)}")}
     end
   end
 
   defp parse_args(args, params) when length(args) != length(params) do
     {:error,
-     Wasmbeam.Error.new(
-       :arity,
-       "the function takes #{length(params)} argument(s), got #{length(args)}"
-     )}
+     Error.new(:arity, "the function takes #{length(params)} argument(s), got #{length(args)}")}
   end
 
   defp parse_args(args, params) do
     Enum.zip(args, params)
     |> Enum.reduce_while({:ok, []}, fn {text, type}, {:ok, acc} ->
       case parse(text, type) do
-        {:ok, value} ->
-          {:cont, {:ok, [value | acc]}}
-
-        :error ->
-          {:halt, {:error, Wasmbeam.Error.new(:type, "cannot read #{inspect(text)} as #{type}")}}
+        {:ok, value} -> {:cont, {:ok, [value | acc]}}
+        :error -> {:halt, {:error, Error.new(:type, "cannot read #{inspect(text)} as #{type}")}}
       end
     end)
     |> case do
@@ -124,17 +256,27 @@ defmodule Mix.Tasks.Wasmbeam.Run do
   defp format(:nan), do: "nan"
   defp format(other), do: inspect(other)
 
-  defp exit_with(:ok), do: :ok
+  defp exit_with({:ok, %{exit_code: 0}}), do: :ok
+  defp exit_with({:ok, %{exit_code: code}}), do: exit({:shutdown, code})
 
-  defp exit_with({:error, %Wasmbeam.Error{} = error}) do
+  defp exit_with({:results, results}) do
+    Enum.each(results, &IO.puts(format(&1)))
+  end
+
+  defp exit_with({:usage, message}), do: usage(message)
+
+  defp exit_with({:error, %Error{} = error}) do
     IO.puts(:stderr, "error: " <> Exception.message(error))
     exit({:shutdown, 1})
   end
 
+  defp bad_usage(message), do: {:usage, message}
+
   defp usage(message) do
     IO.puts(
       :stderr,
-      "#{message}\nusage: mix wasmbeam.run [--invoke NAME] [--timeout MS] [--fuel N] FILE [ARGS...]"
+      "#{message}\nusage: mix wasmbeam.run [--dir HOST[::GUEST][:ro]] [--env NAME=VALUE] " <>
+        "[--timeout MS] [--fuel N] [--invoke NAME] FILE [-- ARGS...]"
     )
 
     exit({:shutdown, 2})
