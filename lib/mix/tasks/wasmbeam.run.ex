@@ -135,7 +135,8 @@ defmodule Mix.Tasks.Wasmbeam.Run do
     pipe = Wasi.Pipe.new()
 
     spawn_link(fn ->
-      Stream.repeatedly(fn -> IO.binread(:stdio, :line) end)
+      # A raw get_line request with an empty prompt: bytes, not text.
+      Stream.repeatedly(fn -> :io.request(:standard_io, {:get_line, :latin1, []}) end)
       |> Enum.find(fn
         data when is_binary(data) -> Wasi.Pipe.write(pipe, data) != :ok
         _eof_or_error -> true
