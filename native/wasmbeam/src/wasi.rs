@@ -482,6 +482,11 @@ fn build(
     stderr: &Arc<Sink>,
 ) -> WbResult<WasiP1Ctx> {
     let mut b = WasiCtxBuilder::new();
+    // No network, whatever Wasmtime's defaults become (preview 1 has no
+    // sockets of its own; this also holds for a preview 2 context later).
+    b.allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
     b.args(&opts.args);
     for (k, v) in &opts.env {
         b.env(k, v);
