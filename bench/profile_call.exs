@@ -8,7 +8,8 @@
 # `+JPperf true` makes the BEAM's JIT write /tmp/perf-<pid>.map so that
 # Erlang functions have names in the report. Environment:
 # PROFILE_SECONDS (default 10), PROFILE_CALL (what to loop, as in
-# bench/call.exs: func, the default; instance; timeout; instantiate).
+# bench/call.exs: func, the default; instance; timeout; instantiate;
+# host_call, a call whose guest calls an Elixir identity function).
 
 defmodule Wasmbeam.Bench.ProfileCall do
   alias Wasmbeam.{Func, Instance, Module}
@@ -25,6 +26,7 @@ defmodule Wasmbeam.Bench.ProfileCall do
         "instance" -> fn -> Instance.call(instance, "add", [1, 2]) end
         "timeout" -> fn -> Instance.call(instance, "add", [1, 2], timeout: 1000) end
         "instantiate" -> fn -> Instance.new(module) end
+        "host_call" -> host_call()
       end
 
     {:ok, _} = call.()
@@ -34,6 +36,17 @@ defmodule Wasmbeam.Bench.ProfileCall do
     IO.puts(
       "#{calls} operations in #{seconds} s: #{Float.round(seconds * 1.0e9 / calls, 1)} ns each"
     )
+  end
+
+  # A call to an export that calls an Elixir identity function once.
+  defp host_call do
+    wat = ~S[(module (import "env" "id" (func $id (param i32) (result i32)))
+      (func (export "via_id") (param i32) (result i32) local.get 0 call $id))]
+
+    imports = %{"env" => %{"id" => {:fn, [:i32], [:i32], fn _caller, x -> x end}}}
+    {:ok, instance} = Wasmbeam.load(wat, imports)
+    {:ok, via_id} = Instance.func(instance, "via_id")
+    fn -> Func.call(via_id, [7]) end
   end
 
   defp loop(call, until, n) do

@@ -4,7 +4,7 @@
 use crate::error::{reply, Kind, WbError, WbResult};
 use parking_lot::{Condvar, Mutex};
 use rustler::{Atom, Env, NifMap, ResourceArc, Term};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::{Config, Engine, OptLevel, Strategy, WasmBacktraceDetails};
@@ -160,6 +160,9 @@ pub struct Ticker {
 
 struct TickerShared {
     active: AtomicUsize,
+    /// Ticks since the ticker started: a clock with the resolution of a
+    /// slice that costs one atomic load to read.
+    ticks: AtomicU64,
     parked: AtomicBool,
     stop: AtomicBool,
     lock: Mutex<()>,
@@ -181,6 +184,7 @@ impl Ticker {
     fn start(engine: Engine) -> Ticker {
         let shared = Arc::new(TickerShared {
             active: AtomicUsize::new(0),
+            ticks: AtomicU64::new(0),
             parked: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             lock: Mutex::new(()),
@@ -206,6 +210,11 @@ impl Ticker {
         }
     }
 
+    /// The number of ticks so far (see [`TickerShared::ticks`]).
+    pub fn ticks(&self) -> u64 {
+        self.shared.ticks.load(Ordering::Relaxed)
+    }
+
     fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         let _guard = self.shared.lock.lock();
@@ -227,6 +236,7 @@ fn run_ticker(engine: Engine, shared: Arc<TickerShared>) {
     while !shared.stop.load(Ordering::SeqCst) {
         std::thread::sleep(TICK);
         engine.increment_epoch();
+        shared.ticks.fetch_add(1, Ordering::Relaxed);
         if shared.active.load(Ordering::SeqCst) > 0 {
             idle_ticks = 0;
             continue;

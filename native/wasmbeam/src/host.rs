@@ -169,7 +169,12 @@ impl HostShared {
     pub fn reset(&self) {
         // Most runs make no host call: skip the lock for them.
         if self.used.swap(false, Ordering::AcqRel) {
-            *self.slot.lock() = Slot::default();
+            let mut slot = self.slot.lock();
+            slot.outgoing = None;
+            slot.incoming = None;
+            slot.op_result = None;
+            // Keep the allocation for the next run's host calls.
+            slot.frames.clear();
         }
     }
 
@@ -468,26 +473,16 @@ pub fn encode_op_result<'a>(
     }
 }
 
-/// `{:host_call, handler, args, %Wasmbeam.Caller{}}` for the driver.
+/// `{:host_call, handler, args, id}` for the driver, which builds the
+/// `%Wasmbeam.Caller{}` itself (cheaper in Elixir than here).
 pub fn encode_request<'a>(
     env: Env<'a>,
     req: HostRequest,
     store: &ResourceArc<StoreResource>,
 ) -> Term<'a> {
-    use crate::atoms;
     let handler = store.host.handler(env, req.index);
     let args = crate::values::encode_outs(env, &req.args, store);
-    let module = Atom::from_str(env, "Elixir.Wasmbeam.Caller").expect("valid atom");
-    let caller = Term::map_from_pairs(
-        env,
-        &[
-            (atoms::__struct__().encode(env), module.encode(env)),
-            (atoms::store().encode(env), store.encode(env)),
-            (atoms::id().encode(env), req.id.encode(env)),
-        ],
-    )
-    .expect("distinct keys");
-    (atoms::host_call(), handler, args, caller).encode(env)
+    (crate::atoms::host_call(), handler, args, req.id).encode(env)
 }
 
 /// Answers the innermost pending host call with `{:ok, results}` or

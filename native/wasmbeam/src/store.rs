@@ -405,12 +405,14 @@ fn drive<'a>(
     state: &mut State,
     mut running: Running,
 ) -> Term<'a> {
-    let began = Instant::now();
+    let began = res.engine.ticker.ticks();
     res.run_waker.begin_poll();
     let polled = poll_run(res, &mut running.future);
-    let used = began.elapsed().as_micros() as i32;
-    // One BEAM time slice is about 1 ms: report the share this poll used.
-    rustler::schedule::consume_timeslice(env, (used / 10).clamp(1, 100));
+    // One BEAM time slice is about 1 ms, ten ticks: report the share this
+    // poll used, to the tick (reading a clock twice per poll would cost
+    // more than a short call itself).
+    let ticks = res.engine.ticker.ticks().saturating_sub(began);
+    rustler::schedule::consume_timeslice(env, (ticks.saturating_mul(10) as i32).clamp(1, 100));
     if let Some(wasi) = res.wasi.get() {
         wasi.flush(env);
     }
