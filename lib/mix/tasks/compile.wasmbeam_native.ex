@@ -5,7 +5,8 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
   installs the shared library as `priv/native/libwasmbeam.so`.
 
   It does nothing when the installed library is newer than every file of
-  the crate (`Cargo.toml`, `Cargo.lock`, `native/**`). Cargo's own output
+  the crate (`Cargo.toml`, `Cargo.lock`, `native/**`) and was built with the
+  profile asked for now (recorded beside it in `libwasmbeam.so.profile`). Cargo's own output
   is shown as it arrives; a failed build is reported as a compile error
   with cargo's exit status.
 
@@ -24,7 +25,7 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
     root = project_root()
     installed = Path.join([root, "priv", "native", "lib#{@crate}.so"])
 
-    if up_to_date?(root, installed) do
+    if up_to_date?(root, installed) and built_profile(installed) == profile() do
       {:noop, []}
     else
       build(root, installed)
@@ -89,10 +90,18 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
     tmp = installed <> ".tmp#{System.unique_integer([:positive])}"
     File.cp!(built, tmp)
     File.rename!(tmp, installed)
+    File.write!(installed <> ".profile", profile())
     {:ok, []}
   end
 
   defp profile, do: System.get_env("WASMBEAM_CARGO_PROFILE", "release")
+
+  defp built_profile(installed) do
+    case File.read(installed <> ".profile") do
+      {:ok, profile} -> String.trim(profile)
+      {:error, _} -> nil
+    end
+  end
 
   defp error(message) do
     Mix.shell().error(message)

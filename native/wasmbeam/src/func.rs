@@ -4,6 +4,7 @@
 use crate::atoms;
 use crate::error::{reply, Kind, WbError};
 use crate::store::{start, CallOptions, Outcome, RunResult, StoreResource, WStore};
+use crate::typed::{fast_call, FastCall};
 use crate::types::val_type_atom;
 use crate::values::{arg_to_val, decode_args, val_to_out, Arg};
 use rustler::{Atom, Encoder, Env, ResourceArc, Term};
@@ -23,14 +24,20 @@ impl rustler::Resource for FuncResource {}
 pub struct Signature {
     pub params: Vec<ValType>,
     pub results: Vec<ValType>,
+    /// A typed path for calls, for the signatures `crate::typed` covers.
+    fast: Option<Arc<dyn FastCall>>,
 }
 
 impl Signature {
     pub fn of(func: &Func, store: impl wasmtime::AsContext) -> Signature {
         let ty = func.ty(&store);
+        let params: Vec<ValType> = ty.params().collect();
+        let results: Vec<ValType> = ty.results().collect();
+        let fast = fast_call(func, &store, &params, &results);
         Signature {
-            params: ty.params().collect(),
-            results: ty.results().collect(),
+            params,
+            results,
+            fast,
         }
     }
 }
@@ -106,6 +113,9 @@ pub fn call<'a>(
         Ok(args) => args,
         Err(e) => return reply::<()>(env, Err(e)),
     };
+    if let Some(fast) = &sig.fast {
+        return start(env, store, &opts, |wstore| fast.start(wstore, args));
+    }
     let results = sig.results.len();
     start(env, store, &opts, move |mut wstore| {
         Box::pin(async move {

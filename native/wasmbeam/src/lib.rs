@@ -13,6 +13,7 @@ mod memory;
 mod module;
 mod store;
 mod table;
+mod typed;
 mod types;
 mod values;
 mod wake;
