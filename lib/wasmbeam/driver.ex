@@ -68,4 +68,18 @@ defmodule Wasmbeam.Driver do
   end
 
   def finish(result, _store_ref), do: result
+
+  @doc false
+  # One step of a call driven by an instance process: answers host calls
+  # (they run here, in the driving process) until the guest either
+  # finishes or uses up its slice. Returns `:continue` instead of polling
+  # again, so the process can handle other messages before it resumes the
+  # call with `Native.store_resume/1`.
+  @spec settle(term(), reference()) :: :continue | {:ok, term()} | {:error, Error.t()}
+  def settle({:host_call, handler, args, caller}, store_ref) do
+    answer = HostCall.run(handler, caller, args)
+    settle(Native.store_answer(store_ref, caller.id, answer), store_ref)
+  end
+
+  def settle(step, _store_ref), do: step
 end

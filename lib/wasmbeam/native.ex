@@ -57,4 +57,6 @@ defmodule Wasmbeam.Native do
 
   def table_size(_table), do: err()
   def table_get(_table, _index), do: err()
+
+  def store_cancel(_store), do: err()
 end

@@ -23,6 +23,7 @@ rustler::atoms! {
     call,
     define_func,
     wait,
+    idle,
     wasmbeam_store_idle,
     define_global,
     define_memory,
