@@ -435,7 +435,7 @@ defmodule Wasmbeam.Pool do
 
   defp check_keys(options, known) do
     if Enum.all?(options, &match?({key, _} when is_atom(key), &1)) do
-      case Keyword.keys(options) -- known do
+      case Enum.uniq(Keyword.keys(options)) -- known do
         [] -> :ok
         unknown -> {:error, Error.new(:argument, "unknown pool options: #{inspect(unknown)}")}
       end
@@ -519,10 +519,11 @@ defmodule Wasmbeam.Pool do
 
       {:error, error} ->
         :persistent_term.erase({__MODULE__, self()})
-        # `{:stop, error}` would also kill a caller of start_link/1 that
-        # does not trap exits; acknowledge the error and exit normally.
-        :proc_lib.init_ack({:error, error})
-        exit(:normal)
+        # start_link/1 returns `{:error, error}`; unlinking first keeps the
+        # exit signal that follows from killing a caller that does not
+        # trap exits (bad input must be an error, not a crash).
+        Wasmbeam.Starter.unlink()
+        {:stop, error}
     end
   end
 

@@ -102,7 +102,7 @@ defmodule Wasmbeam.Instance.Server do
   defp check_keys(options, known) do
     case Enum.reject(options, &match?({key, _} when is_atom(key), &1)) do
       [] ->
-        case Keyword.keys(options) -- known do
+        case Enum.uniq(Keyword.keys(options)) -- known do
           [] -> :ok
           unknown -> {:error, Error.new(:argument, "unknown options: #{inspect(unknown)}")}
         end
@@ -318,11 +318,11 @@ defmodule Wasmbeam.Instance.Server do
          }}
 
       {:error, error} ->
-        # `{:stop, error}` would also send an exit signal that kills a
-        # caller of start_link/1 that does not trap exits; acknowledge the
-        # error ourselves and exit normally, so start_link/1 returns it.
-        :proc_lib.init_ack({:error, error})
-        exit(:normal)
+        # start_link/1 returns `{:error, error}`; unlinking first keeps the
+        # exit signal that follows from killing a caller that does not
+        # trap exits (bad input must be an error, not a crash).
+        Wasmbeam.Starter.unlink()
+        {:stop, error}
     end
   end
 
