@@ -252,13 +252,14 @@ defmodule Wasmbeam.Pool do
 
   defp handle(pool) when is_atom(pool) do
     case :ets.lookup(pool, :meta) do
-      [{:meta, pid, policy, _waiting, ids}] ->
+      [{:meta, pid, policy, waiting, ids}] ->
         case :persistent_term.get({__MODULE__, pid}, nil) do
           nil ->
             not_running(pool)
 
           module ->
-            {:ok, %{table: pool, pid: pid, policy: policy, ids: ids, module: module}}
+            {:ok,
+             %{table: pool, pid: pid, policy: policy, waiting: waiting, ids: ids, module: module}}
         end
 
       [] ->
@@ -291,8 +292,12 @@ defmodule Wasmbeam.Pool do
   defp take(handle, timeout) do
     watched_by(handle.pid)
 
+    # While callers wait, newcomers queue behind them instead of taking
+    # instances as they come back: first come, first served.
+    taken = if handle.waiting == 0, do: claim(handle.table, handle.ids, self()), else: :none
+
     result =
-      case claim(handle.table, handle.ids, self()) do
+      case taken do
         {id, instance_ref, store_ref} -> {:ok, id, instance_ref, store_ref}
         :none -> wait_for_instance(handle, timeout)
       end
@@ -363,16 +368,19 @@ defmodule Wasmbeam.Pool do
   end
 
   # The common case, a clean return of a pooled (not overflow) instance
-  # under `:reuse`/`:reset_after_trap`, is deleting the claim and reading
-  # the waiting count, with no message. The order matters: the pool counts
-  # a waiter before it looks for free instances, and the caller frees its
-  # instance before it looks for waiters, so one of the two always sees the
-  # other. Every other return goes through the pool process, which keeps
-  # or replaces the instance.
+  # under `:reuse`/`:reset_after_trap` with nobody waiting, is deleting the
+  # claim between two reads of the waiting count, with no message. When
+  # callers wait, the instance goes back through the pool process, which
+  # hands it to the oldest waiter. The order matters: the pool counts a
+  # waiter before it looks for free instances, and the caller frees its
+  # instance before it looks again, so one of the two always sees the
+  # other. Every other return goes through the pool process too, which
+  # keeps or replaces the instance.
   defp checkin(handle, lease, result) do
     outcome = outcome(result)
 
-    if outcome == :ok and handle.policy != :fresh and lease.id > 0 do
+    if outcome == :ok and handle.policy != :fresh and lease.id > 0 and
+         :ets.lookup_element(handle.table, :meta, 4) == 0 do
       :ets.delete_object(handle.table, {{:held, lease.id}, self()})
 
       if :ets.lookup_element(handle.table, :meta, 4) > 0,
@@ -495,6 +503,9 @@ defmodule Wasmbeam.Pool do
   @impl true
   def init(config) do
     Process.flag(:trap_exit, true)
+    # Under saturation every caller waits on this process; at normal
+    # priority it would get one turn in as many as there are callers.
+    Process.flag(:priority, :high)
     table = new_table(config.name)
     :ets.insert(table, {:meta, self(), config.policy, 0, {}})
     :persistent_term.put({__MODULE__, self()}, config.module)
@@ -508,6 +519,8 @@ defmodule Wasmbeam.Pool do
         watched: %{},
         # callers waiting for an instance, oldest first: {from, timer}
         waiting: :queue.new(),
+        # its length (`:queue.len/1` walks the queue)
+        waiting_count: 0,
         next_id: 1,
         created: 0,
         discarded: 0
@@ -590,6 +603,7 @@ defmodule Wasmbeam.Pool do
        table: state.table,
        pid: self(),
        policy: state.policy,
+       waiting: state.waiting_count,
        ids: pooled_ids(state),
        module: state.module
      }, state}
@@ -607,7 +621,7 @@ defmodule Wasmbeam.Pool do
        instances: instances,
        idle: instances - in_use,
        in_use: in_use,
-       waiting: :queue.len(state.waiting),
+       waiting: state.waiting_count,
        created: state.created,
        discarded: state.discarded
      }, state}
@@ -616,8 +630,12 @@ defmodule Wasmbeam.Pool do
   def handle_call({:"$checkout", timeout}, {pid, _} = from, state) do
     timeout = timeout || state.checkout_timeout
 
+    # When others wait already, queue behind them (first come, first served).
+    taken =
+      if state.waiting_count == 0, do: claim(state.table, pooled_ids(state), pid), else: :none
+
     cond do
-      (taken = claim(state.table, pooled_ids(state), pid)) != :none ->
+      taken != :none ->
         {id, instance_ref, store_ref} = taken
         {:reply, {:ok, id, instance_ref, store_ref}, state}
 
@@ -633,20 +651,26 @@ defmodule Wasmbeam.Pool do
             {:reply, error, state}
         end
 
-      :queue.len(state.waiting) < state.max_waiting ->
+      state.waiting_count < state.max_waiting ->
+        first? = state.waiting_count == 0
+
         timer =
           if timeout != :infinity, do: Process.send_after(self(), {:"$expire", from}, timeout)
 
-        state = set_waiting(state, :queue.in({from, timer}, state.waiting))
-        # An instance freed between the look above and the count: serve it.
-        {:noreply, serve_waiting(state)}
+        state =
+          set_waiting(state, :queue.in({from, timer}, state.waiting), state.waiting_count + 1)
+
+        # The first waiter: an instance may have been freed between the look
+        # above and the count (later waiters are served by checkins, which
+        # see the count).
+        {:noreply, if(first?, do: serve_waiting(state), else: state)}
 
       true ->
         error =
           Error.new(
             :overloaded,
             "all #{map_size(state.instances)} instances are in use and " <>
-              "#{:queue.len(state.waiting)} callers wait (max_waiting: #{state.max_waiting})"
+              "#{state.waiting_count} callers wait (max_waiting: #{state.max_waiting})"
           )
 
         {:reply, {:error, error}, state}
@@ -691,14 +715,18 @@ defmodule Wasmbeam.Pool do
       )
     end
 
-    {:noreply, set_waiting(state, :queue.from_list(waiting))}
+    {:noreply,
+     set_waiting(state, :queue.from_list(waiting), state.waiting_count - length(expired))}
   end
 
   def handle_info(_message, state), do: {:noreply, state}
 
-  defp set_waiting(state, waiting) do
-    :ets.update_element(state.table, :meta, {4, :queue.len(waiting)})
-    %{state | waiting: waiting}
+  # Callers only ask whether anyone waits: write the table when that changes.
+  defp set_waiting(state, waiting, count) do
+    if count == 0 != (state.waiting_count == 0),
+      do: :ets.update_element(state.table, :meta, {4, count})
+
+    %{state | waiting: waiting, waiting_count: count}
   end
 
   # An instance came back through the pool (or its holder died): keep it
@@ -713,14 +741,15 @@ defmodule Wasmbeam.Pool do
       end
 
     cond do
+      # A kept instance goes straight to the oldest waiting caller.
+      keep? and state.waiting_count > 0 and hand_over(state, id) ->
+        set_waiting(state, elem(:queue.out(state.waiting), 1), state.waiting_count - 1)
+
       keep? and id > 0 ->
         :ets.delete(state.table, {:held, id})
         serve_waiting(state)
 
-      # An overflow instance serves a waiting caller directly, else goes.
-      keep? and not :queue.is_empty(state.waiting) and hand_over(state, id) ->
-        set_waiting(state, elem(:queue.out(state.waiting), 1))
-
+      # A discarded instance, or an overflow one nobody waits for.
       true ->
         # Row first, claim second: a caller that claims in between finds
         # no row and lets go.
@@ -737,7 +766,8 @@ defmodule Wasmbeam.Pool do
     end
   end
 
-  # Gives overflow instance `id` to the first waiting caller, if alive.
+  # Gives instance `id` (claimed by its returning holder) to the first
+  # waiting caller, if that one is alive.
   defp hand_over(state, id) do
     {{:value, {{pid, _} = from, timer}}, _} = :queue.out(state.waiting)
 
@@ -772,13 +802,13 @@ defmodule Wasmbeam.Pool do
         cond do
           not Process.alive?(pid) ->
             cancel_timer(timer)
-            serve_waiting(set_waiting(state, rest))
+            serve_waiting(set_waiting(state, rest, state.waiting_count - 1))
 
           (taken = claim(state.table, pooled_ids(state), pid)) != :none ->
             {id, instance_ref, store_ref} = taken
             cancel_timer(timer)
             GenServer.reply(from, {:ok, id, instance_ref, store_ref})
-            serve_waiting(set_waiting(state, rest))
+            serve_waiting(set_waiting(state, rest, state.waiting_count - 1))
 
           true ->
             state

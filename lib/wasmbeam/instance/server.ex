@@ -313,7 +313,7 @@ defmodule Wasmbeam.Instance.Server do
            queue: :queue.new(),
            queued: 0,
            completed: 0,
-           # caller monitor -> tag, to find a dead caller's calls
+           # every caller that is alive: pid -> monitor
            callers: %{}
          }}
 
@@ -340,19 +340,8 @@ defmodule Wasmbeam.Instance.Server do
   @impl true
   def handle_info({:"$wasmbeam_call", pid, tag, name, args, native}, state) do
     deadline = native.timeout && System.monotonic_time(:millisecond) + native.timeout
-    monitor = Process.monitor(pid)
-
-    call = %{
-      pid: pid,
-      tag: tag,
-      monitor: monitor,
-      name: name,
-      args: args,
-      native: native,
-      deadline: deadline
-    }
-
-    state = %{state | callers: Map.put(state.callers, monitor, tag)}
+    call = %{pid: pid, tag: tag, name: name, args: args, native: native, deadline: deadline}
+    state = watch(state, pid)
 
     cond do
       state.running == nil ->
@@ -380,15 +369,9 @@ defmodule Wasmbeam.Instance.Server do
     cancel_where(state, &(&1.tag == tag), "cancel/1")
   end
 
-  def handle_info({:DOWN, monitor, :process, _pid, _reason}, state) do
-    case Map.pop(state.callers, monitor) do
-      {nil, _} ->
-        {:noreply, state}
-
-      {tag, callers} ->
-        state = %{state | callers: callers}
-        cancel_where(state, &(&1.tag == tag), "its caller exited")
-    end
+  def handle_info({:DOWN, _monitor, :process, pid, _reason}, state) do
+    state = %{state | callers: Map.delete(state.callers, pid)}
+    cancel_where(state, &(&1.pid == pid), "its caller exited")
   end
 
   # Stale resume messages of cancelled calls, wake-ups and other strays.
@@ -455,8 +438,15 @@ defmodule Wasmbeam.Instance.Server do
 
   defp reply(call, result, state) do
     send(call.tag, {call.tag, result})
-    Process.demonitor(call.monitor, [:flush])
-    %{state | callers: Map.delete(state.callers, call.monitor)}
+    state
+  end
+
+  # Each caller is monitored once, from its first call until it dies, so
+  # that a process making many calls does not pay for a monitor per call.
+  defp watch(state, pid) do
+    if Map.has_key?(state.callers, pid),
+      do: state,
+      else: %{state | callers: Map.put(state.callers, pid, Process.monitor(pid))}
   end
 
   # Cancels the running call and drops the queued calls that match.
