@@ -22,6 +22,13 @@ defmodule Wasmbeam.Bench.InstancePool do
     IO.puts("bench/instance_pool.exs: " <> Harness.environment(sampling))
 
     module = Module.compile!(File.read!(@wat_path))
+    # 1 MiB of data segments: instantiation maps Wasmtime's copy-on-write
+    # memory image instead of copying the bytes.
+    data = String.duplicate("wasmbeam", 131_072)
+
+    big =
+      Module.compile!(~s|(module (memory (export "memory") 17) (data (i32.const 0) "#{data}"))|)
+
     bare = Instance.new!(module)
     {:ok, server} = Instance.start_link(module: module)
     {:ok, _} = Pool.start_link(name: :bench_reuse, module: module, size: 8)

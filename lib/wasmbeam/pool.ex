@@ -266,10 +266,19 @@ defmodule Wasmbeam.Pool do
         not_running(pool)
     end
   rescue
-    ArgumentError -> pool_call(pool, :"$handle")
+    # Not a table name: maybe a pool started without an atom name.
+    ArgumentError -> handle({:by_call, pool})
   end
 
-  defp handle(pool), do: pool_call(pool, :"$handle")
+  defp handle(pool) do
+    pool = with {:by_call, name} <- pool, do: name
+
+    case pool_call(pool, :"$handle") do
+      {:ok, %{table: _, pid: _} = handle} -> {:ok, handle}
+      {:ok, _other} -> {:error, Error.new(:argument, "#{inspect(pool)} is not a pool")}
+      {:error, _} = error -> error
+    end
+  end
 
   defp pool_call(pool, message) do
     {:ok, GenServer.call(pool, message)}

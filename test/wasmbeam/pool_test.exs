@@ -118,6 +118,12 @@ defmodule Wasmbeam.PoolTest do
     end
   end
 
+  test "an instance process is not a pool, and survives being taken for one", %{module: module} do
+    server = start_supervised!({Instance, module: module, imports: imports()})
+    assert {:error, %Error{kind: :argument}} = Pool.call(server, "add", [1, 2])
+    assert Instance.call(server, "add", [1, 2]) == {:ok, [3]}
+  end
+
   describe "options" do
     test "invalid options are errors, never crashes", %{module: module} do
       assert {:error, %Error{kind: :argument}} = Pool.start_link([])

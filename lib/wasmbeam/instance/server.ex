@@ -337,6 +337,14 @@ defmodule Wasmbeam.Instance.Server do
      }, state}
   end
 
+  # A call meant for another kind of process (a pool's, say) is answered,
+  # not a crash.
+  def handle_call(other, _from, state) do
+    {:reply,
+     {:error, Error.new(:argument, "not a request for an instance process: #{inspect(other)}")},
+     state}
+  end
+
   @impl true
   def handle_info({:"$wasmbeam_call", pid, tag, name, args, native}, state) do
     deadline = native.timeout && System.monotonic_time(:millisecond) + native.timeout
@@ -348,6 +356,9 @@ defmodule Wasmbeam.Instance.Server do
         start(call, state)
 
       state.queued < state.max_queue ->
+        # A queued call is answered at its deadline, even if the running one
+        # goes on.
+        if deadline, do: Process.send_after(self(), {:"$wasmbeam_expire", tag}, native.timeout)
         {:noreply, %{state | queue: :queue.in(call, state.queue), queued: state.queued + 1}}
 
       true ->
@@ -363,6 +374,11 @@ defmodule Wasmbeam.Instance.Server do
 
   def handle_info({:"$wasmbeam_step", tag}, %{running: %{tag: tag}} = state) do
     state.store_ref |> Native.store_resume() |> Driver.settle(state.store_ref) |> stepped(state)
+  end
+
+  def handle_info({:"$wasmbeam_expire", tag}, state) do
+    error = Error.new(:timeout, "the call's timeout passed while it waited in the queue")
+    {:noreply, drop_queued(state, &(&1.tag == tag), error)}
   end
 
   def handle_info({:"$wasmbeam_cancel", tag}, state) do
@@ -397,7 +413,7 @@ defmodule Wasmbeam.Instance.Server do
   defp start(call, state) do
     case remaining(call.deadline) do
       0 ->
-        error = Error.new(:timeout, "the call waited in the queue past its timeout")
+        error = Error.new(:timeout, "the call's timeout passed before it could start")
         next(reply(call, {:error, error}, state))
 
       remaining ->
@@ -449,13 +465,16 @@ defmodule Wasmbeam.Instance.Server do
       else: %{state | callers: Map.put(state.callers, pid, Process.monitor(pid))}
   end
 
+  defp drop_queued(state, match?, error) do
+    {dropped, kept} = state.queue |> :queue.to_list() |> Enum.split_with(match?)
+    state = %{state | queue: :queue.from_list(kept), queued: length(kept)}
+    Enum.reduce(dropped, state, &reply(&1, {:error, error}, &2))
+  end
+
   # Cancels the running call and drops the queued calls that match.
   defp cancel_where(state, match?, why) do
     error = Error.new(:cancelled, "the call was cancelled: #{why}")
-
-    {dropped, kept} = state.queue |> :queue.to_list() |> Enum.split_with(match?)
-    state = %{state | queue: :queue.from_list(kept), queued: length(kept)}
-    state = Enum.reduce(dropped, state, &reply(&1, {:error, error}, &2))
+    state = drop_queued(state, match?, error)
 
     if state.running && match?.(state.running) do
       # Polls the guest to its (trapping) end: the store is idle again.
