@@ -241,6 +241,14 @@ defmodule Wasmbeam.Instance do
          do: Wasmbeam.Instance.Server.call(server, name, args, options)
   end
 
+  def call(other, _name, _args, _options),
+    do:
+      {:error,
+       Error.new(
+         :argument,
+         "expected a %Wasmbeam.Instance{} or an instance process, got: #{inspect(other)}"
+       )}
+
   @doc "Like `call/4`, but raises `Wasmbeam.Error`."
   @spec call!(t() | GenServer.server(), String.t(), [Wasmbeam.Types.value()], CallOptions.t()) ::
           [Wasmbeam.Types.value()]

@@ -77,6 +77,9 @@ defmodule Wasmbeam.Instance.ServerTest do
       assert {:error, %Error{kind: :not_found}} = Instance.call(server, "nope", [])
       assert {:error, %Error{kind: :arity}} = Instance.call(server, "add", [1])
       assert {:error, %Error{kind: :argument}} = Server.async_call(server, "add", :not_a_list)
+      assert {:error, %Error{kind: :argument}} = Instance.call(%{}, "add", [1, 2])
+      assert {:error, %Error{kind: :down}} = Instance.call({:no, :node}, "add", [1, 2])
+      assert {:error, %Error{kind: :argument}} = Instance.call(42, "add", [1, 2])
     end
   end
 
