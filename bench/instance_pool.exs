@@ -48,7 +48,10 @@ defmodule Wasmbeam.Bench.InstancePool do
       {~S|Pool.call(pool, "add", [1, 2]) (:fresh, new instance per checkout)|,
        fn -> Pool.call(:bench_fresh, "add", [1, 2]) end,
        expect: ok3, floor: "native untyped_call_async"},
-      {"Instance.new(module)", fn -> Instance.new(module) end, floor: "native instantiate_async"}
+      {"Instance.new(module)", fn -> Instance.new(module) end,
+       target: "<= 10 us", target_ns: 10_000, floor: "native instantiate_async"},
+      {"Instance.new(module with 1 MiB of data segments)", fn -> Instance.new(big) end,
+       target: "well under 100 us", target_ns: 100_000}
     ]
 
     results = Harness.compare(rows, native: {"all", @wat_path})

@@ -378,7 +378,7 @@ defmodule Wasmbeam.Pool do
 
   # The common case, a clean return of a pooled (not overflow) instance
   # under `:reuse`/`:reset_after_trap` with nobody waiting, is deleting the
-  # claim between two reads of the waiting count, with no message. When
+  # claim and reading the waiting count, with no message. When
   # callers wait, the instance goes back through the pool process, which
   # hands it to the oldest waiter. The order matters: the pool counts a
   # waiter before it looks for free instances, and the caller frees its
@@ -388,8 +388,9 @@ defmodule Wasmbeam.Pool do
   defp checkin(handle, lease, result) do
     outcome = outcome(result)
 
-    if outcome == :ok and handle.policy != :fresh and lease.id > 0 and
-         :ets.lookup_element(handle.table, :meta, 4) == 0 do
+    # `handle.waiting` was read at checkout: if it is stale, the read after
+    # the free below, or the pool, puts things right.
+    if outcome == :ok and handle.policy != :fresh and lease.id > 0 and handle.waiting == 0 do
       :ets.delete_object(handle.table, {{:held, lease.id}, self()})
 
       if :ets.lookup_element(handle.table, :meta, 4) > 0,
