@@ -235,7 +235,13 @@ defmodule Wasmbeam.Pool do
       %{size: 2, instances: 2, idle: 2, in_use: 0, waiting: 0, created: 2, discarded: 0}
   """
   @spec stats(pool()) :: {:ok, map()} | {:error, Error.t()}
-  def stats(pool), do: pool_call(pool, :"$stats")
+  def stats(pool) do
+    case pool_call(pool, :"$stats") do
+      {:ok, %{size: _}} = ok -> ok
+      {:ok, _other} -> {:error, Error.new(:argument, "#{inspect(pool)} is not a pool")}
+      {:error, _} = error -> error
+    end
+  end
 
   ## Caller side
   #

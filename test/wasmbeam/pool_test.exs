@@ -121,6 +121,7 @@ defmodule Wasmbeam.PoolTest do
   test "an instance process is not a pool, and survives being taken for one", %{module: module} do
     server = start_supervised!({Instance, module: module, imports: imports()})
     assert {:error, %Error{kind: :argument}} = Pool.call(server, "add", [1, 2])
+    assert {:error, %Error{kind: :argument}} = Pool.stats(server)
     assert Instance.call(server, "add", [1, 2]) == {:ok, [3]}
   end
 
