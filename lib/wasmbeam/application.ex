@@ -6,7 +6,13 @@ defmodule Wasmbeam.Application do
   def start(_type, _args) do
     case Wasmbeam.Native.load() do
       :ok ->
-        Supervisor.start_link([], strategy: :one_for_one, name: Wasmbeam.Supervisor)
+        children = [
+          {Registry, keys: :unique, name: Wasmbeam.InstanceRegistry},
+          {Wasmbeam.InstanceSupervisor, name: Wasmbeam.InstanceSupervisor}
+        ]
+
+        # rest_for_one: instances registered in the registry go with it.
+        Supervisor.start_link(children, strategy: :rest_for_one, name: Wasmbeam.Supervisor)
 
       {:error, reason} ->
         {:error,

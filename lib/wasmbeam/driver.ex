@@ -80,4 +80,24 @@ defmodule Wasmbeam.Driver do
   end
 
   def finish(result, _store_ref), do: result
+
+  @doc false
+  # One step of a call driven by an instance process: answers host calls
+  # (they run here, in the driving process) until the guest either
+  # finishes or uses up its slice. Returns `:continue` instead of polling
+  # again, so the process can handle other messages before it resumes the
+  # call with `Native.store_resume/1`.
+  # A guest waiting for I/O comes back as `{:io_wait, store_id, ms_left}`:
+  # the process resumes it when `{:wasmbeam_wake, store_id}` arrives.
+  @spec settle(term(), reference()) ::
+          :continue
+          | {:io_wait, pos_integer(), non_neg_integer() | nil}
+          | {:ok, term()}
+          | {:error, Error.t()}
+  def settle({:host_call, handler, args, id}, store_ref) do
+    answer = HostCall.run(handler, %Caller{store: store_ref, id: id}, args)
+    settle(Native.store_answer(store_ref, id, answer), store_ref)
+  end
+
+  def settle(step, _store_ref), do: step
 end

@@ -24,6 +24,12 @@ defmodule Wasmbeam.Error do
     * `:not_found` - no export of that name
     * `:argument` - any other invalid argument (options, offsets, ...)
     * `:busy` - another call is running on the same store
+    * `:overloaded` - an instance process's queue or a pool's waiting
+      queue is full; try again later
+    * `:cancelled` - the call was cancelled (`Wasmbeam.Instance.Server.cancel/1`,
+      or its instance process stopped before it ran)
+    * `:down` - the instance process or pool is not running, or exited
+      during the call
     * `:poisoned` - the store's state is unknown after a native failure;
       recreate the instance
     * `:panic` - a bug in Wasmbeam's native code, caught before it could
@@ -54,6 +60,9 @@ defmodule Wasmbeam.Error do
           | :not_found
           | :argument
           | :busy
+          | :overloaded
+          | :cancelled
+          | :down
           | :poisoned
           | :panic
           | :exit

@@ -2,14 +2,29 @@ defmodule Wasmbeam.Instance do
   @moduledoc """
   An instance of a module in a store: the thing you call.
 
-  The process that calls a function runs it: the call executes in slices of
-  about 100 µs on that process's scheduler, yielding between slices like a
-  process that ran out of reductions, so a long call never blocks the VM.
-  A store runs one call at a time (others get `:busy`).
+  An instance comes in two kinds, and `call/4` takes either:
 
-  A bare instance belongs to no process: any process may call it, and it is
-  freed when no process refers to it any more. To own an instance in a
-  supervised process, wrap it in a GenServer.
+    * **a bare instance**, the `%Wasmbeam.Instance{}` struct from `new/3`.
+      It belongs to no process: the process that calls a function runs it,
+      in slices of about 100 µs on that process's scheduler, yielding
+      between slices like a process that ran out of reductions, so a long
+      call never blocks the VM. Host functions run in the calling process.
+      A store runs one call at a time (other callers wait, see
+      `Wasmbeam.CallOptions`). It is freed when no process refers to it.
+    * **an instance process**, started with `start_link/1` or as a child
+      (`{Wasmbeam.Instance, module: module, name: MyApp.Plugin}`): a
+      GenServer that owns its instance, is registered by name (an atom,
+      `{:global, term}` or `{:via, module, term}`), runs calls one at a time
+      from a bounded queue while staying responsive, cancels the calls of
+      callers that die, and is restarted fresh by its supervisor if its store
+      is poisoned. Host functions run in the instance process. See
+      `Wasmbeam.Instance.Server` for cancellation and the details.
+
+  Which to use: a bare instance for calls made by one process (or a few
+  that take turns), the cheapest path; an instance process for a long-lived
+  named instance shared by many callers, with state that must survive
+  between calls; a `Wasmbeam.Pool` for many concurrent callers of the same
+  module.
 
   ## Examples
 
@@ -124,23 +139,128 @@ defmodule Wasmbeam.Instance do
     do: new(module, imports, options) |> Error.unwrap!()
 
   @doc """
-  Calls the exported function `name` with `args`; returns the list of
-  results. See `Wasmbeam.CallOptions` for `options`, and
-  `Wasmbeam.Types` for how values are written.
+  Starts an instance process linked to the caller: a GenServer that
+  instantiates `:module` and owns the instance. Returns `{:ok, pid}`, or
+  `{:error, %Wasmbeam.Error{}}` when the options are invalid or the module
+  cannot be instantiated (a missing import, a trap in its start function).
+
+  ## Options
+
+    * `:module` (required) - a `Wasmbeam.Module`, or wasm bytes / WAT text
+      to compile
+    * `:imports` - the import map (see `Wasmbeam.Imports`); host functions
+      run in the instance process
+    * `:instance_options` - options for `new/3` (store limits such as
+      `:memory_size`, initial `:fuel`, `:timeout` of the start function)
+    * `:name` - register the process: an atom, `{:global, term}` or
+      `{:via, module, term}` (for example a `Registry`)
+    * `:max_queue` - how many calls may wait while one runs (default 64);
+      beyond it, calls fail at once with an `:overloaded` error
+
+  ## Examples
+
+      iex> module = Wasmbeam.Module.compile!(~S[(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))])
+      iex> {:ok, _pid} = Wasmbeam.Instance.start_link(module: module, name: :doc_adder)
+      iex> Wasmbeam.Instance.call(:doc_adder, "add", [1, 2])
+      {:ok, [3]}
+      iex> {:error, %Wasmbeam.Error{kind: :argument}} = Wasmbeam.Instance.start_link(name: :no_module)
   """
-  @spec call(t(), String.t(), [Wasmbeam.Types.value()], CallOptions.t()) ::
+  @spec start_link([Wasmbeam.Instance.Server.option()]) ::
+          GenServer.on_start() | {:error, Error.t()}
+  def start_link(options), do: Wasmbeam.Instance.Server.start_link(options)
+
+  @doc """
+  A child specification for an instance process, so that
+  `{Wasmbeam.Instance, options}` can go in a supervision tree. Takes the
+  options of `start_link/1` plus `:id` (default: the `:name`, else
+  `Wasmbeam.Instance`) and `:restart` (default `:permanent`).
+
+  ## Examples
+
+      iex> module = Wasmbeam.Module.compile!("(module)")
+      iex> spec = Wasmbeam.Instance.child_spec(module: module, name: MyApp.Plugin)
+      iex> {spec.id, spec.restart}
+      {MyApp.Plugin, :permanent}
+  """
+  @spec child_spec(keyword()) :: Supervisor.child_spec()
+  def child_spec(options) when is_list(options) do
+    %{
+      id: Keyword.get_lazy(options, :id, fn -> Keyword.get(options, :name, __MODULE__) end),
+      start: {__MODULE__, :start_link, [Keyword.drop(options, [:id, :restart])]},
+      restart: Keyword.get(options, :restart, :permanent),
+      type: :worker
+    }
+  end
+
+  @doc """
+  Stops an instance process: a call still running is cancelled and its
+  caller, like every queued caller, gets a `:cancelled` error. Returns
+  `:ok`, or a `:down` error if no such process runs.
+
+  ## Examples
+
+      iex> {:ok, pid} = Wasmbeam.Instance.start_link(module: Wasmbeam.Module.compile!("(module)"))
+      iex> Wasmbeam.Instance.stop(pid)
+      :ok
+      iex> {:error, %Wasmbeam.Error{kind: :down}} = Wasmbeam.Instance.stop(pid)
+  """
+  @spec stop(GenServer.server(), term(), timeout()) :: :ok | {:error, Error.t()}
+  def stop(server, reason \\ :normal, timeout \\ :infinity) do
+    GenServer.stop(server, reason, timeout)
+  catch
+    :exit, why ->
+      {:error, Error.new(:down, "no instance process #{inspect(server)}: #{inspect(why)}")}
+  end
+
+  @doc """
+  Calls the exported function `name` with `args`; returns the list of
+  results. `instance` is a bare instance or an instance process (a pid or
+  a registered name). See `Wasmbeam.CallOptions` for `options`, and
+  `Wasmbeam.Types` for how values are written.
+
+  Through an instance process, `:timeout` also bounds the time the call
+  waits in the process's queue; a call that cannot be queued fails with an
+  `:overloaded` error, and one whose process is not running or exits with a
+  `:down` error.
+
+  ## Examples
+
+      iex> module = Wasmbeam.Module.compile!(~S[(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))])
+      iex> {:ok, bare} = Wasmbeam.Instance.new(module)
+      iex> Wasmbeam.Instance.call(bare, "add", [1, 2])
+      {:ok, [3]}
+      iex> {:ok, process} = Wasmbeam.Instance.start_link(module: module)
+      iex> Wasmbeam.Instance.call(process, "add", [1, 2], timeout: 100)
+      {:ok, [3]}
+  """
+  @spec call(t() | GenServer.server(), String.t(), [Wasmbeam.Types.value()], CallOptions.t()) ::
           {:ok, [Wasmbeam.Types.value()]} | {:error, Error.t()}
-  def call(%__MODULE__{ref: ref, store: store}, name, args, options \\ []) when is_binary(name) do
+  def call(instance, name, args, options \\ [])
+
+  def call(%__MODULE__{ref: ref, store: store}, name, args, options) do
     with :ok <- check_name(name),
          {:ok, native} <- CallOptions.to_native(options) do
       Driver.run(store.ref, native, &Native.instance_call(ref, name, args, &1))
     end
   end
 
+  def call(server, name, args, options)
+      when is_pid(server) or is_atom(server) or is_tuple(server) do
+    with :ok <- check_name(name),
+         do: Wasmbeam.Instance.Server.call(server, name, args, options)
+  end
+
+  def call(other, _name, _args, _options),
+    do:
+      {:error,
+       Error.new(
+         :argument,
+         "expected a %Wasmbeam.Instance{} or an instance process, got: #{inspect(other)}"
+       )}
+
   @doc "Like `call/4`, but raises `Wasmbeam.Error`."
-  @spec call!(t(), String.t(), [Wasmbeam.Types.value()], CallOptions.t()) :: [
-          Wasmbeam.Types.value()
-        ]
+  @spec call!(t() | GenServer.server(), String.t(), [Wasmbeam.Types.value()], CallOptions.t()) ::
+          [Wasmbeam.Types.value()]
   def call!(instance, name, args, options \\ []),
     do: call(instance, name, args, options) |> Error.unwrap!()
 
@@ -157,6 +277,9 @@ defmodule Wasmbeam.Instance do
   end
 
   # Export names are UTF-8 by the spec; anything else cannot name one.
+  defp check_name(name) when not is_binary(name),
+    do: {:error, Error.new(:argument, "an export name must be a string, got: #{inspect(name)}")}
+
   defp check_name(name) do
     if String.valid?(name),
       do: :ok,

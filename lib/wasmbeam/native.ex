@@ -64,4 +64,5 @@ defmodule Wasmbeam.Native do
   def wasi_pipe_new, do: err()
   def wasi_pipe_write(_pipe, _data), do: err()
   def wasi_pipe_close(_pipe), do: err()
+  def store_cancel(_store), do: err()
 end

@@ -295,6 +295,35 @@ defmodule Wasmbeam.WasiTest do
       assert {:ok, %{stdout: "init\n"}} = Wasi.output(instance)
     end
 
+    test "an instance process drives a guest that waits on its stdin, and stays responsive",
+         ctx do
+      pipe = Pipe.new()
+
+      {:ok, server} =
+        Instance.start_link(
+          module: ctx.tool,
+          instance_options: [wasi: [args: ["echo"], stdin: pipe]]
+        )
+
+      task = Task.async(fn -> Instance.call(server, "_start", [], timeout: 10_000) end)
+      Process.sleep(50)
+      assert {:ok, %{running: true}} = Wasmbeam.Instance.Server.info(server)
+      assert Task.yield(task, 0) == nil
+      :ok = Pipe.write(pipe, "data")
+      :ok = Pipe.close(pipe)
+      assert {:ok, []} = Task.await(task)
+
+      blocked = Pipe.new()
+
+      {:ok, server} =
+        Instance.start_link(
+          module: ctx.tool,
+          instance_options: [wasi: [args: ["echo"], stdin: blocked]]
+        )
+
+      assert {:error, %Error{kind: :timeout}} = Instance.call(server, "_start", [], timeout: 50)
+    end
+
     test "a module that is not a command is refused by run/2" do
       assert {:error, %Error{kind: :not_found, message: message}} =
                Wasi.run(~S[(module (func (export "f")))])

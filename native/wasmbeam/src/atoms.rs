@@ -33,6 +33,7 @@ rustler::atoms! {
     stream,
     wasi,
     exit_code,
+    idle,
     wasmbeam_store_idle,
     define_global,
     define_memory,

@@ -647,3 +647,29 @@ fn store_set_fuel(env: Env, store: ResourceArc<StoreResource>, fuel: u64) -> Ter
     let result = store.with_idle(|s| s.set_fuel(fuel).map_err(|_| fuel_disabled()));
     reply(env, result.map(|()| crate::atoms::ok()))
 }
+
+/// Cancels the call running on `store`. Only the process driving the call
+/// may cancel it (an instance process cancelling on behalf of its caller):
+/// the guest traps at once and the store is idle again when this returns.
+/// Answers `:ok`, or `:idle` when no call was running.
+#[rustler::nif]
+fn store_cancel(env: Env, store: ResourceArc<StoreResource>) -> Term {
+    let Ok(mut guard) = RunningGuard::lock(&store) else {
+        return crate::atoms::idle().encode(env);
+    };
+    if guard
+        .running
+        .as_ref()
+        .is_some_and(|r| r.driver != env.pid())
+    {
+        return reply::<()>(
+            env,
+            Err(WbError::new(
+                Kind::Argument,
+                "only the process driving a call may cancel it",
+            )),
+        );
+    }
+    guard.cancel(env, &store);
+    rustler::types::atom::ok().encode(env)
+}

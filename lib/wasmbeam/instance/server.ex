@@ -1,0 +1,516 @@
+defmodule Wasmbeam.Instance.Server do
+  @moduledoc """
+  An instance process: a GenServer that owns one store and instance and
+  runs calls to it, one at a time, in the order they arrive.
+
+  Start it with `Wasmbeam.Instance.start_link/1` (or put
+  `{Wasmbeam.Instance, options}` in a supervisor) and call it with
+  `Wasmbeam.Instance.call/4`, as a bare instance. This module adds what only
+  a process can do: `async_call/4`, `await/2`, `cancel/1` and `info/1`.
+
+  ## How a call runs
+
+  The process drives its guest itself, one time slice (about 100 µs) at a
+  time. After each slice it sends itself a message to resume and goes back
+  to its mailbox, so between two slices it answers `info/1`, queues new
+  calls, and handles cancellations and the death of callers. A long call
+  never makes the process unresponsive.
+
+  Host functions of the instance run **in the instance process** (not in
+  the process that called): a handler sees the instance process's
+  dictionary and logger metadata. A `{:process, server}` handler is called
+  from the instance process. A handler must not call its own instance
+  process (it would wait for itself): it gets a `:busy` error and should use
+  its `Wasmbeam.Caller` instead.
+
+  ## Queueing, cancellation, caller death
+
+    * Calls that arrive while one runs wait in a bounded queue
+      (`:max_queue`, default #{64}); when it is full, a call fails at once with
+      an `:overloaded` error rather than growing the mailbox.
+    * `:timeout` counts from the moment the process receives the call, so
+      it bounds the time spent waiting in the queue as well as running.
+    * `cancel/1` stops a running call (the guest traps at once, the store
+      stays usable) or removes a queued one; its caller gets a `:cancelled`
+      error.
+    * The process monitors every caller: when one dies, its running call is
+      cancelled and its queued calls are dropped.
+
+  ## Failures and restarts
+
+  A trap, a timeout or exhausted fuel is returned to the caller as an
+  error; the instance stays usable and the process keeps running. When the
+  store is poisoned (its state unknown after a native failure, kind
+  `:poisoned` or `:panic`), the process answers that call and then exits
+  with `{:wasmbeam_poisoned, message}`: its supervisor starts a fresh
+  instance. Queued callers then get a `:down` error.
+  """
+
+  use GenServer
+
+  alias Wasmbeam.{CallOptions, Driver, Error, Instance, Module, Native}
+
+  @default_max_queue 64
+  # Extra time a caller waits beyond its call's `:timeout` before giving up
+  # on the process (a host handler in the process may overrun the deadline).
+  @await_grace_ms 1_000
+
+  @typedoc "An instance process: a pid or any GenServer name."
+  @type server :: GenServer.server()
+
+  @typedoc "A call started with `async_call/4`, to `await/2` or `cancel/1`."
+  @opaque request :: %{server: pid(), tag: reference(), timeout: timeout()}
+
+  @type option ::
+          {:module, Module.t() | binary()}
+          | {:imports, Wasmbeam.Imports.t()}
+          | {:instance_options, keyword()}
+          | {:max_queue, non_neg_integer()}
+          | {:name, GenServer.name()}
+
+  @doc false
+  @spec start_link([option]) :: GenServer.on_start() | {:error, Error.t()}
+  def start_link(options) when is_list(options) do
+    with {:ok, name_options, init} <- parse_options(options) do
+      GenServer.start_link(__MODULE__, init, name_options)
+    end
+  end
+
+  def start_link(other),
+    do: {:error, Error.new(:argument, "options must be a keyword list, got: #{inspect(other)}")}
+
+  defp parse_options(options) do
+    known = [:module, :imports, :instance_options, :max_queue, :name, :id, :restart]
+
+    with :ok <- check_keys(options, known),
+         {:ok, module} <- module_option(Keyword.get(options, :module)),
+         {:ok, max_queue} <-
+           max_queue_option(Keyword.get(options, :max_queue, @default_max_queue)),
+         {:ok, instance_options} <- list_option(options, :instance_options) do
+      name_options = if options[:name], do: [name: options[:name]], else: []
+
+      {:ok, name_options,
+       %{
+         module: module,
+         imports: Keyword.get(options, :imports, %{}),
+         instance_options: instance_options,
+         max_queue: max_queue
+       }}
+    end
+  end
+
+  defp check_keys(options, known) do
+    case Enum.reject(options, &match?({key, _} when is_atom(key), &1)) do
+      [] ->
+        case Enum.uniq(Keyword.keys(options)) -- known do
+          [] -> :ok
+          unknown -> {:error, Error.new(:argument, "unknown options: #{inspect(unknown)}")}
+        end
+
+      bad ->
+        {:error, Error.new(:argument, "options must be a keyword list, got: #{inspect(bad)}")}
+    end
+  end
+
+  defp module_option(%Module{} = module), do: {:ok, module}
+  defp module_option(source) when is_binary(source), do: Module.compile(source)
+
+  defp module_option(nil),
+    do: {:error, Error.new(:argument, "the :module option is required")}
+
+  defp module_option(other),
+    do:
+      {:error,
+       Error.new(
+         :argument,
+         ":module must be a %Wasmbeam.Module{}, wasm bytes or WAT text, got: #{inspect(other)}"
+       )}
+
+  defp max_queue_option(n) when is_integer(n) and n >= 0, do: {:ok, n}
+
+  defp max_queue_option(other),
+    do:
+      {:error,
+       Error.new(:argument, ":max_queue must be a non-negative integer, got: #{inspect(other)}")}
+
+  defp list_option(options, key) do
+    case Keyword.get(options, key, []) do
+      list when is_list(list) ->
+        {:ok, list}
+
+      other ->
+        {:error, Error.new(:argument, "#{inspect(key)} must be a list, got: #{inspect(other)}")}
+    end
+  end
+
+  @doc """
+  Starts a call and returns at once with a request to `await/2` (or
+  `cancel/1`). Only the process that started the call can await it. Takes
+  the same options as `Wasmbeam.Instance.call/4`.
+
+  ## Examples
+
+      iex> module = Wasmbeam.Module.compile!(~S[(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))])
+      iex> {:ok, server} = Wasmbeam.Instance.start_link(module: module)
+      iex> {:ok, request} = Wasmbeam.Instance.Server.async_call(server, "add", [1, 2])
+      iex> Wasmbeam.Instance.Server.await(request)
+      {:ok, [3]}
+  """
+  @spec async_call(server(), String.t(), [Wasmbeam.Types.value()], CallOptions.t()) ::
+          {:ok, request()} | {:error, Error.t()}
+  def async_call(server, name, args, options \\ [])
+
+  def async_call(server, name, args, options) when is_binary(name) and is_list(args) do
+    with {:ok, native} <- CallOptions.to_native(options),
+         {:ok, pid} <- whereis(server),
+         :ok <- not_self(pid) do
+      # An alias monitor: a reply that arrives after the caller gave up is
+      # dropped by the runtime instead of lingering in its mailbox.
+      tag = :erlang.monitor(:process, pid, alias: :demonitor)
+      send(pid, {:"$wasmbeam_call", self(), tag, name, args, native})
+      {:ok, %{server: pid, tag: tag, timeout: await_timeout(native.timeout)}}
+    end
+  end
+
+  def async_call(_server, name, args, _options),
+    do:
+      {:error,
+       Error.new(
+         :argument,
+         "expected an export name (string) and a list of arguments, got: #{inspect(name)}, #{inspect(args)}"
+       )}
+
+  defp await_timeout(nil), do: :infinity
+  defp await_timeout(ms), do: ms + @await_grace_ms
+
+  defp whereis(server) do
+    case GenServer.whereis(server) do
+      pid when is_pid(pid) ->
+        {:ok, pid}
+
+      _ ->
+        {:error, Error.new(:down, "no instance process is running as #{inspect(server)}")}
+    end
+  catch
+    # GenServer.whereis/1 raises on a malformed name.
+    _, _ -> {:error, Error.new(:argument, "not an instance process: #{inspect(server)}")}
+  end
+
+  defp not_self(pid) when pid == self(),
+    do:
+      {:error,
+       Error.new(
+         :busy,
+         "an instance process cannot call itself (a host function should use its Wasmbeam.Caller)"
+       )}
+
+  defp not_self(_pid), do: :ok
+
+  @doc """
+  Waits for the result of `async_call/4`. By default it waits as long as
+  the call's `:timeout` allows (plus a second's grace), or for ever when
+  the call has none; if `timeout` passes first, the call is cancelled and a
+  `:timeout` error returned. If the instance process exits first, the
+  result is a `:down` error.
+
+  ## Examples
+
+      iex> module = Wasmbeam.Module.compile!(~S[(module (func (export "spin") (loop br 0)))])
+      iex> {:ok, server} = Wasmbeam.Instance.start_link(module: module)
+      iex> {:ok, request} = Wasmbeam.Instance.Server.async_call(server, "spin", [])
+      iex> {:error, %Wasmbeam.Error{kind: :timeout}} = Wasmbeam.Instance.Server.await(request, 20)
+  """
+  @spec await(request(), timeout() | nil) :: {:ok, [Wasmbeam.Types.value()]} | {:error, Error.t()}
+  def await(%{tag: tag} = request, timeout \\ nil) do
+    timeout = timeout || request.timeout
+
+    receive do
+      {^tag, result} ->
+        Process.demonitor(tag, [:flush])
+        result
+
+      {:DOWN, ^tag, :process, _pid, reason} ->
+        {:error, Error.new(:down, "the instance process exited: #{inspect(reason)}")}
+    after
+      timeout ->
+        cancel(request)
+        Process.demonitor(tag, [:flush])
+
+        {:error, Error.new(:timeout, "the instance process did not answer within #{timeout} ms")}
+    end
+  end
+
+  @doc """
+  Cancels a call started with `async_call/4`, whether it runs or waits in
+  the queue; whoever awaits it gets a `:cancelled` error. Cancelling a call
+  that has finished does nothing. Any process holding the request may
+  cancel it.
+
+  ## Examples
+
+      iex> module = Wasmbeam.Module.compile!(~S[(module (func (export "spin") (loop br 0)))])
+      iex> {:ok, server} = Wasmbeam.Instance.start_link(module: module)
+      iex> {:ok, request} = Wasmbeam.Instance.Server.async_call(server, "spin", [])
+      iex> Wasmbeam.Instance.Server.cancel(request)
+      :ok
+      iex> {:error, %Wasmbeam.Error{kind: :cancelled}} = Wasmbeam.Instance.Server.await(request)
+  """
+  @spec cancel(request()) :: :ok
+  def cancel(%{server: pid, tag: tag}) do
+    send(pid, {:"$wasmbeam_cancel", tag})
+    :ok
+  end
+
+  @doc """
+  What the process is doing: whether a call is running, how many wait,
+  and how many calls it has finished since it started.
+
+  ## Examples
+
+      iex> module = Wasmbeam.Module.compile!(~S[(module (func (export "nop")))])
+      iex> {:ok, server} = Wasmbeam.Instance.start_link(module: module)
+      iex> Wasmbeam.Instance.call(server, "nop", [])
+      {:ok, []}
+      iex> Wasmbeam.Instance.Server.info(server)
+      {:ok, %{running: false, queued: 0, max_queue: 64, completed: 1}}
+  """
+  @spec info(server()) :: {:ok, map()} | {:error, Error.t()}
+  def info(server) do
+    with {:ok, pid} <- whereis(server) do
+      try do
+        {:ok, GenServer.call(pid, :"$wasmbeam_info")}
+      catch
+        :exit, reason ->
+          {:error, Error.new(:down, "the instance process exited: #{inspect(reason)}")}
+      end
+    end
+  end
+
+  @doc false
+  # Used by `Wasmbeam.Instance.call/4`.
+  @spec call(server(), String.t(), [Wasmbeam.Types.value()], CallOptions.t()) ::
+          {:ok, [Wasmbeam.Types.value()]} | {:error, Error.t()}
+  def call(server, name, args, options) do
+    with {:ok, request} <- async_call(server, name, args, options), do: await(request)
+  end
+
+  ## GenServer
+
+  @impl true
+  def init(%{module: module, imports: imports, instance_options: options} = init) do
+    # Trap exits so `terminate/2` runs on a supervisor's shutdown and can
+    # answer the callers that are still waiting.
+    Process.flag(:trap_exit, true)
+
+    case Instance.new(module, imports, options) do
+      {:ok, instance} ->
+        {:ok,
+         %{
+           instance: instance,
+           store_ref: instance.store.ref,
+           max_queue: init.max_queue,
+           running: nil,
+           queue: :queue.new(),
+           queued: 0,
+           completed: 0,
+           # every caller that is alive: pid -> monitor
+           callers: %{}
+         }}
+
+      {:error, error} ->
+        # start_link/1 returns `{:error, error}`; unlinking first keeps the
+        # exit signal that follows from killing a caller that does not
+        # trap exits (bad input must be an error, not a crash).
+        Wasmbeam.Starter.unlink()
+        {:stop, error}
+    end
+  end
+
+  @impl true
+  def handle_call(:"$wasmbeam_info", _from, state) do
+    {:reply,
+     %{
+       running: state.running != nil,
+       queued: state.queued,
+       max_queue: state.max_queue,
+       completed: state.completed
+     }, state}
+  end
+
+  # A call meant for another kind of process (a pool's, say) is answered,
+  # not a crash.
+  def handle_call(other, _from, state) do
+    {:reply,
+     {:error, Error.new(:argument, "not a request for an instance process: #{inspect(other)}")},
+     state}
+  end
+
+  @impl true
+  def handle_info({:"$wasmbeam_call", pid, tag, name, args, native}, state) do
+    deadline = native.timeout && System.monotonic_time(:millisecond) + native.timeout
+
+    call = %{
+      pid: pid,
+      tag: tag,
+      name: name,
+      args: args,
+      native: native,
+      deadline: deadline,
+      parked: false
+    }
+
+    state = watch(state, pid)
+
+    cond do
+      state.running == nil ->
+        start(call, state)
+
+      state.queued < state.max_queue ->
+        # A queued call is answered at its deadline, even if the running one
+        # goes on.
+        if deadline, do: Process.send_after(self(), {:"$wasmbeam_expire", tag}, native.timeout)
+        {:noreply, %{state | queue: :queue.in(call, state.queue), queued: state.queued + 1}}
+
+      true ->
+        error =
+          Error.new(
+            :overloaded,
+            "the instance process has #{state.queued} call(s) queued (max_queue: #{state.max_queue})"
+          )
+
+        {:noreply, reply(call, {:error, error}, state)}
+    end
+  end
+
+  def handle_info({:"$wasmbeam_step", tag}, %{running: %{tag: tag}} = state) do
+    state.store_ref |> Native.store_resume() |> Driver.settle(state.store_ref) |> stepped(state)
+  end
+
+  # The guest waited for I/O (a WASI read, a sleep) and can go on.
+  def handle_info({:wasmbeam_wake, _store_id}, %{running: %{parked: true}} = state) do
+    state = put_in(state.running.parked, false)
+    state.store_ref |> Native.store_resume() |> Driver.settle(state.store_ref) |> stepped(state)
+  end
+
+  def handle_info({:"$wasmbeam_io_deadline", tag}, %{running: %{tag: tag, parked: true}} = state) do
+    state = put_in(state.running.parked, false)
+    state.store_ref |> Native.store_io_timeout() |> stepped(state)
+  end
+
+  def handle_info({:"$wasmbeam_expire", tag}, state) do
+    error = Error.new(:timeout, "the call's timeout passed while it waited in the queue")
+    {:noreply, drop_queued(state, &(&1.tag == tag), error)}
+  end
+
+  def handle_info({:"$wasmbeam_cancel", tag}, state) do
+    cancel_where(state, &(&1.tag == tag), "cancel/1")
+  end
+
+  def handle_info({:DOWN, _monitor, :process, pid, _reason}, state) do
+    state = %{state | callers: Map.delete(state.callers, pid)}
+    cancel_where(state, &(&1.pid == pid), "its caller exited")
+  end
+
+  # Stale resume messages of cancelled calls, wake-ups and other strays.
+  def handle_info(_message, state), do: {:noreply, state}
+
+  @impl true
+  def terminate(_reason, state) do
+    error = Error.new(:cancelled, "the instance process stopped")
+
+    if state.running do
+      Native.store_cancel(state.store_ref)
+      send(state.running.tag, {state.running.tag, {:error, error}})
+    end
+
+    for call <- :queue.to_list(state.queue), do: send(call.tag, {call.tag, {:error, error}})
+    :ok
+  end
+
+  ## Running calls
+
+  # Starts `call`, or answers it at once when its deadline passed while it
+  # was queued. Like every function below, returns a GenServer result.
+  defp start(call, state) do
+    case remaining(call.deadline) do
+      0 ->
+        error = Error.new(:timeout, "the call's timeout passed before it could start")
+        next(reply(call, {:error, error}, state))
+
+      remaining ->
+        # wait: false - nothing but this process calls its store, so a busy
+        # store is an error, never a reason to block the process.
+        native = %{call.native | timeout: remaining, wait: false}
+
+        Native.instance_call(state.instance.ref, call.name, call.args, native)
+        |> Driver.settle(state.store_ref)
+        |> stepped(%{state | running: call})
+    end
+  end
+
+  defp remaining(nil), do: nil
+  defp remaining(deadline), do: max(deadline - System.monotonic_time(:millisecond), 0)
+
+  defp stepped(:continue, state) do
+    send(self(), {:"$wasmbeam_step", state.running.tag})
+    {:noreply, state}
+  end
+
+  # Nothing to do until the I/O wakes the guest (or its deadline passes).
+  defp stepped({:io_wait, _store_id, ms_left}, state) do
+    if ms_left,
+      do: Process.send_after(self(), {:"$wasmbeam_io_deadline", state.running.tag}, ms_left)
+
+    {:noreply, put_in(state.running.parked, true)}
+  end
+
+  defp stepped({:error, %Error{kind: kind, message: message}} = result, state)
+       when kind in [:poisoned, :panic] do
+    state = reply(state.running, result, %{state | running: nil})
+    {:stop, {:wasmbeam_poisoned, message}, state}
+  end
+
+  defp stepped(result, state) do
+    next(reply(state.running, result, %{state | running: nil, completed: state.completed + 1}))
+  end
+
+  defp next(%{running: nil} = state) do
+    case :queue.out(state.queue) do
+      {{:value, call}, queue} -> start(call, %{state | queue: queue, queued: state.queued - 1})
+      {:empty, _} -> {:noreply, state}
+    end
+  end
+
+  defp reply(call, result, state) do
+    send(call.tag, {call.tag, result})
+    state
+  end
+
+  # Each caller is monitored once, from its first call until it dies, so
+  # that a process making many calls does not pay for a monitor per call.
+  defp watch(state, pid) do
+    if Map.has_key?(state.callers, pid),
+      do: state,
+      else: %{state | callers: Map.put(state.callers, pid, Process.monitor(pid))}
+  end
+
+  defp drop_queued(state, match?, error) do
+    {dropped, kept} = state.queue |> :queue.to_list() |> Enum.split_with(match?)
+    state = %{state | queue: :queue.from_list(kept), queued: length(kept)}
+    Enum.reduce(dropped, state, &reply(&1, {:error, error}, &2))
+  end
+
+  # Cancels the running call and drops the queued calls that match.
+  defp cancel_where(state, match?, why) do
+    error = Error.new(:cancelled, "the call was cancelled: #{why}")
+    state = drop_queued(state, match?, error)
+
+    if state.running && match?.(state.running) do
+      # Polls the guest to its (trapping) end: the store is idle again.
+      Native.store_cancel(state.store_ref)
+      next(reply(state.running, {:error, error}, %{state | running: nil}))
+    else
+      {:noreply, state}
+    end
+  end
+end
