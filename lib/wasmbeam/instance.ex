@@ -54,6 +54,7 @@ defmodule Wasmbeam.Instance do
     Func,
     Global,
     Imports,
+    LinkedModule,
     Memory,
     Module,
     Native,
@@ -70,6 +71,10 @@ defmodule Wasmbeam.Instance do
   Instantiates `module` with `imports` (see `Wasmbeam.Imports`) and runs
   its start function.
 
+  `module` may also be a `Wasmbeam.LinkedModule`, whose imports were
+  resolved once when it was linked (then `imports` is `%{}`): the fastest
+  way to make many instances of one module.
+
   ## Options
 
     * `:store` - instantiate into this `Wasmbeam.Store` (needed to link to
@@ -84,8 +89,38 @@ defmodule Wasmbeam.Instance do
       from it. A reactor's `_initialize` export is called before `new/3`
       returns.
   """
-  @spec new(Module.t(), Imports.t(), keyword()) :: {:ok, t()} | {:error, Error.t()}
-  def new(%Module{} = module, imports \\ %{}, options \\ []) when is_list(options) do
+  @spec new(Module.t() | LinkedModule.t(), Imports.t(), keyword()) ::
+          {:ok, t()} | {:error, Error.t()}
+  def new(module, imports \\ %{}, options \\ [])
+
+  def new(%Module{} = module, imports, options) when is_list(options) do
+    instantiate(module, options, fn store, wasi? ->
+      with {:ok, resolved} <- Imports.resolve(module, imports, wasi: wasi?) do
+        {:ok, &Native.instance_new(store.ref, module.ref, resolved, &1)}
+      end
+    end)
+  end
+
+  def new(%LinkedModule{} = linked, imports, options) when is_list(options) do
+    if imports == %{} do
+      instantiate(linked.module, options, fn store, _wasi? ->
+        {:ok, &Native.linked_instantiate(store.ref, linked.ref, &1)}
+      end)
+    else
+      {:error,
+       Error.new(:argument, "a linked module has its imports already: pass %{} as imports")}
+    end
+  end
+
+  def new(other, _imports, options) when is_list(options),
+    do:
+      {:error,
+       Error.new(
+         :argument,
+         "expected a %Wasmbeam.Module{} or %Wasmbeam.LinkedModule{}, got: #{inspect(other)}"
+       )}
+
+  defp instantiate(module, options, starter) do
     {store_option, options} = Keyword.pop(options, :store)
     {wasi_options, options} = Keyword.pop(options, :wasi)
     {store_options, call_options} = Keyword.split(options, Store.limit_keys() -- [:fuel])
@@ -94,13 +129,8 @@ defmodule Wasmbeam.Instance do
     with {:ok, store} <- store_for(store_option, module, store_options ++ initial_fuel),
          {:ok, native_options} <- CallOptions.to_native(call_options),
          :ok <- Wasmbeam.Wasi.attach(store, wasi_options),
-         {:ok, resolved} <- Imports.resolve(module, imports, wasi: wasi_options != nil),
-         {:ok, ref} <-
-           Driver.run(
-             store.ref,
-             native_options,
-             &Native.instance_new(store.ref, module.ref, resolved, &1)
-           ),
+         {:ok, start} <- starter.(store, wasi_options != nil),
+         {:ok, ref} <- Driver.run(store.ref, native_options, start),
          instance = %__MODULE__{ref: ref, store: store, module: module},
          :ok <- Wasmbeam.Wasi.initialize(instance, wasi_options, call_options) do
       {:ok, instance}
@@ -134,7 +164,7 @@ defmodule Wasmbeam.Instance do
       {:error, Error.new(:argument, "store must be a %Wasmbeam.Store{}, got: #{inspect(other)}")}
 
   @doc "Like `new/3`, but raises `Wasmbeam.Error`."
-  @spec new!(Module.t(), Imports.t(), keyword()) :: t()
+  @spec new!(Module.t() | LinkedModule.t(), Imports.t(), keyword()) :: t()
   def new!(module, imports \\ %{}, options \\ []),
     do: new(module, imports, options) |> Error.unwrap!()
 

@@ -42,6 +42,8 @@ defmodule Wasmbeam.Native do
   def caller_op(_store, _id, _op), do: err()
 
   def instance_new(_store, _module, _imports, _options), do: err()
+  def linked_new(_module, _imports), do: err()
+  def linked_instantiate(_store, _linked, _options), do: err()
   def instance_call(_instance, _name, _arguments, _options), do: err()
   def instance_export(_instance, _name), do: err()
   def instance_exports(_instance), do: err()

@@ -56,10 +56,10 @@ defmodule Wasmbeam.Wasi do
       {:ok, %{exit_code: 42, stdout: "", stderr: ""}}
   """
 
-  alias Wasmbeam.{Engine, Error, Instance, Module, Native, Store}
+  alias Wasmbeam.{Engine, Error, Instance, LinkedModule, Module, Native, Store}
   alias Wasmbeam.Wasi.Options
 
-  @type source :: Module.t() | Path.t() | binary()
+  @type source :: Module.t() | LinkedModule.t() | Path.t() | binary()
   @type result :: %{
           exit_code: integer(),
           stdout: binary() | nil,
@@ -71,8 +71,10 @@ defmodule Wasmbeam.Wasi do
   @doc """
   Runs a WASI command module's `_start` to completion.
 
-  `source` is a compiled `Wasmbeam.Module`, the path of a `.wasm` or
-  `.wat` file, or the module's bytes (wasm binary or WAT text).
+  `source` is a compiled `Wasmbeam.Module`, a `Wasmbeam.LinkedModule`
+  linked with `wasi: true` (the fastest way to run one program many
+  times), the path of a `.wasm` or `.wat` file, or the module's bytes
+  (wasm binary or WAT text).
 
   Returns `{:ok, %{exit_code: status, stdout: out, stderr: err}}` when the
   program ran to its end, whatever its status (a non-zero status is a
@@ -209,6 +211,8 @@ defmodule Wasmbeam.Wasi do
     end
   end
 
+  defp check_command(%LinkedModule{module: module}), do: check_command(module)
+
   defp check_command(module) do
     case List.keyfind(Module.exports(module), "_start", 0) do
       {"_start", {:func, [], []}} ->
@@ -229,6 +233,16 @@ defmodule Wasmbeam.Wasi do
   end
 
   defp load(_engine, %Module{} = module), do: {:ok, module, "main.wasm"}
+
+  defp load(_engine, %LinkedModule{wasi: true} = linked), do: {:ok, linked, "main.wasm"}
+
+  defp load(_engine, %LinkedModule{}) do
+    {:error,
+     Error.new(
+       :argument,
+       "the linked module was not linked with WASI (LinkedModule.new/3, wasi: true)"
+     )}
+  end
 
   defp load(engine, <<0, "asm", _::binary>> = bytes) do
     with {:ok, module} <- Module.compile(engine, bytes), do: {:ok, module, "main.wasm"}

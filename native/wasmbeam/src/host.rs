@@ -85,6 +85,7 @@ pub enum OpResult {
 /// A host call the guest made, waiting for the driver to pick it up.
 pub struct HostRequest {
     pub id: u64,
+    pub handlers: Arc<Handlers>,
     pub index: usize,
     pub args: Vec<Out>,
 }
@@ -120,17 +121,51 @@ struct Slot {
 /// Shared by a store resource and its store's data.
 pub struct HostShared {
     slot: Mutex<Slot>,
-    registry: Mutex<Registry>,
+    /// The handlers of the host functions defined in this store (those of
+    /// a linked module live in the linked module).
+    pub handlers: Arc<Handlers>,
     pub cancel: Arc<AtomicBool>,
     next_id: AtomicU64,
     /// Set when a host call used the slot since the last reset.
     used: AtomicBool,
 }
 
-/// The Elixir handlers of the host functions defined in one store.
-struct Registry {
+/// Elixir handlers of host functions, kept as terms in an environment of
+/// their own.
+#[derive(Default)]
+pub struct Handlers {
+    saved: Mutex<SavedHandlers>,
+}
+
+struct SavedHandlers {
     env: OwnedEnv,
-    handlers: Vec<SavedTerm>,
+    terms: Vec<SavedTerm>,
+}
+
+impl Default for SavedHandlers {
+    fn default() -> Self {
+        SavedHandlers {
+            env: OwnedEnv::new(),
+            terms: Vec::new(),
+        }
+    }
+}
+
+impl Handlers {
+    /// Copies handler `index` into `env`.
+    pub fn get<'a>(&self, env: Env<'a>, index: usize) -> Term<'a> {
+        let saved = self.saved.lock();
+        saved
+            .env
+            .run(|owned| saved.terms[index].load(owned).in_env(env))
+    }
+
+    pub fn register(&self, handler: Term) -> usize {
+        let mut saved = self.saved.lock();
+        let term = saved.env.save(handler);
+        saved.terms.push(term);
+        saved.terms.len() - 1
+    }
 }
 
 /// What the driver finds after a poll that returned `Pending`.
@@ -144,10 +179,7 @@ impl HostShared {
     pub fn new(cancel: Arc<AtomicBool>) -> HostShared {
         HostShared {
             slot: Mutex::new(Slot::default()),
-            registry: Mutex::new(Registry {
-                env: OwnedEnv::new(),
-                handlers: Vec::new(),
-            }),
+            handlers: Arc::new(Handlers::default()),
             cancel,
             next_id: AtomicU64::new(1),
             used: AtomicBool::new(false),
@@ -176,20 +208,6 @@ impl HostShared {
             // Keep the allocation for the next run's host calls.
             slot.frames.clear();
         }
-    }
-
-    pub fn handler<'a>(&self, env: Env<'a>, index: usize) -> Term<'a> {
-        let registry = self.registry.lock();
-        registry
-            .env
-            .run(|owned| registry.handlers[index].load(owned).in_env(env))
-    }
-
-    fn register(&self, handler: Term) -> usize {
-        let mut registry = self.registry.lock();
-        let saved = registry.env.save(handler);
-        registry.handlers.push(saved);
-        registry.handlers.len() - 1
     }
 
     /// The innermost pending host call, if it is `id`.
@@ -244,28 +262,64 @@ pub fn define(
     handler: Term,
 ) -> WbResult<Func> {
     let ty = FuncType::new(store.engine(), params, results.clone());
-    let index = host.register(handler);
-    let name: Arc<str> = Arc::from(name);
-    let results: Arc<[ValType]> = Arc::from(results);
-    let shared = host.clone();
+    let import = HostImport::new(&host.handlers, name, results, handler);
     let func = Func::new_async(&mut *store, ty, move |caller, params, out| {
-        let shared = shared.clone();
-        let name = name.clone();
-        let results = results.clone();
-        Box::new(host_call(caller, params, out, shared, index, name, results))
+        Box::new(host_call(caller, params, out, import.clone()))
     });
     Ok(func)
 }
 
-async fn host_call(
+/// What a host function's calls need to know: whose handler to run, and
+/// what its answer must look like.
+#[derive(Clone)]
+pub struct HostImport {
+    handlers: Arc<Handlers>,
+    index: usize,
+    name: Arc<str>,
+    results: Arc<[ValType]>,
+}
+
+impl HostImport {
+    pub fn new(
+        handlers: &Arc<Handlers>,
+        name: String,
+        results: Vec<ValType>,
+        handler: Term,
+    ) -> HostImport {
+        HostImport {
+            index: handlers.register(handler),
+            handlers: handlers.clone(),
+            name: Arc::from(name),
+            results: Arc::from(results),
+        }
+    }
+}
+
+/// The body of every host function: hands the call to the driving process
+/// through the store's host slot and waits for the answer.
+pub async fn host_call(
+    caller: Caller<'_, StoreData>,
+    params: &[Val],
+    out: &mut [Val],
+    import: HostImport,
+) -> wasmtime::Result<()> {
+    let shared = caller.data().host.clone();
+    run_host_call(caller, params, out, shared, import).await
+}
+
+async fn run_host_call(
     mut caller: Caller<'_, StoreData>,
     params: &[Val],
     out: &mut [Val],
     shared: Arc<HostShared>,
-    index: usize,
-    name: Arc<str>,
-    results: Arc<[ValType]>,
+    import: HostImport,
 ) -> wasmtime::Result<()> {
+    let HostImport {
+        handlers,
+        index,
+        name,
+        results,
+    } = import;
     let args: Vec<Out> = params.iter().map(|v| val_to_out(*v, &mut caller)).collect();
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     shared.used.store(true, Ordering::Release);
@@ -277,7 +331,12 @@ async fn host_call(
             results,
             in_op: false,
         });
-        slot.outgoing = Some(HostRequest { id, index, args });
+        slot.outgoing = Some(HostRequest {
+            id,
+            handlers,
+            index,
+            args,
+        });
     }
     let outcome = serve(&mut caller, out, &shared, id).await;
     shared.slot.lock().frames.pop();
@@ -480,7 +539,7 @@ pub fn encode_request<'a>(
     req: HostRequest,
     store: &ResourceArc<StoreResource>,
 ) -> Term<'a> {
-    let handler = store.host.handler(env, req.index);
+    let handler = req.handlers.get(env, req.index);
     let args = crate::values::encode_outs(env, &req.args, store);
     (crate::atoms::host_call(), handler, args, req.id).encode(env)
 }

@@ -9,6 +9,7 @@ mod func;
 mod global;
 mod host;
 mod instance;
+mod linked;
 mod memory;
 mod module;
 mod store;

@@ -36,6 +36,8 @@ pub struct StoreData {
     /// The fuel the store had when the last call started.
     fuel_at_start: u64,
     cancel: Arc<AtomicBool>,
+    /// The store's host slot, where host functions meet the driver.
+    pub host: Arc<HostShared>,
     /// The WASI context, for stores given one (see `crate::wasi`).
     pub wasi: Option<wasmtime_wasi::p1::WasiP1Ctx>,
 }
@@ -194,8 +196,10 @@ impl StoreResource {
             limits = limits.memories(n);
         }
         let cancel = Arc::new(AtomicBool::new(false));
+        let host = Arc::new(HostShared::new(cancel.clone()));
         let data = StoreData {
             limits: limits.build(),
+            host: host.clone(),
             wasi: None,
             deadline: None,
             timed_out: false,
@@ -236,7 +240,7 @@ impl StoreResource {
             wasi: OnceCell::new(),
             engine,
             state: Mutex::new(State::Idle(store)),
-            host: Arc::new(HostShared::new(cancel.clone())),
+            host,
             watched: Mutex::new(None),
             waiters: Mutex::new(Vec::new()),
             has_waiters: AtomicBool::new(false),
