@@ -6,7 +6,10 @@ defmodule Wasmbeam.Application do
   def start(_type, _args) do
     case Wasmbeam.Native.load() do
       :ok ->
-        Supervisor.start_link([], strategy: :one_for_one, name: Wasmbeam.Supervisor)
+        Supervisor.start_link([Wasmbeam.ModuleCache],
+          strategy: :one_for_one,
+          name: Wasmbeam.Supervisor
+        )
 
       {:error, reason} ->
         {:error,

@@ -57,4 +57,8 @@ defmodule Wasmbeam.Native do
 
   def table_size(_table), do: err()
   def table_get(_table, _index), do: err()
+
+  def module_cache_entry(_engine, _bytes), do: err()
+  def module_cache_write(_module, _key, _entry, _path), do: err()
+  def module_cache_load(_engine, _key, _entry, _path), do: err()
 end
