@@ -52,7 +52,7 @@ defmodule Wasmbeam.ModuleCache do
   ## Bounds
 
     * memory: at most `:memory_entries` modules (default 64), the least
-      recently used dropped first. A dropped module stays alive as long as
+      recently used dropped first (`0`: no memory tier). A dropped module stays alive as long as
       anything else references it; the cache only lets go of its own
       reference. Each entry also keeps its engine alive.
     * disk: at most `:max_bytes` (default 1 GiB) of artifacts; after each
@@ -461,6 +461,9 @@ defmodule Wasmbeam.ModuleCache do
         Logger.warning("Wasmbeam.ModuleCache could not write an artifact: #{message}")
     end
   end
+
+  # `memory_entries: 0` makes a disk-only cache.
+  defp remember(%{memory_entries: 0}, _engine, _entry, module), do: {:ok, module}
 
   defp remember(cache, engine, entry, module) do
     :ets.insert(cache.memory, {{engine.ref, entry}, module, System.monotonic_time()})

@@ -80,6 +80,15 @@ defmodule Wasmbeam.ModuleCacheTest do
 
   describe "disk tier" do
     @describetag @tag_dir
+    test "memory_entries: 0 keeps nothing in memory: every request loads from disk", context do
+      {cache, _dir} = start_cache(context, memory_entries: 0)
+      {:ok, first} = ModuleCache.compile(Engine.default(), wat(22), cache: cache)
+      {:ok, second} = ModuleCache.compile(Engine.default(), wat(22), cache: cache)
+      assert first != second
+      assert {:ok, [22]} = answer(second)
+      assert %{compiles: 1, disk_hits: 1, memory_hits: 0, memory_entries: 0} = ModuleCache.stats(cache)
+    end
+
     test "a restarted cache loads from disk instead of compiling", context do
       {cache, dir} = start_cache(context)
       {:ok, _} = ModuleCache.compile(Engine.default(), wat(20), cache: cache)
