@@ -23,7 +23,7 @@ defmodule Wasmbeam.Bench.ModuleCache do
   @large Path.expand("../.cache/python-3.11.3.wasm", __DIR__)
 
   def run do
-    dir = Path.join(System.tmp_dir!(), "wasmbeam-bench-cache-#{System.os_pid()}")
+    dir = Path.join(System.tmp_dir!(), "wasmbeam-bench-cache-#{System.pid()}")
     File.rm_rf!(dir)
     # A disk-only cache (no memory tier) to time disk hits, and a normal one
     # for memory hits, on the same directory.
@@ -81,7 +81,13 @@ defmodule Wasmbeam.Bench.ModuleCache do
     IO.puts("\nlarge module: #{@large} (#{div(byte_size(bytes), 1024)} KiB)")
     {compile_rss, module} = rss_growth(fn -> Module.compile!(engine, bytes) end)
     {:ok, _} = ModuleCache.compile(engine, bytes, cache: :bench_disk)
-    [artifact] = Path.wildcard(Path.join([ModuleCache.stats(:bench_disk).dir, "modules", "*"]))
+
+    artifact =
+      Path.join([
+        ModuleCache.stats(:bench_disk).dir,
+        "modules",
+        ModuleCache.entry(engine, bytes) <> ".cwasm"
+      ])
 
     {load_rss, loaded} =
       rss_growth(fn -> Error.unwrap!(ModuleCache.compile(engine, bytes, cache: :bench_disk)) end)

@@ -105,6 +105,9 @@ defmodule Wasmbeam.ModuleCache do
   alias Wasmbeam.ModuleCache.Disk
 
   @default_memory_entries 64
+  # Up to this size a module's key is hashed on a normal scheduler (tens of
+  # microseconds); larger ones go to a dirty scheduler.
+  @small_module_bytes 64 * 1024
   @default_max_bytes 1 <<< 30
 
   @counters [
@@ -185,8 +188,7 @@ defmodule Wasmbeam.ModuleCache do
 
   def compile(%Engine{} = engine, bytes, options) when is_binary(bytes) and is_list(options) do
     with {:ok, cache} <- lookup_cache(Keyword.get(options, :cache, __MODULE__)) do
-      entry = Native.module_cache_entry(engine.ref, bytes)
-      fetch(cache, engine, bytes, entry, 0)
+      fetch(cache, engine, bytes, entry(engine, bytes), 0)
     end
   end
 
@@ -232,6 +234,9 @@ defmodule Wasmbeam.ModuleCache do
       false
   """
   @spec entry(Engine.t(), binary()) :: String.t()
+  def entry(%Engine{ref: ref}, bytes) when byte_size(bytes) <= @small_module_bytes,
+    do: Native.module_cache_entry_small(ref, bytes)
+
   def entry(%Engine{ref: ref}, bytes) when is_binary(bytes),
     do: Native.module_cache_entry(ref, bytes)
 

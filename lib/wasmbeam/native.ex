@@ -59,6 +59,7 @@ defmodule Wasmbeam.Native do
   def table_get(_table, _index), do: err()
 
   def module_cache_entry(_engine, _bytes), do: err()
+  def module_cache_entry_small(_engine, _bytes), do: err()
   def module_cache_write(_module, _key, _entry, _path), do: err()
   def module_cache_load(_engine, _key, _entry, _path), do: err()
 end

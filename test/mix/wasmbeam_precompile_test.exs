@@ -75,6 +75,7 @@ defmodule Mix.Tasks.Wasmbeam.PrecompileTest do
     refute File.exists?(default_artifact)
 
     fuel = Engine.new!(consume_fuel: true)
+
     assert [Path.join(out, ModuleCache.entry(fuel, wat(3)) <> ".cwasm")] ==
              Path.wildcard(Path.join(out, "*.cwasm"))
 

@@ -86,7 +86,9 @@ defmodule Wasmbeam.ModuleCacheTest do
       {:ok, second} = ModuleCache.compile(Engine.default(), wat(22), cache: cache)
       assert first != second
       assert {:ok, [22]} = answer(second)
-      assert %{compiles: 1, disk_hits: 1, memory_hits: 0, memory_entries: 0} = ModuleCache.stats(cache)
+
+      assert %{compiles: 1, disk_hits: 1, memory_hits: 0, memory_entries: 0} =
+               ModuleCache.stats(cache)
     end
 
     test "a restarted cache loads from disk instead of compiling", context do

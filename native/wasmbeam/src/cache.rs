@@ -85,6 +85,18 @@ fn module_cache_entry<'a>(
     entry_id(&engine.engine, bytes.as_slice()).encode(env)
 }
 
+/// The same for small modules (the Elixir side sends at most 64 KiB here,
+/// tens of microseconds of hashing): a memory hit on a small module then
+/// costs no trip to a dirty scheduler.
+#[rustler::nif]
+fn module_cache_entry_small<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    bytes: Binary<'a>,
+) -> Term<'a> {
+    entry_id(&engine.engine, bytes.as_slice()).encode(env)
+}
+
 /// Serializes `module` and writes it sealed to `path`. Scheduled as dirty
 /// I/O: serializing copies the compiled image, the time goes into writing
 /// and flushing it to disk.
