@@ -371,8 +371,10 @@ defmodule Wasmbeam.ModuleCache do
         result
 
       {:DOWN, ^ref, :process, ^worker, :noproc} ->
-        # Finished before we looked: its module is in memory by now (or it
-        # failed, and this caller tries again itself).
+        # Gone before we looked: it finished (its module is in memory by
+        # now, or it failed and this caller tries itself), or it was killed
+        # and left its row behind, which only this exact object matches.
+        :ets.delete_object(cache.flights, {{engine.ref, entry}, worker})
         fetch(cache, engine, bytes, entry, round + 1)
 
       {:DOWN, ^ref, :process, ^worker, _killed_or_crashed} ->

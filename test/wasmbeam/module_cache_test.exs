@@ -292,6 +292,22 @@ defmodule Wasmbeam.ModuleCacheTest do
       assert stats.joined + stats.memory_hits == 49
     end
 
+    test "a flight left behind by a killed worker does not block the entry", context do
+      {cache, _dir} = start_cache(context)
+      engine = Engine.default()
+      dead = spawn(fn -> :ok end)
+      ref = Process.monitor(dead)
+      assert_receive {:DOWN, ^ref, :process, ^dead, _}
+      flights = :persistent_term.get({ModuleCache, cache}).flights
+      :ets.insert(flights, {{engine.ref, ModuleCache.entry(engine, wat(61))}, dead})
+
+      assert {:ok, module} = ModuleCache.compile(engine, wat(61), cache: cache)
+      assert {:ok, [61]} = answer(module)
+      # Cached as usual: the stale flight was cleared, not worked around.
+      assert {:ok, ^module} = ModuleCache.compile(engine, wat(61), cache: cache)
+      assert %{compiles: 1, memory_hits: 1, disk_entries: 1} = ModuleCache.stats(cache)
+    end
+
     test "a compile error reaches every caller and is not cached", context do
       {cache, _dir} = start_cache(context)
 
