@@ -28,12 +28,17 @@ defmodule Wasmbeam do
   @doc """
   Compiles wasm bytes or WAT text with the default engine and instantiates
   it in a new store: the shortest way from bytes to something callable.
-  Options are those of `Wasmbeam.Instance.new/3`.
+  Options are those of `Wasmbeam.Instance.new/3`, plus `cache:` (see
+  `Wasmbeam.Module.compile/3`), which defaults to the `:enabled` setting of
+  `Wasmbeam.ModuleCache` in the application environment (off unless set).
   """
   @spec load(binary(), Wasmbeam.Imports.t(), keyword()) ::
           {:ok, Wasmbeam.Instance.t()} | {:error, Wasmbeam.Error.t()}
   def load(bytes, imports \\ %{}, options \\ []) do
-    with {:ok, module} <- Wasmbeam.Module.compile(bytes) do
+    default_cache = Application.get_env(:wasmbeam, Wasmbeam.ModuleCache, [])[:enabled] == true
+    {cache, options} = Keyword.pop(options, :cache, default_cache)
+
+    with {:ok, module} <- Wasmbeam.Module.compile(Wasmbeam.Engine.default(), bytes, cache: cache) do
       Wasmbeam.Instance.new(module, imports, options)
     end
   end

@@ -8,10 +8,12 @@ defmodule Wasmbeam.Application do
       :ok ->
         children = [
           {Registry, keys: :unique, name: Wasmbeam.InstanceRegistry},
-          {Wasmbeam.InstanceSupervisor, name: Wasmbeam.InstanceSupervisor}
+          {Wasmbeam.InstanceSupervisor, name: Wasmbeam.InstanceSupervisor},
+          Wasmbeam.ModuleCache
         ]
 
-        # rest_for_one: instances registered in the registry go with it.
+        # rest_for_one: instances registered in the registry go with it. The
+        # module cache comes last, so that its restart touches no instance.
         Supervisor.start_link(children, strategy: :rest_for_one, name: Wasmbeam.Supervisor)
 
       {:error, reason} ->

@@ -28,31 +28,59 @@ defmodule Wasmbeam.Module do
   @doc """
   Compiles a wasm binary or WAT text. Text is recognised by the absence of
   the `\\0asm` header.
-  """
-  @spec compile(Engine.t(), binary()) :: {:ok, t()} | {:error, Error.t()}
-  def compile(engine \\ Engine.default(), bytes)
 
-  def compile(%Engine{} = engine, bytes) when is_binary(bytes) do
+  Options:
+
+    * `cache:` - `true` to go through the default `Wasmbeam.ModuleCache`
+      (in memory, then on disk, then compile and store), the name of
+      another cache, or `false` (the default) to always compile
+
+  ## Examples
+
+      iex> {:ok, a} = Wasmbeam.Module.compile(Wasmbeam.Engine.default(), "(module)", cache: true)
+      iex> {:ok, b} = Wasmbeam.Module.compile(Wasmbeam.Engine.default(), "(module)", cache: true)
+      iex> a == b
+      true
+  """
+  @spec compile(Engine.t(), binary(), keyword()) :: {:ok, t()} | {:error, Error.t()}
+  def compile(engine \\ Engine.default(), bytes, options \\ [])
+
+  def compile(%Engine{} = engine, bytes, options) when is_binary(bytes) and is_list(options) do
+    case Keyword.get(options, :cache, false) do
+      false -> compile_now(engine, bytes)
+      true -> Wasmbeam.ModuleCache.compile(engine, bytes)
+      name -> Wasmbeam.ModuleCache.compile(engine, bytes, cache: name)
+    end
+  end
+
+  def compile(%Engine{}, bytes, options) when is_binary(bytes),
+    do: {:error, Error.new(:argument, "options must be a keyword list, got: #{inspect(options)}")}
+
+  def compile(%Engine{}, other, _options), do: {:error, not_bytes(other)}
+
+  def compile(other, _bytes, _options),
+    do: {:error, Error.new(:argument, "expected a Wasmbeam.Engine, got: #{inspect(other)}")}
+
+  defp compile_now(engine, bytes) do
     case Native.module_compile(engine.ref, bytes) do
       {:ok, ref} -> {:ok, %__MODULE__{ref: ref, engine: engine}}
       {:error, _} = error -> error
     end
   end
 
-  def compile(%Engine{}, other), do: {:error, not_bytes(other)}
-
   defp not_bytes(other),
     do: Error.new(:argument, "expected wasm bytes or WAT text, got: #{inspect(other)}")
 
-  @spec compile!(Engine.t(), binary()) :: t()
-  def compile!(engine \\ Engine.default(), bytes), do: compile(engine, bytes) |> Error.unwrap!()
+  @spec compile!(Engine.t(), binary(), keyword()) :: t()
+  def compile!(engine \\ Engine.default(), bytes, options \\ []),
+    do: compile(engine, bytes, options) |> Error.unwrap!()
 
-  @doc "Reads a `.wasm` or `.wat` file and compiles it."
-  @spec compile_file(Engine.t(), Path.t()) :: {:ok, t()} | {:error, Error.t()}
-  def compile_file(engine \\ Engine.default(), path) do
+  @doc "Reads a `.wasm` or `.wat` file and compiles it; options as for `compile/3`."
+  @spec compile_file(Engine.t(), Path.t(), keyword()) :: {:ok, t()} | {:error, Error.t()}
+  def compile_file(engine \\ Engine.default(), path, options \\ []) do
     case File.read(path) do
       {:ok, bytes} ->
-        compile(engine, bytes)
+        compile(engine, bytes, options)
 
       {:error, reason} ->
         {:error, Error.new(:argument, "cannot read #{path}: #{:file.format_error(reason)}")}

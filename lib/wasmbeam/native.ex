@@ -67,4 +67,8 @@ defmodule Wasmbeam.Native do
   def wasi_pipe_write(_pipe, _data), do: err()
   def wasi_pipe_close(_pipe), do: err()
   def store_cancel(_store), do: err()
+  def module_cache_entry(_engine, _bytes), do: err()
+  def module_cache_entry_small(_engine, _bytes), do: err()
+  def module_cache_write(_module, _key, _entry, _path), do: err()
+  def module_cache_load(_engine, _key, _entry, _path), do: err()
 end

@@ -10,7 +10,17 @@
 //!   call         calls the export `add(i32, i32) -> i32` of the module with (1, 2)
 //!   instantiate  instantiates the module (it must have no imports)
 //!   all          both
+//!   cold_start   compile (`Module::new`), serialize, and load back with
+//!                `Module::deserialize_file` (memory-mapped) and
+//!                `Module::deserialize` (from bytes), with Wasmbeam's default
+//!                engine; the file may be a large `.wasm` binary
+//!   compilers    compile, instantiate + first call of `add(1, 2)` and
+//!                steady calls of `fib(20)` (when the module exports them),
+//!                under Cranelift, Winch and Pulley
 //! ```
+//!
+//! `--min-batch-ns 0` skips calibration (batches of one operation), for
+//! operations that take seconds, such as compiling a 20 MB module.
 //!
 //! Output, on stdout: comment lines start with `#`; the others are one
 //! measurement each, whitespace-separated:
@@ -84,7 +94,8 @@ fn measure(sampling: &Sampling, mut op: impl FnMut()) -> Stats {
     // The best of three timings decides, so that one batch slowed down by
     // something else does not fix K too small for the whole run.
     let mut batch = 1u64;
-    while batch < 1 << 24
+    while sampling.min_batch_ns > 0
+        && batch < 1 << 24
         && (0..3)
             .map(|_| time_batch(batch, &mut op))
             .min()
@@ -407,7 +418,106 @@ fn bench_instantiate(sampling: &Sampling, wat: &[u8]) -> wasmtime::Result<()> {
     Ok(())
 }
 
-const USAGE: &str = "usage: native_baseline <call|instantiate|all> <wat-file> \
+/// Wasmbeam's engine configuration for each compiler, as
+/// `Wasmbeam.Engine.Config` builds it (a Winch engine leaves out the
+/// proposals Winch does not implement).
+fn strategy_config(strategy: &str) -> wasmtime::Result<Config> {
+    let mut c = wasmbeam_config(true);
+    match strategy {
+        "cranelift" => {}
+        "winch" => {
+            c.strategy(Strategy::Winch)
+                .wasm_relaxed_simd(false)
+                .wasm_tail_call(false);
+        }
+        "pulley" => {
+            c.target("pulley64")?;
+        }
+        other => wasmtime::bail!("unknown strategy {other}"),
+    }
+    Ok(c)
+}
+
+fn bench_cold_start(sampling: &Sampling, bytes: &[u8]) -> wasmtime::Result<()> {
+    let engine = Engine::new(&wasmbeam_config(true))?;
+    report(
+        "compile",
+        &measure(sampling, || {
+            black_box(Module::new(&engine, bytes).expect("compile"));
+        }),
+    );
+    let serialized = Module::new(&engine, bytes)?.serialize()?;
+    let path = std::env::temp_dir().join(format!("native_baseline_{}.cwasm", std::process::id()));
+    std::fs::write(&path, &serialized)?;
+    report(
+        "deserialize_file",
+        &measure(sampling, || {
+            // SAFETY: the file was just written from `serialize` by this
+            // process, for this engine.
+            black_box(unsafe { Module::deserialize_file(&engine, &path) }.expect("load"));
+        }),
+    );
+    report(
+        "deserialize",
+        &measure(sampling, || {
+            // SAFETY: as above, from memory.
+            black_box(unsafe { Module::deserialize(&engine, &serialized) }.expect("load"));
+        }),
+    );
+    let _ = std::fs::remove_file(&path);
+    Ok(())
+}
+
+fn bench_compilers(sampling: &Sampling, bytes: &[u8]) -> wasmtime::Result<()> {
+    for strategy in ["cranelift", "winch", "pulley"] {
+        let engine = Engine::new(&strategy_config(strategy)?)?;
+        report(
+            &format!("compile_{strategy}"),
+            &measure(sampling, || {
+                black_box(Module::new(&engine, bytes).expect("compile"));
+            }),
+        );
+        let module = Module::new(&engine, bytes)?;
+        if module.get_export("add").is_none() {
+            continue;
+        }
+        let _ticker = Ticker::start(&engine);
+        report(
+            &format!("first_call_{strategy}"),
+            &measure(sampling, || {
+                let mut store = async_store(&engine, ());
+                store.set_epoch_deadline(1);
+                let instance =
+                    block_on(Instance::new_async(&mut store, &module, &[])).expect("instantiate");
+                let add = instance
+                    .get_typed_func::<(i32, i32), i32>(&mut store, "add")
+                    .expect("add");
+                assert_eq!(
+                    block_on(add.call_async(&mut store, (1, 2))).expect("call"),
+                    3
+                );
+            }),
+        );
+        if module.get_export("fib").is_none() {
+            continue;
+        }
+        let mut store = async_store(&engine, ());
+        store.set_epoch_deadline(1);
+        let instance = block_on(Instance::new_async(&mut store, &module, &[]))?;
+        let fib = instance.get_typed_func::<i32, i32>(&mut store, "fib")?;
+        report(
+            &format!("fib20_{strategy}"),
+            &measure(sampling, || {
+                store.set_epoch_deadline(1);
+                assert_eq!(block_on(fib.call_async(&mut store, 20)).expect("fib"), 6765);
+            }),
+        );
+    }
+    Ok(())
+}
+
+const USAGE: &str =
+    "usage: native_baseline <call|instantiate|all|cold_start|compilers> <wat-file> \
                      [--samples N] [--min-batch-ns NS] [--warmup-ms MS] [--raw]";
 
 fn parse_args(
@@ -458,6 +568,8 @@ fn run() -> Result<(), String> {
         "all" => bench_call(&sampling, &wat)
             .and_then(|()| bench_instantiate(&sampling, &wat))
             .map_err(failed),
+        "cold_start" => bench_cold_start(&sampling, &wat).map_err(failed),
+        "compilers" => bench_compilers(&sampling, &wat).map_err(failed),
         other => Err(format!("unknown scenario {other:?}\n{USAGE}")),
     }
 }

@@ -20,6 +20,10 @@ defmodule Mix.Tasks.Wasmbeam.Run do
 
   Arguments for the program that look like options go after `--`.
 
+  The module is compiled through `Wasmbeam.ModuleCache`: the first run of
+  a program compiles it, later runs load the compiled code from the cache
+  (CPython: about 30 ms instead of seconds).
+
   ## Options
 
     * `--dir HOST[::GUEST][:ro|:rw]` - make the host directory `HOST`
@@ -61,7 +65,7 @@ defmodule Mix.Tasks.Wasmbeam.Run do
 
     with {:ok, dirs} <- dirs(Keyword.get_values(opts, :dir)),
          {:ok, env} <- env(Keyword.get_values(opts, :env)),
-         {:ok, module} <- Module.compile_file(engine, file) do
+         {:ok, module} <- Wasmbeam.ModuleCache.compile_file(engine, file) do
       printer = start_printer()
       stdin = start_stdin_reader()
 

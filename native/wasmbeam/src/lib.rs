@@ -3,6 +3,7 @@
 //! on the calling BEAM process. One file per concept; this file only wires.
 
 mod atoms;
+mod cache;
 mod engine;
 mod error;
 mod func;

@@ -3,3 +3,5 @@
 //! references `enif_*` symbols cannot be linked into a test binary).
 
 pub mod artifact;
+pub mod sealed;
+pub mod sealed_file;

@@ -1,0 +1,188 @@
+defmodule Mix.Tasks.Wasmbeam.Precompile do
+  @shortdoc "Compiles a project's WebAssembly modules ahead of time, for its release"
+  @moduledoc """
+  Compiles the WebAssembly modules a project ships into artifacts that
+  `Wasmbeam.ModuleCache` loads at run time instead of compiling, so that a
+  release boots without compiling anything.
+
+      mix wasmbeam.precompile
+      mix wasmbeam.precompile --out priv/wasm_cache "priv/plugins/*.wasm"
+      mix wasmbeam.precompile --consume-fuel --strategy winch
+
+  Arguments are files or glob patterns (default: `priv/wasm/**/*.wasm` and
+  `priv/wasm/**/*.wat`). Each module becomes `OUT/<entry>.cwasm`, where
+  `<entry>` is its cache key (`Wasmbeam.ModuleCache.entry/2`); artifacts in
+  `OUT` that this run did not produce are removed (they belong to modules
+  or engine settings the project no longer ships).
+
+  Then tell the cache to look there first (it is read-only at run time):
+
+      config :wasmbeam, Wasmbeam.ModuleCache, precompiled: [{:my_app, "priv/wasm_cache"}]
+
+  ## Options
+
+    * `--out DIR` - where to write (default `priv/wasm_cache`)
+    * `--strategy cranelift|winch|pulley`, `--opt-level none|speed|speed_and_size`,
+      `--consume-fuel`, `--no-epoch-interruption` - the engine's settings
+
+  An artifact is only found by an engine with the same settings on the
+  same kind of machine: the key covers the engine's code-generation
+  settings, the Wasmtime version and the target, including the CPU
+  features Cranelift detected on the machine that ran this task. Build the
+  release on the machine type it runs on; a mismatch costs a compilation
+  at run time, never a wrong load. To precompile for several engines, list
+  their options in the application environment and run without engine
+  flags:
+
+      config :wasmbeam, Mix.Tasks.Wasmbeam.Precompile, engines: [[], [consume_fuel: true]]
+
+  ## Trust
+
+  Precompiled artifacts are sealed with a public key: the keyed hash
+  detects damage and a file stored under another module's name, and the
+  files are trusted because they are part of the release, which its owner
+  controls like the `.beam` files and the NIF. Replace them by
+  rename or a fresh release directory, never by rewriting a file in place
+  while a node runs: a running node maps them.
+
+  Exits with status 1 if a module fails to compile (the error is printed).
+  """
+  use Mix.Task
+
+  alias Wasmbeam.{Engine, ModuleCache}
+
+  @switches [
+    out: :string,
+    strategy: :string,
+    opt_level: :string,
+    consume_fuel: :boolean,
+    epoch_interruption: :boolean
+  ]
+
+  @default_patterns ["priv/wasm/**/*.wasm", "priv/wasm/**/*.wat"]
+
+  @impl true
+  def run(argv) do
+    Mix.Task.run("app.start")
+
+    case OptionParser.parse(argv, strict: @switches) do
+      {opts, patterns, []} -> precompile(opts, patterns)
+      {_, _, [{bad, _} | _]} -> usage("unknown or invalid option #{bad}")
+    end
+  end
+
+  defp precompile(opts, patterns) do
+    out = Keyword.get(opts, :out, "priv/wasm_cache")
+    patterns = if patterns == [], do: @default_patterns, else: patterns
+    files = patterns |> Enum.flat_map(&expand/1) |> Enum.uniq()
+
+    with {:ok, engines} <- engines(opts) do
+      if files == [], do: Mix.shell().info("no modules match #{Enum.join(patterns, ", ")}")
+
+      written =
+        for engine <- engines, file <- files do
+          write(engine, file, out)
+        end
+
+      clean(out, written)
+
+      if Enum.any?(written, &(&1 == :error)),
+        do: exit({:shutdown, 1}),
+        else: :ok
+    else
+      {:error, %Wasmbeam.Error{message: message}} -> usage(message)
+    end
+  end
+
+  defp expand(pattern) do
+    case Path.wildcard(pattern) do
+      [] -> if File.regular?(pattern), do: [pattern], else: []
+      paths -> Enum.filter(paths, &File.regular?/1)
+    end
+  end
+
+  defp engines(opts) do
+    flags = Keyword.take(opts, [:strategy, :opt_level, :consume_fuel, :epoch_interruption])
+    configured = Application.get_env(:wasmbeam, __MODULE__, [])[:engines]
+
+    option_lists =
+      cond do
+        flags != [] -> [flags]
+        is_list(configured) and configured != [] -> configured
+        true -> [[]]
+      end
+
+    Enum.reduce_while(option_lists, {:ok, []}, fn options, {:ok, acc} ->
+      case Engine.new(engine_options(options)) do
+        {:ok, engine} -> {:cont, {:ok, acc ++ [engine]}}
+        error -> {:halt, error}
+      end
+    end)
+  end
+
+  @atoms %{
+    "cranelift" => :cranelift,
+    "winch" => :winch,
+    "pulley" => :pulley,
+    "none" => :none,
+    "speed" => :speed,
+    "speed_and_size" => :speed_and_size
+  }
+
+  # Strings from the command line become the atoms Engine.Config expects;
+  # anything unknown is passed on as the string, and refused there.
+  defp engine_options(options) do
+    Enum.map(options, fn
+      {key, value} when key in [:strategy, :opt_level] and is_binary(value) ->
+        {key, Map.get(@atoms, value, value)}
+
+      other ->
+        other
+    end)
+  end
+
+  defp write(engine, file, out) do
+    started = System.monotonic_time(:millisecond)
+
+    with {:ok, bytes} <- read(file),
+         {:ok, path} <- ModuleCache.precompile(engine, bytes, out) do
+      ms = System.monotonic_time(:millisecond) - started
+      kib = div(File.stat!(path).size + 1023, 1024)
+      Mix.shell().info("#{file} -> #{path} (#{kib} KiB, #{ms} ms, #{inspect(engine)})")
+      {:ok, path}
+    else
+      {:error, %Wasmbeam.Error{} = error} ->
+        Mix.shell().error("#{file}: #{Exception.message(error)}")
+        :error
+    end
+  end
+
+  defp read(file) do
+    case File.read(file) do
+      {:ok, bytes} ->
+        {:ok, bytes}
+
+      {:error, reason} ->
+        {:error, Wasmbeam.Error.new(:argument, "cannot read: #{:file.format_error(reason)}")}
+    end
+  end
+
+  defp clean(out, written) do
+    keep = for {:ok, path} <- written, into: MapSet.new(), do: Path.expand(path)
+
+    for path <- Path.wildcard(Path.join(out, "*.cwasm")),
+        not MapSet.member?(keep, Path.expand(path)) do
+      File.rm!(path)
+      Mix.shell().info("removed stale #{path}")
+    end
+  end
+
+  defp usage(message) do
+    Mix.shell().error(
+      "#{message}\nusage: mix wasmbeam.precompile [--out DIR] [--strategy S] [--opt-level L] " <>
+        "[--consume-fuel] [--no-epoch-interruption] [FILE_OR_GLOB...]"
+    )
+
+    exit({:shutdown, 2})
+  end
+end

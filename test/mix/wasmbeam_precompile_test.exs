@@ -1,0 +1,104 @@
+defmodule Mix.Tasks.Wasmbeam.PrecompileTest do
+  # Changes the current directory of the VM, so not async.
+  use ExUnit.Case, async: false
+
+  import ExUnit.CaptureIO
+
+  alias Wasmbeam.{Engine, Instance, ModuleCache}
+
+  @moduletag :tmp_dir
+
+  defp wat(n), do: ~s[(module (func (export "answer") (result i32) i32.const #{n}))]
+
+  # Runs the task and returns its output (stdout and stderr) and how it
+  # ended: :ok, or the reason it exited with.
+  defp run_task(argv) do
+    Mix.Task.reenable("wasmbeam.precompile")
+    parent = self()
+
+    output =
+      capture_io(:stderr, fn ->
+        stdout =
+          capture_io(fn ->
+            result =
+              try do
+                Mix.Tasks.Wasmbeam.Precompile.run(argv)
+              catch
+                :exit, reason -> reason
+              end
+
+            send(parent, {:task_result, result})
+          end)
+
+        IO.write(:stderr, stdout)
+      end)
+
+    {output, receive(do: ({:task_result, result} -> result))}
+  end
+
+  defp start_cache(context, precompiled) do
+    name = :"precompile_cache_#{System.unique_integer([:positive])}"
+    dir = Path.join(context.tmp_dir, "cache")
+    start_supervised!({ModuleCache, name: name, dir: dir, precompiled: precompiled}, id: name)
+    name
+  end
+
+  test "precompiled modules load at run time without compiling", context do
+    wasm_dir = Path.join([context.tmp_dir, "priv", "wasm", "nested"])
+    File.mkdir_p!(wasm_dir)
+    File.write!(Path.join(wasm_dir, "a.wat"), wat(1))
+    File.write!(Path.join(wasm_dir, "b.wat"), wat(2))
+    out = Path.join(context.tmp_dir, "wasm_cache")
+
+    {output, :ok} = run_task(["--out", out, Path.join([context.tmp_dir, "priv/wasm/**/*.wat"])])
+    assert output =~ "a.wat ->"
+    assert output =~ "b.wat ->"
+    assert length(Path.wildcard(Path.join(out, "*.cwasm"))) == 2
+
+    cache = start_cache(context, [out])
+    {:ok, module} = ModuleCache.compile(Engine.default(), wat(2), cache: cache)
+    {:ok, instance} = Instance.new(module)
+    assert {:ok, [2]} = Instance.call(instance, "answer", [])
+    assert %{precompiled_hits: 1, compiles: 0} = ModuleCache.stats(cache)
+  end
+
+  test "engine flags select the engine the artifacts are for; stale artifacts go", context do
+    source = Path.join(context.tmp_dir, "m.wat")
+    File.write!(source, wat(3))
+    out = Path.join(context.tmp_dir, "wasm_cache")
+
+    {_, :ok} = run_task(["--out", out, source])
+    [default_artifact] = Path.wildcard(Path.join(out, "*.cwasm"))
+
+    {output, :ok} = run_task(["--out", out, "--consume-fuel", source])
+    assert output =~ "removed stale"
+    refute File.exists?(default_artifact)
+
+    fuel = Engine.new!(consume_fuel: true)
+
+    assert [Path.join(out, ModuleCache.entry(fuel, wat(3)) <> ".cwasm")] ==
+             Path.wildcard(Path.join(out, "*.cwasm"))
+
+    cache = start_cache(context, [out])
+    {:ok, _} = ModuleCache.compile(fuel, wat(3), cache: cache)
+    {:ok, _} = ModuleCache.compile(Engine.default(), wat(3), cache: cache)
+    assert %{precompiled_hits: 1, compiles: 1} = ModuleCache.stats(cache)
+  end
+
+  test "a module that does not compile fails the task with its error", context do
+    source = Path.join(context.tmp_dir, "bad.wat")
+    File.write!(source, "(module")
+    {output, exit} = run_task(["--out", Path.join(context.tmp_dir, "out"), source])
+    assert exit == {:shutdown, 1}
+    assert output =~ "bad.wat: (parse)"
+  end
+
+  test "bad options are refused with usage", context do
+    {output, exit} = run_task(["--strategy", "v8", Path.join(context.tmp_dir, "x.wat")])
+    assert exit == {:shutdown, 2}
+    assert output =~ "strategy must be one of"
+    {output, exit} = run_task(["--bogus"])
+    assert exit == {:shutdown, 2}
+    assert output =~ "unknown or invalid option --bogus"
+  end
+end
