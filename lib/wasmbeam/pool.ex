@@ -19,6 +19,12 @@ defmodule Wasmbeam.Pool do
     * only when no instance is idle does the caller ask the pool process,
       which creates an overflow instance, queues the caller, or refuses.
 
+  The pool links the module with its imports once (a
+  `Wasmbeam.LinkedModule`), so creating an instance (at start, for
+  overflow, for `:fresh` checkouts, after a trap) only creates it; imports
+  that belong to a store (another instance's exports, defined globals or
+  memories) are resolved for each instance instead.
+
   The pool monitors every holder: a caller that dies while holding an
   instance gives it back (`:reuse`; a call it was running is cancelled by
   the store) or has it replaced (other policies).
@@ -528,6 +534,7 @@ defmodule Wasmbeam.Pool do
 
     state =
       Map.merge(config, %{
+        linked: link(config),
         table: table,
         # every live instance: id -> instance (overflow ones have ids < 0)
         instances: %{},
@@ -578,8 +585,26 @@ defmodule Wasmbeam.Pool do
   # The one place instances are made (a linked module, Wasmtime's
   # InstancePre, would slot in here). A new instance is claimed for
   # `holder` (or free when nil); only pooled ones are listed for claims.
+  # Links the module with its imports once, so that each instance is only
+  # created (Wasmtime's InstancePre). Imports that belong to a store
+  # (another instance's exports, defined memories...) cannot be linked
+  # ahead: such a pool resolves them for each instance instead.
+  defp link(config) do
+    wasi? = Keyword.has_key?(config.instance_options, :wasi)
+
+    case Wasmbeam.LinkedModule.new(config.module, config.imports, wasi: wasi?) do
+      {:ok, linked} -> linked
+      {:error, _} -> nil
+    end
+  end
+
   defp create(state, holder, overflow?) do
-    case Instance.new(state.module, state.imports, state.instance_options) do
+    made =
+      if state.linked,
+        do: Instance.new(state.linked, %{}, state.instance_options),
+        else: Instance.new(state.module, state.imports, state.instance_options)
+
+    case made do
       {:ok, instance} ->
         id = if overflow?, do: -state.next_id, else: state.next_id
         if holder, do: :ets.insert(state.table, {{:held, id}, holder})

@@ -87,6 +87,14 @@ defmodule Wasmbeam.PoolTest do
       assert %{size: 2, instances: 2, idle: 2, in_use: 0, waiting: 0, created: 2} = stats!(pool)
     end
 
+    test "imports that cannot be linked ahead are resolved for each instance" do
+      module = Module.compile!(~S[(module (import "env" "base" (global i32))
+          (func (export "base") (result i32) global.get 0))])
+
+      pool = pool!(module, size: 2, imports: %{"env" => %{"base" => {:global, :i32, 42}}})
+      assert {:ok, [42]} = Pool.call(pool, "base", [])
+    end
+
     test "a pool addressed by pid works the same", %{module: module} do
       {:ok, pid} = Pool.start_link(module: module, imports: imports(), size: 1)
       assert Pool.call(pid, "add", [1, 2]) == {:ok, [3]}
