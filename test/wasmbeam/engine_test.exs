@@ -334,4 +334,51 @@ defmodule Wasmbeam.EngineTest do
     assert inspect(Engine.new!(consume_fuel: true, epoch_interruption: false)) ==
              "#Wasmbeam.Engine<cranelift, fuel: true, epoch: false>"
   end
+
+  describe "pooling allocator" do
+    @data_wat ~S[(module (memory (export "memory") 1) (data (i32.const 0) "hi")
+      (func (export "first") (result i32) i32.const 0 i32.load8_u)
+      (func (export "poke") (i32.store8 (i32.const 0) (i32.const 7))))]
+
+    test "instances come from the pool's slots; a full pool is a :limit error" do
+      limits = [total_instances: 2, total_memories: 2, total_tables: 2, total_stacks: 2]
+      engine = Wasmbeam.Engine.new!(pooling: limits)
+      module = Wasmbeam.Module.compile!(engine, @data_wat)
+      a = Wasmbeam.Instance.new!(module)
+      b = Wasmbeam.Instance.new!(module)
+
+      # Copy-on-write images: each instance sees the data segment and its
+      # own writes only.
+      assert {:ok, []} = Wasmbeam.Instance.call(a, "poke", [])
+      assert {:ok, [7]} = Wasmbeam.Instance.call(a, "first", [])
+      assert {:ok, [104]} = Wasmbeam.Instance.call(b, "first", [])
+
+      assert {:error, %Wasmbeam.Error{kind: :limit, message: message}} =
+               Wasmbeam.Instance.new(module)
+
+      assert message =~ "limit of 2"
+    end
+
+    test "works with linked modules, host functions and WASI" do
+      engine = Wasmbeam.Engine.new!(pooling: true)
+
+      wat = ~S[(module (import "env" "f" (func $f (param i32) (result i32)))
+        (func (export "g") (param i32) (result i32) (call $f (local.get 0))))]
+
+      imports = %{"env" => %{"f" => {:fn, [:i32], [:i32], fn _caller, x -> x + 1 end}}}
+      linked = Wasmbeam.LinkedModule.new!(Wasmbeam.Module.compile!(engine, wat), imports)
+      assert {:ok, [2]} = Wasmbeam.Instance.call(Wasmbeam.Instance.new!(linked), "g", [1])
+
+      tool = Wasmbeam.Module.compile_file!(engine, Wasmbeam.Test.WasiFixtures.path!("wasi_tool"))
+
+      assert {:ok, %{stdout: "pooled"}} =
+               Wasmbeam.Wasi.run(tool, args: ["echo"], stdin: "pooled", engine: engine)
+    end
+
+    test "bad limits are refused" do
+      for bad <- [[total_instances: 0], [bogus: 1], :yes, [max_memory_size: -1]] do
+        assert {:error, %Wasmbeam.Error{kind: :argument}} = Wasmbeam.Engine.new(pooling: bad)
+      end
+    end
+  end
 end

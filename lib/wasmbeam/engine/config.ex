@@ -20,6 +20,16 @@ defmodule Wasmbeam.Engine.Config do
     * `:max_wasm_stack` - bytes of native stack a guest may use (default 512 KiB)
     * `:async_stack_size` - the fiber stack per running call; must exceed
       `:max_wasm_stack` by at least 256 KiB (default 2 MiB)
+    * `:pooling` - `true`, or a keyword list of limits, for Wasmtime's
+      pooling instance allocator: memories, tables, instance state and
+      fiber stacks come from slots reserved when the engine is created,
+      and memories start as copy-on-write images of their data segments,
+      so instantiating is a few page-table updates. Limits (defaults):
+      `total_instances` (1000), `total_memories` (1000), `total_tables`
+      (1000), `total_stacks` (1000, one per running call),
+      `max_memory_size` (4 GiB, bytes per linear memory). When every slot
+      is taken, instantiation fails with a `:limit` error until an
+      instance is freed. Default `false`: memory is allocated per instance.
     * `:features` - keyword list of Wasm proposals; see `default_features/0`.
       `threads` and `memory64` are off by default. A `:winch` engine leaves
       `relaxed_simd` and `tail_call` off unless they are given, as Winch
@@ -81,7 +91,16 @@ defmodule Wasmbeam.Engine.Config do
           parallel_compilation: boolean(),
           max_wasm_stack: pos_integer(),
           async_stack_size: pos_integer(),
-          features: [{feature(), boolean()}]
+          features: [{feature(), boolean()}],
+          pooling: nil | pooling()
+        }
+
+  @type pooling :: %{
+          total_instances: pos_integer(),
+          total_memories: pos_integer(),
+          total_tables: pos_integer(),
+          total_stacks: pos_integer(),
+          max_memory_size: pos_integer()
         }
 
   defstruct strategy: :cranelift,
@@ -92,7 +111,16 @@ defmodule Wasmbeam.Engine.Config do
             parallel_compilation: true,
             max_wasm_stack: 512 * 1024,
             async_stack_size: 2 * 1024 * 1024,
-            features: @default_features
+            features: @default_features,
+            pooling: nil
+
+  @default_pooling %{
+    total_instances: 1000,
+    total_memories: 1000,
+    total_tables: 1000,
+    total_stacks: 1000,
+    max_memory_size: 4 * 1024 * 1024 * 1024
+  }
 
   @doc "The Wasm proposals an engine enables unless told otherwise."
   @spec default_features() :: [{feature(), boolean()}]
@@ -182,6 +210,29 @@ defmodule Wasmbeam.Engine.Config do
 
   defp put(_, :features, other),
     do: {:error, "features must be a keyword list, got: #{inspect(other)}"}
+
+  defp put(c, :pooling, false), do: {:ok, %{c | pooling: nil}}
+  defp put(c, :pooling, true), do: {:ok, %{c | pooling: @default_pooling}}
+
+  defp put(c, :pooling, limits) when is_list(limits) do
+    Enum.reduce_while(limits, {:ok, @default_pooling}, fn
+      {key, n}, {:ok, acc} when is_map_key(@default_pooling, key) and is_integer(n) and n > 0 ->
+        {:cont, {:ok, Map.put(acc, key, n)}}
+
+      other, _ ->
+        {:halt,
+         {:error,
+          "pooling limits are positive integers for #{inspect(Map.keys(@default_pooling))}, " <>
+            "got: #{inspect(other)}"}}
+    end)
+    |> case do
+      {:ok, pooling} -> {:ok, %{c | pooling: pooling}}
+      error -> error
+    end
+  end
+
+  defp put(_, :pooling, other),
+    do: {:error, "pooling must be a boolean or a keyword list of limits, got: #{inspect(other)}"}
 
   defp put(_, key, _), do: {:error, "unknown engine option #{inspect(key)}"}
 

@@ -7,7 +7,10 @@ use rustler::{Atom, Env, NifMap, ResourceArc, Term};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::{Config, Engine, OptLevel, Strategy, WasmBacktraceDetails};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Strategy,
+    WasmBacktraceDetails,
+};
 
 /// How often the ticker advances the epoch while calls are running. A guest
 /// yields back to its BEAM process at the first epoch check after a tick,
@@ -44,6 +47,19 @@ pub struct EngineConfig {
     pub exceptions: bool,
     pub wide_arithmetic: bool,
     pub custom_page_sizes: bool,
+    /// The pooling instance allocator's limits, or `None` for on-demand.
+    pub pooling: Option<PoolingOptions>,
+}
+
+/// Limits of the pooling allocator: every slot is reserved when the engine
+/// is created, so instantiation only claims one.
+#[derive(NifMap, Debug, Clone)]
+pub struct PoolingOptions {
+    pub total_instances: u32,
+    pub total_memories: u32,
+    pub total_tables: u32,
+    pub total_stacks: u32,
+    pub max_memory_size: usize,
 }
 
 pub struct EngineResource {
@@ -112,6 +128,16 @@ fn build_config(cfg: &EngineConfig) -> WbResult<Config> {
         .wasm_exceptions(cfg.exceptions)
         .wasm_wide_arithmetic(cfg.wide_arithmetic)
         .wasm_custom_page_sizes(cfg.custom_page_sizes);
+    if let Some(p) = &cfg.pooling {
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling
+            .total_core_instances(p.total_instances)
+            .total_memories(p.total_memories)
+            .total_tables(p.total_tables)
+            .total_stacks(p.total_stacks)
+            .max_memory_size(p.max_memory_size);
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    }
     Ok(c)
 }
 
