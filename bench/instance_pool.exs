@@ -13,7 +13,7 @@ Code.require_file("support/harness.ex", __DIR__)
 
 defmodule Wasmbeam.Bench.InstancePool do
   alias Wasmbeam.Bench.Harness
-  alias Wasmbeam.{Instance, Module, Pool}
+  alias Wasmbeam.{Engine, Instance, LinkedModule, Module, Pool}
 
   @wat_path Path.expand("fixtures/add.wat", __DIR__)
 
@@ -28,6 +28,22 @@ defmodule Wasmbeam.Bench.InstancePool do
 
     big =
       Module.compile!(~s|(module (memory (export "memory") 17) (data (i32.const 0) "#{data}"))|)
+
+    linked = LinkedModule.new!(module)
+    big_linked = LinkedModule.new!(big)
+
+    pooling =
+      Engine.new!(pooling: [total_instances: 2_000, total_memories: 2_000, total_tables: 2_000])
+
+    pooled_linked = LinkedModule.new!(Module.compile!(pooling, File.read!(@wat_path)))
+
+    pooled_big =
+      LinkedModule.new!(
+        Module.compile!(
+          pooling,
+          ~s|(module (memory (export "memory") 17) (data (i32.const 0) "#{data}"))|
+        )
+      )
 
     bare = Instance.new!(module)
     {:ok, server} = Instance.start_link(module: module)
@@ -51,7 +67,15 @@ defmodule Wasmbeam.Bench.InstancePool do
       {"Instance.new(module)", fn -> Instance.new(module) end,
        target: "<= 10 us", target_ns: 10_000, floor: "native instantiate_async"},
       {"Instance.new(module with 1 MiB of data segments)", fn -> Instance.new(big) end,
-       target: "well under 100 us", target_ns: 100_000}
+       target: "well under 100 us", target_ns: 100_000},
+      {"Instance.new(linked module)", fn -> Instance.new(linked) end,
+       target: "<= 10 us", target_ns: 10_000, floor: "native instantiate_async"},
+      {"Instance.new(linked, 1 MiB of data segments)", fn -> Instance.new(big_linked) end,
+       target: "well under 100 us", target_ns: 100_000},
+      {"Instance.new(linked) on a pooling engine", fn -> Instance.new(pooled_linked) end,
+       target: "<= 10 us", target_ns: 10_000, floor: "native instantiate_async"},
+      {"Instance.new(linked, 1 MiB of data) on a pooling engine",
+       fn -> Instance.new(pooled_big) end, target: "well under 100 us", target_ns: 100_000}
     ]
 
     results = Harness.compare(rows, native: {"all", @wat_path})
