@@ -78,9 +78,16 @@ defmodule Wasmbeam.Module do
   @doc "Reads a `.wasm` or `.wat` file and compiles it; options as for `compile/3`."
   @spec compile_file(Engine.t(), Path.t(), keyword()) :: {:ok, t()} | {:error, Error.t()}
   def compile_file(engine \\ Engine.default(), path, options \\ []) do
+    with {:ok, bytes} <- read_file(path), do: compile(engine, bytes, options)
+  end
+
+  @doc false
+  # Reads a module file, with the error every compile_file returns.
+  @spec read_file(Path.t()) :: {:ok, binary()} | {:error, Error.t()}
+  def read_file(path) do
     case File.read(path) do
       {:ok, bytes} ->
-        compile(engine, bytes, options)
+        {:ok, bytes}
 
       {:error, reason} ->
         {:error, Error.new(:argument, "cannot read #{path}: #{:file.format_error(reason)}")}

@@ -214,13 +214,7 @@ defmodule Wasmbeam.ModuleCache do
   @spec compile_file(Engine.t(), Path.t(), keyword()) ::
           {:ok, Wasmbeam.Module.t()} | {:error, Error.t()}
   def compile_file(engine, path, options \\ []) do
-    case File.read(path) do
-      {:ok, bytes} ->
-        compile(engine, bytes, options)
-
-      {:error, reason} ->
-        {:error, Error.new(:argument, "cannot read #{path}: #{:file.format_error(reason)}")}
-    end
+    with {:ok, bytes} <- Wasmbeam.Module.read_file(path), do: compile(engine, bytes, options)
   end
 
   @doc """

@@ -76,7 +76,7 @@ defmodule Wasmbeam.Pool do
 
   use GenServer
 
-  alias Wasmbeam.{Error, Instance, Module}
+  alias Wasmbeam.{Error, Instance, Module, StartOptions}
 
   @policies [:reuse, :fresh, :reset_after_trap]
   # Outcomes after which a guest may have stopped halfway through.
@@ -438,7 +438,7 @@ defmodule Wasmbeam.Pool do
     ]
 
     with :ok <- check_keys(options, known),
-         {:ok, module} <- module_option(Keyword.get(options, :module)),
+         {:ok, module} <- StartOptions.module(Keyword.get(options, :module)),
          {:ok, size} <- integer_option(options, :size, System.schedulers_online(), 1),
          {:ok, max_overflow} <- integer_option(options, :max_overflow, 0, 0),
          {:ok, max_waiting} <- integer_option(options, :max_waiting, 100, 0),
@@ -447,7 +447,7 @@ defmodule Wasmbeam.Pool do
              checkout_timeout: Keyword.get(options, :checkout_timeout, @default_checkout_timeout)
            ),
          {:ok, policy} <- policy_option(Keyword.get(options, :policy, :reuse)),
-         {:ok, instance_options} <- list_option(options, :instance_options) do
+         {:ok, instance_options} <- StartOptions.list(options, :instance_options) do
       {:ok,
        %{
          name: Keyword.get(options, :name),
@@ -474,18 +474,6 @@ defmodule Wasmbeam.Pool do
     end
   end
 
-  defp module_option(%Module{} = module), do: {:ok, module}
-  defp module_option(source) when is_binary(source), do: Module.compile(source)
-  defp module_option(nil), do: {:error, Error.new(:argument, "the :module option is required")}
-
-  defp module_option(other),
-    do:
-      {:error,
-       Error.new(
-         :argument,
-         ":module must be a %Wasmbeam.Module{}, wasm bytes or WAT text, got: #{inspect(other)}"
-       )}
-
   defp integer_option(options, key, default, min) do
     case Keyword.get(options, key, default) do
       n when is_integer(n) and n >= min ->
@@ -509,16 +497,6 @@ defmodule Wasmbeam.Pool do
          :argument,
          ":policy must be one of #{inspect(@policies)}, got: #{inspect(other)}"
        )}
-
-  defp list_option(options, key) do
-    case Keyword.get(options, key, []) do
-      list when is_list(list) ->
-        {:ok, list}
-
-      other ->
-        {:error, Error.new(:argument, "#{inspect(key)} must be a list, got: #{inspect(other)}")}
-    end
-  end
 
   ## Pool process
 

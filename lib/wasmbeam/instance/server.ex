@@ -48,7 +48,7 @@ defmodule Wasmbeam.Instance.Server do
 
   use GenServer
 
-  alias Wasmbeam.{CallOptions, Driver, Error, Instance, Module, Native}
+  alias Wasmbeam.{CallOptions, Driver, Error, Instance, Module, Native, StartOptions}
 
   @default_max_queue 64
   # Extra time a caller waits beyond its call's `:timeout` before giving up
@@ -83,10 +83,10 @@ defmodule Wasmbeam.Instance.Server do
     known = [:module, :imports, :instance_options, :max_queue, :name, :id, :restart]
 
     with :ok <- check_keys(options, known),
-         {:ok, module} <- module_option(Keyword.get(options, :module)),
+         {:ok, module} <- StartOptions.module(Keyword.get(options, :module)),
          {:ok, max_queue} <-
            max_queue_option(Keyword.get(options, :max_queue, @default_max_queue)),
-         {:ok, instance_options} <- list_option(options, :instance_options) do
+         {:ok, instance_options} <- StartOptions.list(options, :instance_options) do
       name_options = if options[:name], do: [name: options[:name]], else: []
 
       {:ok, name_options,
@@ -112,36 +112,12 @@ defmodule Wasmbeam.Instance.Server do
     end
   end
 
-  defp module_option(%Module{} = module), do: {:ok, module}
-  defp module_option(source) when is_binary(source), do: Module.compile(source)
-
-  defp module_option(nil),
-    do: {:error, Error.new(:argument, "the :module option is required")}
-
-  defp module_option(other),
-    do:
-      {:error,
-       Error.new(
-         :argument,
-         ":module must be a %Wasmbeam.Module{}, wasm bytes or WAT text, got: #{inspect(other)}"
-       )}
-
   defp max_queue_option(n) when is_integer(n) and n >= 0, do: {:ok, n}
 
   defp max_queue_option(other),
     do:
       {:error,
        Error.new(:argument, ":max_queue must be a non-negative integer, got: #{inspect(other)}")}
-
-  defp list_option(options, key) do
-    case Keyword.get(options, key, []) do
-      list when is_list(list) ->
-        {:ok, list}
-
-      other ->
-        {:error, Error.new(:argument, "#{inspect(key)} must be a list, got: #{inspect(other)}")}
-    end
-  end
 
   @doc """
   Starts a call and returns at once with a request to `await/2` (or
