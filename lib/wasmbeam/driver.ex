@@ -75,7 +75,17 @@ defmodule Wasmbeam.Driver do
     receive do
       {:wasmbeam_wake, ^store_id} -> finish(Native.store_resume(store_ref), store_ref)
     after
-      ms_left || :infinity -> Native.store_io_timeout(store_ref)
+      ms_left || :infinity ->
+        result = Native.store_io_timeout(store_ref)
+
+        # A wake that raced with the deadline must not stay in the mailbox.
+        receive do
+          {:wasmbeam_wake, ^store_id} -> :ok
+        after
+          0 -> :ok
+        end
+
+        result
     end
   end
 

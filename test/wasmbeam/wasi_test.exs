@@ -220,6 +220,8 @@ defmodule Wasmbeam.WasiTest do
       pipe = Pipe.new()
       assert {:error, %Error{kind: :timeout}} = run(ctx, ["echo"], stdin: pipe, timeout: 50)
       assert :ok = Pipe.write(pipe, "nobody reads this")
+      # The cancelled run sends its caller nothing afterwards.
+      refute_receive {:wasmbeam_wake, _}, 100
     end
 
     test "fuel stops a spinning program" do
