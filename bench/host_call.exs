@@ -1,8 +1,9 @@
 # Host-call round trip (guest -> Elixir -> guest): the time of a call to an
 # export that calls an imported identity function once, with the handler in
 # the calling process and in a handler process (a GenServer), beside a plain
-# `add` call on the same instance and the native baseline's plain calls (the
-# baseline has no host-call scenario, so its call rows are the floor).
+# `add` call on the same instance, and the native baseline's host calls on
+# the same module (bench/native_baseline, scenario host_call): the floor of
+# a host call that suspends the guest's fiber, without the BEAM.
 #
 #     mix run bench/host_call.exs
 #
@@ -27,29 +28,18 @@ defmodule Wasmbeam.Bench.HostCall do
   alias Wasmbeam.Bench.Harness
   alias Wasmbeam.{Func, Instance}
 
-  @add_wat Path.expand("fixtures/add.wat", __DIR__)
-
   # `add` as in bench/fixtures/add.wat, and `via_id`, which calls the
-  # imported identity function once.
-  @wat ~S"""
-  (module
-    (import "env" "id" (func $id (param i32) (result i32)))
-    (func (export "add") (param i32 i32) (result i32)
-      local.get 0
-      local.get 1
-      i32.add)
-    (func (export "via_id") (param i32) (result i32)
-      local.get 0
-      call $id))
-  """
+  # imported identity function once; the native baseline runs the same file.
+  @wat_path Path.expand("fixtures/host_call.wat", __DIR__)
 
   def run do
     sampling = Harness.sampling()
     IO.puts("bench/host_call.exs: " <> Harness.environment(sampling))
 
-    {:ok, local} = Wasmbeam.load(@wat, imports(fn _caller, x -> x end))
+    wat = File.read!(@wat_path)
+    {:ok, local} = Wasmbeam.load(wat, imports(fn _caller, x -> x end))
     {:ok, handler} = Wasmbeam.Bench.HostCall.Handler.start_link()
-    {:ok, remote} = Wasmbeam.load(@wat, imports({:process, handler}))
+    {:ok, remote} = Wasmbeam.load(wat, imports({:process, handler}))
 
     {:ok, local_add} = Instance.func(local, "add")
     {:ok, local_via} = Instance.func(local, "via_id")
@@ -79,7 +69,7 @@ defmodule Wasmbeam.Bench.HostCall do
        expect: [7], source: "elixir"}
     ]
 
-    results = Harness.compare(rows, native: {"call", @add_wat})
+    results = Harness.compare(rows, native: {"host_call", @wat_path})
     {native, ours} = Enum.split_with(results, &(&1.source == "native"))
 
     Harness.print_table(
@@ -87,8 +77,25 @@ defmodule Wasmbeam.Bench.HostCall do
         "(\"above floor\" of a via_id row = round trip minus a plain add call on the same instance)",
       [{:section, "Wasmbeam"}] ++
         ours ++
-        [{:section, "native baseline (plain calls; it has no host-call scenario)"}] ++ native
+        [
+          {:section,
+           "native baseline: plain Wasmtime, the same module; via_id with env.id as a sync " <>
+             "host function, an async one ready at once, and an async one that suspends the " <>
+             "guest until the driving loop answers (Wasmbeam's shape without the BEAM)"}
+        ] ++ native
     )
+
+    median = fn name -> Enum.find_value(results, &(&1.name == name && &1.median_ns)) end
+    plain = median.("native untyped_call_async")
+
+    for {name, label} <- [
+          {"native host_call_async_ready", "an async host call answered at once"},
+          {"native host_call_async_suspend", "an async host call that suspends the guest"}
+        ],
+        ns = median.(name),
+        ns && plain do
+      IO.puts("native floor: #{label}: +#{round(ns - plain)} ns above a plain call")
+    end
   end
 
   defp imports(handler), do: %{"env" => %{"id" => {:fn, [:i32], [:i32], handler}}}

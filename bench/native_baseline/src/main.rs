@@ -17,6 +17,13 @@
 //!   compilers    compile, instantiate + first call of `add(1, 2)` and
 //!                steady calls of `fib(20)` (when the module exports them),
 //!                under Cranelift, Winch and Pulley
+//!   host_call    the module must import `env.id (i32) -> i32` and export
+//!                `add` and `via_id(x)`, which calls `id` once: a plain
+//!                `add` call, then `via_id(7)` with `id` as a synchronous
+//!                host function, as an async one that answers at once, and
+//!                as an async one that suspends the guest's fiber until the
+//!                driving loop hands it the answer (Wasmbeam's shape, with
+//!                no BEAM in between)
 //! ```
 //!
 //! `--min-batch-ns 0` skips calibration (batches of one operation), for
@@ -516,8 +523,150 @@ fn bench_compilers(sampling: &Sampling, bytes: &[u8]) -> wasmtime::Result<()> {
     Ok(())
 }
 
+/// Where the suspending host function and its driving loop meet: the
+/// host function leaves its argument and waits; the loop answers.
+#[derive(Default)]
+struct Handoff {
+    request: Option<i32>,
+    answer: Option<i32>,
+}
+
+/// The host function `id` that suspends: on its first poll it leaves its
+/// argument in the hand-off slot and returns `Pending` (the fiber
+/// suspends and the outer poll returns); when polled again it takes the
+/// answer.
+fn suspending_id(handoff: Arc<Mutex<Handoff>>, x: i32) -> impl Future<Output = i32> {
+    let mut asked = false;
+    std::future::poll_fn(move |_| {
+        let mut slot = handoff.lock().expect("hand-off lock");
+        if !asked {
+            asked = true;
+            slot.request = Some(x);
+            return Poll::Pending;
+        }
+        match slot.answer.take() {
+            Some(y) => Poll::Ready(y),
+            None => Poll::Pending,
+        }
+    })
+}
+
+fn bench_host_call(sampling: &Sampling, wat: &[u8]) -> wasmtime::Result<()> {
+    let id_type = |engine: &Engine| {
+        wasmtime::FuncType::new(engine, [wasmtime::ValType::I32], [wasmtime::ValType::I32])
+    };
+    let check7 = |out: &[Val]| match out {
+        [Val::I32(7)] => {}
+        other => panic!("via_id(7) returned {other:?}"),
+    };
+
+    let sync_engine = Engine::new(&wasmbeam_config(false))?;
+    let module = Module::new(&sync_engine, wat)?;
+    let mut store = Store::new(&sync_engine, ());
+    let id = Func::wrap(&mut store, |x: i32| x);
+    let instance = Instance::new(&mut store, &module, &[id.into()])?;
+    let via = instance
+        .get_func(&mut store, "via_id")
+        .ok_or_else(|| wasmtime::Error::msg("the module has no export named \"via_id\""))?;
+    report(
+        "host_call_sync",
+        &measure(sampling, || {
+            let mut out = [Val::I32(0)];
+            via.call(&mut store, black_box(&[Val::I32(7)]), &mut out)
+                .expect("via_id");
+            check7(&out);
+        }),
+    );
+
+    let engine = Engine::new(&wasmbeam_config(true))?;
+    let module = Module::new(&engine, wat)?;
+    let _ticker = Ticker::start(&engine);
+
+    // An async host function whose future is ready at once.
+    let mut store = async_store(&engine, ());
+    let ty = id_type(&engine);
+    let id = Func::new_async(&mut store, ty, |_caller, params, results| {
+        Box::new(async move {
+            results[0] = params[0];
+            Ok(())
+        })
+    });
+    let instance = block_on(Instance::new_async(&mut store, &module, &[id.into()]))?;
+    let add = add_of(&mut store, &instance)?;
+    let via = instance
+        .get_func(&mut store, "via_id")
+        .ok_or_else(|| wasmtime::Error::msg("no via_id"))?;
+    report(
+        "untyped_call_async",
+        &measure(sampling, || {
+            store.set_epoch_deadline(1);
+            let mut out = [Val::I32(0)];
+            let args = black_box([Val::I32(1), Val::I32(2)]);
+            block_on(add.call_async(&mut store, &args, &mut out)).expect("add");
+            check(&out);
+        }),
+    );
+    report(
+        "host_call_async_ready",
+        &measure(sampling, || {
+            store.set_epoch_deadline(1);
+            let mut out = [Val::I32(0)];
+            block_on(via.call_async(&mut store, black_box(&[Val::I32(7)]), &mut out))
+                .expect("via_id");
+            check7(&out);
+        }),
+    );
+
+    // An async host function that suspends the guest until the driving
+    // loop answers: the loop polls, finds the request, writes the answer
+    // and polls again, as a Wasmbeam driver does across two NIF calls.
+    let handoff = Arc::new(Mutex::new(Handoff::default()));
+    let mut store = async_store(&engine, ());
+    let ty = id_type(&engine);
+    let shared = handoff.clone();
+    let id = Func::new_async(&mut store, ty, move |_caller, params, results| {
+        let x = params[0].unwrap_i32();
+        let answer = suspending_id(shared.clone(), x);
+        Box::new(async move {
+            results[0] = Val::I32(answer.await);
+            Ok(())
+        })
+    });
+    let instance = block_on(Instance::new_async(&mut store, &module, &[id.into()]))?;
+    let via = instance
+        .get_func(&mut store, "via_id")
+        .ok_or_else(|| wasmtime::Error::msg("no via_id"))?;
+    report(
+        "host_call_async_suspend",
+        &measure(sampling, || {
+            store.set_epoch_deadline(1);
+            let mut out = [Val::I32(0)];
+            let args = [Val::I32(7)];
+            let mut cx = Context::from_waker(Waker::noop());
+            let mut future = Box::pin(via.call_async(&mut store, black_box(&args), &mut out));
+            loop {
+                match future.as_mut().poll(&mut cx) {
+                    Poll::Ready(result) => {
+                        result.expect("via_id");
+                        break;
+                    }
+                    Poll::Pending => {
+                        let mut slot = handoff.lock().expect("hand-off lock");
+                        if let Some(x) = slot.request.take() {
+                            slot.answer = Some(x);
+                        }
+                    }
+                }
+            }
+            drop(future);
+            check7(&out);
+        }),
+    );
+    Ok(())
+}
+
 const USAGE: &str =
-    "usage: native_baseline <call|instantiate|all|cold_start|compilers> <wat-file> \
+    "usage: native_baseline <call|instantiate|all|cold_start|compilers|host_call> <wat-file> \
                      [--samples N] [--min-batch-ns NS] [--warmup-ms MS] [--raw]";
 
 fn parse_args(
@@ -570,6 +719,7 @@ fn run() -> Result<(), String> {
             .map_err(failed),
         "cold_start" => bench_cold_start(&sampling, &wat).map_err(failed),
         "compilers" => bench_compilers(&sampling, &wat).map_err(failed),
+        "host_call" => bench_host_call(&sampling, &wat).map_err(failed),
         other => Err(format!("unknown scenario {other:?}\n{USAGE}")),
     }
 }

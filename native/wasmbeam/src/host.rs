@@ -85,16 +85,14 @@ pub enum OpResult {
 /// A host call the guest made, waiting for the driver to pick it up.
 pub struct HostRequest {
     pub id: u64,
-    pub handlers: Arc<Handlers>,
-    pub index: usize,
+    import: HostImport,
     pub args: Vec<Out>,
 }
 
 /// A pending host call: what its answer must look like.
 struct Frame {
     id: u64,
-    name: Arc<str>,
-    results: Arc<[ValType]>,
+    import: HostImport,
     /// The handler is running an operation through its caller (a nested
     /// call that may take many polls).
     in_op: bool,
@@ -102,8 +100,8 @@ struct Frame {
 
 /// Where a host call stands when its answer arrives.
 enum FrameStatus {
-    /// Innermost and waiting: the answer can be delivered.
-    Waiting(Arc<[ValType]>),
+    /// It was innermost and waiting: the answer has been delivered.
+    Delivered,
     /// Still busy with a nested call made through its caller, or waiting
     /// behind a nested host call: the answer cannot be delivered.
     Blocked(Arc<str>),
@@ -211,10 +209,10 @@ impl HostShared {
     }
 
     /// The innermost pending host call, if it is `id`.
-    fn check_frame(&self, id: u64) -> WbResult<Arc<[ValType]>> {
+    fn check_frame(&self, id: u64) -> WbResult<()> {
         let slot = self.slot.lock();
         match slot.frames.last() {
-            Some(frame) if frame.id == id => Ok(frame.results.clone()),
+            Some(frame) if frame.id == id => Ok(()),
             Some(_) => Err(WbError::new(
                 Kind::Busy,
                 "another host call is in progress inside this one; use its caller",
@@ -236,19 +234,22 @@ impl HostShared {
         slot.incoming = Some(inbound);
     }
 
-    fn frame_status(&self, id: u64) -> FrameStatus {
-        let slot = self.slot.lock();
-        match slot.frames.iter().position(|f| f.id == id) {
-            None => FrameStatus::Gone,
-            Some(i) => {
-                let frame = &slot.frames[i];
-                if i + 1 == slot.frames.len() && !frame.in_op {
-                    FrameStatus::Waiting(frame.results.clone())
-                } else {
-                    FrameStatus::Blocked(frame.name.clone())
-                }
-            }
+    /// Delivers the answer to host call `id` if it is the innermost one
+    /// and waiting (one lock for the check and the delivery; `decode`
+    /// turns the answer into what the host future receives, given the
+    /// result types).
+    fn answer(&self, id: u64, decode: impl FnOnce(&[ValType]) -> Inbound) -> FrameStatus {
+        let mut slot = self.slot.lock();
+        let Some(i) = slot.frames.iter().rposition(|f| f.id == id) else {
+            return FrameStatus::Gone;
+        };
+        let frame = &slot.frames[i];
+        if i + 1 != slot.frames.len() || frame.in_op {
+            return FrameStatus::Blocked(frame.import.0.name.clone());
         }
+        let inbound = decode(&frame.import.0.results);
+        slot.incoming = Some(inbound);
+        FrameStatus::Delivered
     }
 }
 
@@ -270,9 +271,13 @@ pub fn define(
 }
 
 /// What a host function's calls need to know: whose handler to run, and
-/// what its answer must look like.
+/// what its answer must look like. Cloned into every call's future: one
+/// reference count, since atomic operations are a large share of a host
+/// call's cost.
 #[derive(Clone)]
-pub struct HostImport {
+pub struct HostImport(Arc<ImportInfo>);
+
+struct ImportInfo {
     handlers: Arc<Handlers>,
     index: usize,
     name: Arc<str>,
@@ -286,60 +291,43 @@ impl HostImport {
         results: Vec<ValType>,
         handler: Term,
     ) -> HostImport {
-        HostImport {
+        HostImport(Arc::new(ImportInfo {
             index: handlers.register(handler),
             handlers: handlers.clone(),
             name: Arc::from(name),
             results: Arc::from(results),
-        }
+        }))
     }
 }
 
 /// The body of every host function: hands the call to the driving process
 /// through the store's host slot and waits for the answer.
 pub async fn host_call(
-    caller: Caller<'_, StoreData>,
-    params: &[Val],
-    out: &mut [Val],
-    import: HostImport,
-) -> wasmtime::Result<()> {
-    let shared = caller.data().host.clone();
-    run_host_call(caller, params, out, shared, import).await
-}
-
-async fn run_host_call(
     mut caller: Caller<'_, StoreData>,
     params: &[Val],
     out: &mut [Val],
-    shared: Arc<HostShared>,
     import: HostImport,
 ) -> wasmtime::Result<()> {
-    let HostImport {
-        handlers,
-        index,
-        name,
-        results,
-    } = import;
+    let info = &*import.0;
     let args: Vec<Out> = params.iter().map(|v| val_to_out(*v, &mut caller)).collect();
-    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    shared.used.store(true, Ordering::Release);
-    {
+    let id = {
+        let shared = &caller.data().host;
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        shared.used.store(true, Ordering::Release);
         let mut slot = shared.slot.lock();
         slot.frames.push(Frame {
             id,
-            name: name.clone(),
-            results,
+            import: import.clone(),
             in_op: false,
         });
         slot.outgoing = Some(HostRequest {
             id,
-            handlers,
-            index,
+            import: import.clone(),
             args,
         });
-    }
-    let outcome = serve(&mut caller, out, &shared, id).await;
-    shared.slot.lock().frames.pop();
+        id
+    };
+    let outcome = serve(&mut caller, out, id).await;
     let data = caller.data();
     if outcome.is_ok() && data.nested_out_of_fuel {
         // A call made through the caller used up the fuel: the whole call
@@ -351,28 +339,39 @@ async fn run_host_call(
         // next reaches an epoch check (it may never).
         return Err(wasmtime::Error::msg("the call ran past its timeout"));
     }
-    outcome.map_err(|why| wasmtime::Error::msg(format!("host function {name}: {why}")))
+    outcome.map_err(|why| wasmtime::Error::msg(format!("host function {}: {why}", info.name)))
 }
 
 /// Waits for the answer, carrying out the caller operations that arrive
-/// before it.
-async fn serve(
-    caller: &mut Caller<'_, StoreData>,
-    out: &mut [Val],
-    shared: &HostShared,
-    id: u64,
-) -> Result<(), String> {
+/// before it; the host call's frame is gone when this returns.
+async fn serve(caller: &mut Caller<'_, StoreData>, out: &mut [Val], id: u64) -> Result<(), String> {
     loop {
-        let inbound = poll_fn(|_| {
-            if shared.cancel.load(Ordering::Relaxed) {
-                return Poll::Ready(None);
-            }
-            match shared.slot.lock().incoming.take() {
-                Some(inbound) => Poll::Ready(Some(inbound)),
-                None => Poll::Pending,
-            }
-        })
-        .await;
+        // The first poll cannot find anything: the driver has not even
+        // seen the request (or the operation's result) yet.
+        let mut first = true;
+        let inbound = {
+            let shared = &caller.data().host;
+            poll_fn(|_| {
+                if std::mem::take(&mut first) {
+                    return Poll::Pending;
+                }
+                let mut slot = shared.slot.lock();
+                if shared.cancel.load(Ordering::Relaxed) {
+                    slot.frames.pop();
+                    return Poll::Ready(None);
+                }
+                match slot.incoming.take() {
+                    Some(Inbound::Op(op)) => Poll::Ready(Some(Inbound::Op(op))),
+                    Some(answer) => {
+                        // Popped under the same lock as the answer is taken.
+                        slot.frames.pop();
+                        Poll::Ready(Some(answer))
+                    }
+                    None => Poll::Pending,
+                }
+            })
+            .await
+        };
         match inbound {
             None => return Err("the call was cancelled".into()),
             Some(Inbound::Fail(why)) => return Err(why),
@@ -383,8 +382,10 @@ async fn serve(
                 return Ok(());
             }
             Some(Inbound::Op(op)) => {
-                let result = run_op(caller, op).await;
-                let mut slot = shared.slot.lock();
+                // Boxed: a nested call's future is large, and without the
+                // box every host call would carry (and copy) its space.
+                let result = Box::pin(run_op(caller, op)).await;
+                let mut slot = caller.data().host.slot.lock();
                 if let Some(frame) = slot.frames.iter_mut().find(|f| f.id == id) {
                     frame.in_op = false;
                 }
@@ -539,7 +540,8 @@ pub fn encode_request<'a>(
     req: HostRequest,
     store: &ResourceArc<StoreResource>,
 ) -> Term<'a> {
-    let handler = req.handlers.get(env, req.index);
+    let info = &req.import.0;
+    let handler = info.handlers.get(env, info.index);
     let args = crate::values::encode_outs(env, &req.args, store);
     (crate::atoms::host_call(), handler, args, req.id).encode(env)
 }
@@ -557,12 +559,11 @@ fn store_answer<'a>(
         Ok(g) => g,
         Err(e) => return reply::<()>(env, Err(e)),
     };
-    match store.host.frame_status(id) {
-        FrameStatus::Waiting(results) => {
-            let inbound = decode_answer(answer, &results, &store);
-            store.host.deliver(inbound);
-            drive_running(env, &store, &mut guard)
-        }
+    match store
+        .host
+        .answer(id, |results| decode_answer(answer, results, &store))
+    {
+        FrameStatus::Delivered => drive_running(env, &store, &mut guard),
         FrameStatus::Blocked(name) => {
             // The handler failed (or answered) while work it started through
             // its caller is still running: that work can no longer be

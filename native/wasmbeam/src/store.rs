@@ -76,6 +76,9 @@ pub struct StoreResource {
     /// its first poll. The monitor is kept between calls, so a process
     /// that drives many calls pays for it once.
     watched: Mutex<Option<(LocalPid, Monitor)>>,
+    /// The pid in `watched`, as a raw term (0 for none), so that the common
+    /// case, the same driver again, is one atomic load and no lock.
+    watched_pid: AtomicU64,
     /// Processes waiting for the run in progress to end (`wait: true`).
     waiters: Mutex<Vec<LocalPid>>,
     has_waiters: AtomicBool,
@@ -103,6 +106,7 @@ impl rustler::Resource for StoreResource {
             let mut watched = self.watched.lock();
             if matches!(&*watched, Some((_, m)) if *m == monitor) {
                 *watched = None;
+                self.watched_pid.store(0, Ordering::Release);
             }
         }
         let mut state = self.state.lock();
@@ -242,6 +246,7 @@ impl StoreResource {
             state: Mutex::new(State::Idle(store)),
             host,
             watched: Mutex::new(None),
+            watched_pid: AtomicU64::new(0),
             waiters: Mutex::new(Vec::new()),
             has_waiters: AtomicBool::new(false),
             cancel,
@@ -268,14 +273,21 @@ impl StoreResource {
     /// Makes sure the process driving a run is monitored, so that its death
     /// cancels the run.
     fn watch(res: &ResourceArc<StoreResource>, env: Env, driver: LocalPid) {
+        let raw = raw_pid(&driver);
+        if res.watched_pid.load(Ordering::Acquire) == raw {
+            return;
+        }
         let mut watched = res.watched.lock();
         if matches!(&*watched, Some((pid, _)) if *pid == driver) {
+            res.watched_pid.store(raw, Ordering::Release);
             return;
         }
         if let Some((_, old)) = watched.take() {
             res.demonitor(Some(env), &old);
         }
         *watched = res.monitor(Some(env), &driver).map(|m| (driver, m));
+        let now = if watched.is_some() { raw } else { 0 };
+        res.watched_pid.store(now, Ordering::Release);
     }
 
     /// Runs `f` on the store when no call is running on it.
@@ -287,6 +299,14 @@ impl StoreResource {
             State::Poisoned(why) => Err(poisoned(why)),
         }
     }
+}
+
+/// A local pid as the raw term the BEAM identifies it by (never 0).
+fn raw_pid(pid: &LocalPid) -> u64 {
+    const _: () = assert!(std::mem::size_of::<rustler::sys::ErlNifPid>() == 8);
+    // SAFETY: `ErlNifPid` is a `repr(C)` struct of one `ERL_NIF_TERM`, a
+    // 64-bit integer (checked above).
+    unsafe { std::mem::transmute::<rustler::sys::ErlNifPid, u64>(*pid.as_c_arg()) }
 }
 
 fn busy() -> WbError {
