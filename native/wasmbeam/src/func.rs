@@ -6,7 +6,7 @@ use crate::error::{reply, Kind, WbError};
 use crate::store::{start, CallOptions, Outcome, RunResult, StoreResource, WStore};
 use crate::typed::{fast_call, FastCall};
 use crate::types::val_type_atom;
-use crate::values::{arg_to_val, decode_args, val_to_out, Arg};
+use crate::values::{arg_to_val, decode_args, val_to_out, Args};
 use rustler::{Atom, Encoder, Env, ResourceArc, Term};
 use std::sync::Arc;
 use wasmtime::{Func, RootScope, Val, ValType};
@@ -87,7 +87,7 @@ pub fn encode_anonymous_func<'a>(
     encode_func(env, resource, None)
 }
 
-async fn run_func(store: &mut WStore, func: Func, args: Vec<Arg>, results: usize) -> RunResult {
+async fn run_func(store: &mut WStore, func: Func, args: Args, results: usize) -> RunResult {
     let mut scope = RootScope::new(store);
     let mut params = Vec::with_capacity(args.len());
     for arg in args {

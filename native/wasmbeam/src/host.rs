@@ -17,7 +17,7 @@
 use crate::error::{chain_message, reply, Kind, WbError, WbResult};
 use crate::func::Signature;
 use crate::store::{drive_running, RunningGuard, StoreData, StoreResource};
-use crate::values::{arg_to_val, decode_arg, decode_args, val_to_out, Arg, Out};
+use crate::values::{arg_to_val, decode_arg, decode_args, val_to_out, Arg, Args, Out, Outs};
 use parking_lot::Mutex;
 use rustler::env::SavedTerm;
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, OwnedEnv, ResourceArc, Term};
@@ -29,7 +29,7 @@ use wasmtime::{Caller, Extern, Func, FuncType, Val, ValType};
 
 /// What the suspended host future is told.
 enum Inbound {
-    Answer(Vec<Arg>),
+    Answer(Args),
     Fail(String),
     Op(Op),
 }
@@ -65,7 +65,7 @@ pub enum Op {
     },
     Call {
         func: Func,
-        args: Vec<Arg>,
+        args: Args,
         results: usize,
     },
 }
@@ -75,7 +75,7 @@ pub enum OpResult {
     Size(usize, u64),
     Unit,
     Value(Out),
-    Values(Vec<Out>),
+    Values(Outs),
     Fuel(u64),
     GlobalType(ValType, bool),
     Func(Func, Arc<Signature>),
@@ -86,7 +86,7 @@ pub enum OpResult {
 pub struct HostRequest {
     pub id: u64,
     import: HostImport,
-    pub args: Vec<Out>,
+    pub args: Outs,
 }
 
 /// A pending host call: what its answer must look like.
@@ -309,7 +309,7 @@ pub async fn host_call(
     import: HostImport,
 ) -> wasmtime::Result<()> {
     let info = &*import.0;
-    let args: Vec<Out> = params.iter().map(|v| val_to_out(*v, &mut caller)).collect();
+    let args: Outs = params.iter().map(|v| val_to_out(*v, &mut caller)).collect();
     let id = {
         let shared = &caller.data().host;
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);

@@ -12,7 +12,7 @@ use crate::engine::{ActiveCall, EngineResource};
 use crate::error::{panic_message, reply, Kind, WbError, WbResult};
 use crate::host::{HostShared, OpResult, Pending};
 use crate::module::ModuleResource;
-use crate::values::Out;
+use crate::values::Outs;
 use crate::wake::RunWaker;
 use crate::wasi::WasiShared;
 use once_cell::sync::OnceCell;
@@ -46,7 +46,7 @@ pub type WStore = Store<StoreData>;
 
 /// What a finished run produced.
 pub enum Outcome {
-    Values(Vec<Out>),
+    Values(Outs),
     Instance(Instance, ResourceArc<ModuleResource>),
 }
 

@@ -10,13 +10,13 @@
 //! against the signature when they were decoded.
 
 use crate::store::{Outcome, RunFuture, WStore};
-use crate::values::{Arg, Out};
+use crate::values::{Arg, Args, Out, Outs};
 use std::sync::Arc;
 use wasmtime::{AsContext, Func, TypedFunc, Val, ValType, WasmParams, WasmResults, WasmTy};
 
 /// Starts a call of a function whose type was checked once.
 pub trait FastCall: Send + Sync {
-    fn start(&self, store: WStore, args: Vec<Arg>) -> RunFuture;
+    fn start(&self, store: WStore, args: Args) -> RunFuture;
 }
 
 trait Scalar: WasmTy + Copy + Send + Sync + 'static {
@@ -68,25 +68,25 @@ impl<A: Scalar, B: Scalar> Params for (A, B) {
 }
 
 trait Results: WasmResults + Send + Sync + 'static {
-    fn into_outs(self) -> Vec<Out>;
+    fn into_outs(self) -> Outs;
 }
 
 impl Results for () {
-    fn into_outs(self) -> Vec<Out> {
-        Vec::new()
+    fn into_outs(self) -> Outs {
+        Outs::new()
     }
 }
 
 impl<R: Scalar> Results for R {
-    fn into_outs(self) -> Vec<Out> {
-        vec![self.into_out()]
+    fn into_outs(self) -> Outs {
+        smallvec::smallvec![self.into_out()]
     }
 }
 
 struct Typed<P, R>(TypedFunc<P, R>);
 
 impl<P: Params, R: Results> FastCall for Typed<P, R> {
-    fn start(&self, mut store: WStore, args: Vec<Arg>) -> RunFuture {
+    fn start(&self, mut store: WStore, args: Args) -> RunFuture {
         let func = self.0.clone();
         let params = P::from_args(&args);
         Box::pin(async move {

@@ -13,8 +13,16 @@ use crate::error::{Kind, WbError, WbResult};
 use crate::func::FuncResource;
 use crate::store::StoreResource;
 use rustler::{Atom, Encoder, Env, ResourceArc, Term};
+use smallvec::SmallVec;
 use std::sync::Arc;
 use wasmtime::{AsContextMut, ExternRef, HeapType, Ref, Val, ValType, V128};
+
+/// The arguments of a call or the answer of a host function: most have a
+/// few values, kept inline (an allocation costs as much as decoding them).
+pub type Args = SmallVec<[Arg; 4]>;
+
+/// The results of a call or the arguments of a host call.
+pub type Outs = SmallVec<[Out; 4]>;
 
 /// The payload of an `externref` made from an Elixir term.
 pub struct ExternTerm(pub Arc<[u8]>);
@@ -181,19 +189,18 @@ pub fn decode_arg(
     Ok(Arg::Val(val))
 }
 
-pub fn decode_args(list: Term, types: &[ValType], store: &StoreResource) -> WbResult<Vec<Arg>> {
+pub fn decode_args(list: Term, types: &[ValType], store: &StoreResource) -> WbResult<Args> {
     let not_a_list = || WbError::new(Kind::Argument, "arguments must be a proper list");
-    // Check the length first: decoding an improper list would panic.
-    list.list_length().map_err(|_| not_a_list())?;
-    let terms: Vec<Term> = list.decode().map_err(|_| not_a_list())?;
-    if terms.len() != types.len() {
+    // Check the length first: iterating an improper list would stop early.
+    let len = list.list_length().map_err(|_| not_a_list())?;
+    if len != types.len() {
         return Err(WbError::new(
             Kind::Arity,
-            format!("expected {} argument(s), got {}", types.len(), terms.len()),
+            format!("expected {} argument(s), got {len}", types.len()),
         ));
     }
+    let terms = list.into_list_iterator().map_err(|_| not_a_list())?;
     terms
-        .into_iter()
         .zip(types)
         .enumerate()
         .map(|(i, (t, ty))| decode_arg(t, ty, i, store))
@@ -291,8 +298,10 @@ pub fn encode_out<'a>(env: Env<'a>, out: &Out, store: &ResourceArc<StoreResource
 }
 
 pub fn encode_outs<'a>(env: Env<'a>, outs: &[Out], store: &ResourceArc<StoreResource>) -> Term<'a> {
+    // Built from the tail, one cell at a time: no intermediate vector.
     outs.iter()
-        .map(|o| encode_out(env, o, store))
-        .collect::<Vec<_>>()
-        .encode(env)
+        .rev()
+        .fold(Term::list_new_empty(env), |list, o| {
+            list.list_prepend(encode_out(env, o, store))
+        })
 }

@@ -36,9 +36,12 @@ impl RunWaker {
         })
     }
 
-    /// Called before every poll.
+    /// Called before every poll. A plain store (not a locked instruction,
+    /// which costs as much as a short poll): a wake that must not be lost
+    /// comes from a waker registered during the poll, so it happens after
+    /// this store, and its swap sees it.
     pub fn begin_poll(&self) {
-        self.state.store(POLLING, Ordering::SeqCst);
+        self.state.store(POLLING, Ordering::Release);
     }
 
     /// After a poll that returned `Pending` with nothing for the driver to
