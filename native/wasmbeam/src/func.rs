@@ -109,13 +109,13 @@ pub fn call<'a>(
     args: Term<'a>,
     opts: CallOptions,
 ) -> Term<'a> {
+    if let Some(fast) = &sig.fast {
+        return fast.call(env, store, &opts, args);
+    }
     let args = match decode_args(args, &sig.params, store) {
         Ok(args) => args,
         Err(e) => return reply::<()>(env, Err(e)),
     };
-    if let Some(fast) = &sig.fast {
-        return start(env, store, &opts, |wstore| fast.start(wstore, args));
-    }
     let results = sig.results.len();
     start(env, store, &opts, move |mut wstore| {
         Box::pin(async move {

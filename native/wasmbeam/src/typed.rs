@@ -6,31 +6,51 @@
 //! call costs. A `TypedFunc` checks the type once, when it is made. Wasmbeam
 //! makes one when it first resolves an export whose parameters (up to two)
 //! and result (at most one) are all numbers, and calls through it; other
-//! signatures take the general path. The arguments were already checked
-//! against the signature when they were decoded.
+//! signatures take the general path. The arguments are decoded straight
+//! into the Rust types of the parameters, with the same checks as the
+//! general path's.
 
-use crate::store::{Outcome, RunFuture, WStore};
-use crate::values::{Arg, Args, Out, Outs};
+use crate::error::{reply, Kind, WbError, WbResult};
+use crate::store::{start, CallOptions, Outcome, StoreResource};
+use crate::values::{decode_arg, Arg, Out, Outs};
+use rustler::{Env, ListIterator, ResourceArc, Term};
 use std::sync::Arc;
 use wasmtime::{AsContext, Func, TypedFunc, Val, ValType, WasmParams, WasmResults, WasmTy};
 
-/// Starts a call of a function whose type was checked once.
+/// Calls a function whose type was checked once.
 pub trait FastCall: Send + Sync {
-    fn start(&self, store: WStore, args: Args) -> RunFuture;
+    /// Decodes `args` (a list) against the signature and starts the call
+    /// (see `store::start`).
+    fn call<'a>(
+        &self,
+        env: Env<'a>,
+        store: &ResourceArc<StoreResource>,
+        opts: &CallOptions,
+        args: Term<'a>,
+    ) -> Term<'a>;
 }
 
 trait Scalar: WasmTy + Copy + Send + Sync + 'static {
+    const TYPE: ValType;
     fn from_arg(arg: &Arg) -> Self;
     fn into_out(self) -> Out;
+
+    fn decode(args: &mut ListIterator, position: usize, store: &StoreResource) -> WbResult<Self> {
+        // The list's length was checked against the parameters.
+        let term = args.next().expect("an argument per parameter");
+        decode_arg(term, &Self::TYPE, position, store).map(|arg| Self::from_arg(&arg))
+    }
 }
 
 macro_rules! scalar {
     ($t:ty, $variant:ident, $to:expr, $from:expr) => {
         impl Scalar for $t {
+            const TYPE: ValType = ValType::$variant;
+
             fn from_arg(arg: &Arg) -> Self {
                 match arg {
                     Arg::Val(Val::$variant(v)) => $to(*v),
-                    // Decoding made the arguments match the signature.
+                    // `decode_arg` made it of this type.
                     _ => unreachable!("argument decoded against another type"),
                 }
             }
@@ -47,23 +67,29 @@ scalar!(i64, I64, |v: i64| v, |v: i64| v);
 scalar!(f32, F32, f32::from_bits, f32::to_bits);
 scalar!(f64, F64, f64::from_bits, f64::to_bits);
 
-trait Params: WasmParams + Send + Sync + 'static {
-    fn from_args(args: &[Arg]) -> Self;
+trait Params: WasmParams + Sized + Send + Sync + 'static {
+    const COUNT: usize;
+    fn decode(args: &mut ListIterator, store: &StoreResource) -> WbResult<Self>;
 }
 
 impl Params for () {
-    fn from_args(_: &[Arg]) -> Self {}
+    const COUNT: usize = 0;
+    fn decode(_: &mut ListIterator, _: &StoreResource) -> WbResult<Self> {
+        Ok(())
+    }
 }
 
 impl<A: Scalar> Params for (A,) {
-    fn from_args(args: &[Arg]) -> Self {
-        (A::from_arg(&args[0]),)
+    const COUNT: usize = 1;
+    fn decode(args: &mut ListIterator, store: &StoreResource) -> WbResult<Self> {
+        Ok((A::decode(args, 0, store)?,))
     }
 }
 
 impl<A: Scalar, B: Scalar> Params for (A, B) {
-    fn from_args(args: &[Arg]) -> Self {
-        (A::from_arg(&args[0]), B::from_arg(&args[1]))
+    const COUNT: usize = 2;
+    fn decode(args: &mut ListIterator, store: &StoreResource) -> WbResult<Self> {
+        Ok((A::decode(args, 0, store)?, B::decode(args, 1, store)?))
     }
 }
 
@@ -83,22 +109,49 @@ impl<R: Scalar> Results for R {
     }
 }
 
-struct Typed<P, R>(TypedFunc<P, R>);
+/// In an `Arc`: cloning a `TypedFunc` clones its type, which takes
+/// reference counts in the engine's type registry (about 100 ns a call).
+struct Typed<P, R>(Arc<TypedFunc<P, R>>);
 
 impl<P: Params, R: Results> FastCall for Typed<P, R> {
-    fn start(&self, mut store: WStore, args: Args) -> RunFuture {
+    fn call<'a>(
+        &self,
+        env: Env<'a>,
+        store: &ResourceArc<StoreResource>,
+        opts: &CallOptions,
+        args: Term<'a>,
+    ) -> Term<'a> {
+        let params = match decode_params::<P>(args, store) {
+            Ok(params) => params,
+            Err(e) => return reply::<()>(env, Err(e)),
+        };
         let func = self.0.clone();
-        let params = P::from_args(&args);
-        Box::pin(async move {
-            let result = func.call_async(&mut store, params).await;
-            (store, result.map(|r| Outcome::Values(r.into_outs())))
+        start(env, store, opts, move |mut wstore| {
+            Box::pin(async move {
+                let result = func.call_async(&mut wstore, params).await;
+                (wstore, result.map(|r| Outcome::Values(r.into_outs())))
+            })
         })
     }
 }
 
+fn decode_params<P: Params>(args: Term, store: &StoreResource) -> WbResult<P> {
+    let not_a_list = || WbError::new(Kind::Argument, "arguments must be a proper list");
+    // The length first: iterating an improper list would stop early.
+    let len = args.list_length().map_err(|_| not_a_list())?;
+    if len != P::COUNT {
+        return Err(WbError::new(
+            Kind::Arity,
+            format!("expected {} argument(s), got {len}", P::COUNT),
+        ));
+    }
+    let mut terms = args.into_list_iterator().map_err(|_| not_a_list())?;
+    P::decode(&mut terms, store)
+}
+
 fn typed<P: Params, R: Results>(func: &Func, store: impl AsContext) -> Option<Arc<dyn FastCall>> {
     let typed = func.typed::<P, R>(&store).ok()?;
-    Some(Arc::new(Typed(typed)))
+    Some(Arc::new(Typed(Arc::new(typed))))
 }
 
 /// Runs `$body` with `$name` bound to the Rust type of the numeric `$ty`.

@@ -17,12 +17,13 @@ use smallvec::SmallVec;
 use std::sync::Arc;
 use wasmtime::{AsContextMut, ExternRef, HeapType, Ref, Val, ValType, V128};
 
-/// The arguments of a call or the answer of a host function: most have a
-/// few values, kept inline (an allocation costs as much as decoding them).
-pub type Args = SmallVec<[Arg; 4]>;
+/// The arguments of a call or the answer of a host function. Most have one
+/// or two values, kept inline: an allocation costs as much as decoding
+/// them. (Not more inline: these move with every future that holds them.)
+pub type Args = SmallVec<[Arg; 2]>;
 
-/// The results of a call or the arguments of a host call.
-pub type Outs = SmallVec<[Out; 4]>;
+/// The results of a call or the arguments of a host call (most have one).
+pub type Outs = SmallVec<[Out; 1]>;
 
 /// The payload of an `externref` made from an Elixir term.
 pub struct ExternTerm(pub Arc<[u8]>);
