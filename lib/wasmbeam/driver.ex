@@ -8,7 +8,7 @@ defmodule Wasmbeam.Driver do
   #   * the result (`{:ok, _}` or `{:error, _}`)
   #   * `:continue`: the slice is used up; the process yields to the BEAM
   #     scheduler, like a process out of reductions, and polls again
-  #   * `{:host_call, handler, args, id}`: the guest called an import
+  #   * `{:host_call, registry, index, args, id}`: the guest called an import
   #     implemented in Elixir; the handler runs here (or in its handler
   #     process) and its answer resumes the guest
   #   * `{:io_wait, store_id, ms_left}`: the guest waits for I/O (a WASI
@@ -19,7 +19,7 @@ defmodule Wasmbeam.Driver do
   # If the process dies mid-call, the store's monitor cancels the call and
   # the store is usable again.
 
-  alias Wasmbeam.{Caller, Error, HostCall, Native}
+  alias Wasmbeam.{Error, HostCall, Native}
 
   @doc false
   # Starts a run with `start.(native_options)`. When the store is running
@@ -66,8 +66,8 @@ defmodule Wasmbeam.Driver do
     finish(Native.store_resume(store_ref), store_ref)
   end
 
-  def finish({:host_call, handler, args, id}, store_ref) do
-    answer = HostCall.run(handler, %Caller{store: store_ref, id: id}, args)
+  def finish({:host_call, registry, index, args, id}, store_ref) do
+    answer = HostCall.answer(registry, index, args, store_ref, id)
     finish(Native.store_answer(store_ref, id, answer), store_ref)
   end
 
@@ -104,8 +104,8 @@ defmodule Wasmbeam.Driver do
           | {:io_wait, pos_integer(), non_neg_integer() | nil}
           | {:ok, term()}
           | {:error, Error.t()}
-  def settle({:host_call, handler, args, id}, store_ref) do
-    answer = HostCall.run(handler, %Caller{store: store_ref, id: id}, args)
+  def settle({:host_call, registry, index, args, id}, store_ref) do
+    answer = HostCall.answer(registry, index, args, store_ref, id)
     settle(Native.store_answer(store_ref, id, answer), store_ref)
   end
 

@@ -33,6 +33,40 @@ defmodule Wasmbeam.HostCall do
        "(the caller, then one argument per parameter) or {:process, server}, got: #{inspect(other)}"}
   end
 
+  # A host call names its handler by registry and index. Each process that
+  # runs handlers keeps a copy of the registries it has used (a few, in its
+  # dictionary), so a handler is not copied out of the NIF on every call:
+  # a closure that captured a large term would otherwise cost a copy of
+  # that term per call. Registries only grow and their ids are never
+  # reused, so a copy is stale only when it is too short.
+  @cache_key :"$wasmbeam_host_handlers"
+  @cache_registries 8
+
+  @doc false
+  # Runs the handler of the pending host call `id` on `store_ref` and
+  # returns the answer for `Native.store_answer/3`.
+  @spec answer(pos_integer(), non_neg_integer(), list(), reference(), pos_integer()) ::
+          {:ok, list()} | {:error, String.t()}
+  def answer(registry, index, args, store_ref, id) do
+    caller = %Wasmbeam.Caller{store: store_ref, id: id}
+
+    case :erlang.get(@cache_key) do
+      %{^registry => handlers} when index < tuple_size(handlers) ->
+        run(elem(handlers, index), caller, args)
+
+      cache ->
+        case Wasmbeam.Native.host_handlers(store_ref, id) do
+          {:ok, handlers} ->
+            cache = if is_map(cache) and map_size(cache) < @cache_registries, do: cache, else: %{}
+            :erlang.put(@cache_key, Map.put(cache, registry, handlers))
+            run(elem(handlers, index), caller, args)
+
+          {:error, error} ->
+            {:error, error.message}
+        end
+    end
+  end
+
   @doc false
   @spec run(tuple(), Wasmbeam.Caller.t(), list()) :: {:ok, list()} | {:error, String.t()}
   def run({_name, {:local, fun}, nresults}, caller, args) do

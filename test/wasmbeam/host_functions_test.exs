@@ -297,6 +297,108 @@ defmodule Wasmbeam.HostFunctionsTest do
     end
   end
 
+  describe "which handler runs" do
+    # The calling process keeps copies of the handler registries it has
+    # used; these tests change registries under it.
+    @f_wat ~S[(module (import "env" "f" (func $f (param i32) (result i32)))
+      (func (export "run") (param i32) (result i32) local.get 0 call $f))]
+    @g_wat ~S[(module (import "env" "g" (func $g (param i32) (result i32)))
+      (func (export "run") (param i32) (result i32) local.get 0 call $g))]
+
+    defp adding(n), do: fn _caller, x -> x + n end
+
+    test "instances with different handlers, called in turn by one process" do
+      a = instance!(@f_wat, %{"env" => %{"f" => {:fn, [:i32], [:i32], adding(100)}}})
+      b = instance!(@f_wat, %{"env" => %{"f" => {:fn, [:i32], [:i32], adding(200)}}})
+
+      for x <- 1..5 do
+        assert {:ok, [r]} = Instance.call(a, "run", [x])
+        assert r == x + 100
+        assert {:ok, [r]} = Instance.call(b, "run", [x])
+        assert r == x + 200
+      end
+    end
+
+    test "many registries in turn: each call runs its own instance's handler" do
+      instances =
+        for n <- 1..20,
+            do: instance!(@f_wat, %{"env" => %{"f" => {:fn, [:i32], [:i32], adding(n)}}})
+
+      for _round <- 1..2, {instance, n} <- Enum.with_index(instances, 1) do
+        assert {:ok, [r]} = Instance.call(instance, "run", [1000])
+        assert r == 1000 + n
+      end
+
+      # The process keeps copies of a few registries only.
+      assert map_size(Process.get(:"$wasmbeam_host_handlers")) <= 8
+    end
+
+    test "a handler defined in the store after the first host call is found" do
+      store = Wasmbeam.Store.new!()
+
+      first =
+        instance!(@f_wat, %{"env" => %{"f" => {:fn, [:i32], [:i32], adding(1)}}}, store: store)
+
+      assert {:ok, [11]} = Instance.call(first, "run", [10])
+
+      second =
+        instance!(@g_wat, %{"env" => %{"g" => {:fn, [:i32], [:i32], adding(2)}}}, store: store)
+
+      assert {:ok, [12]} = Instance.call(second, "run", [10])
+      assert {:ok, [11]} = Instance.call(first, "run", [10])
+    end
+
+    test "a handler that captured a large term" do
+      table = Map.new(1..10_000, &{&1, &1 * 3})
+      lookup = fn _caller, x -> Map.fetch!(table, x) end
+      instance = instance!(@f_wat, %{"env" => %{"f" => {:fn, [:i32], [:i32], lookup}}})
+
+      for x <- [1, 5_000, 10_000],
+          do: assert({:ok, [3 * x]} == Instance.call(instance, "run", [x]))
+    end
+
+    test "two-parameter and no-result signatures (typed host functions)" do
+      wat = ~S[(module
+        (import "env" "mix" (func $mix (param i32 f64) (result i64)))
+        (import "env" "pair" (func $pair (param f32 i64)))
+        (func (export "mix") (param i32 f64) (result i64) local.get 0 local.get 1 call $mix)
+        (func (export "pair") (param f32 i64) local.get 0 local.get 1 call $pair))]
+
+      test_pid = self()
+
+      imports = %{
+        "env" => %{
+          "mix" => {:fn, [:i32, :f64], [:i64], fn _c, i, f -> i * 1_000_000_000 + trunc(f) end},
+          "pair" => {:fn, [:f32, :i64], [], fn _c, f, i -> send(test_pid, {:pair, f, i}) end}
+        }
+      }
+
+      instance = instance!(wat, imports)
+      assert {:ok, [7_000_000_042]} = Instance.call(instance, "mix", [7, 42.9])
+      assert {:ok, [-1_000_000_000]} = Instance.call(instance, "mix", [-1, 0.0])
+      # `send/2` returns the message, not :ok or nil: the wrong answer for no results
+      assert {:error, %Error{kind: :trap, message: message}} =
+               Instance.call(instance, "pair", [1.5, -3])
+
+      assert message =~ "env.pair"
+      assert_received {:pair, 1.5, -3}
+
+      # a result of the wrong type traps, naming the import
+      wrong =
+        put_in(imports, ["env", "mix"], {:fn, [:i32, :f64], [:i64], fn _c, _i, _f -> 1.5 end})
+
+      instance = instance!(wat, wrong)
+
+      assert {:error, %Error{kind: :trap, message: message}} =
+               Instance.call(instance, "mix", [1, 2.0])
+
+      assert message =~ "env.mix"
+      # and the instance goes on
+      assert {:error, %Error{kind: :trap}} = Instance.call(instance, "pair", [0.5, 1])
+      assert_received {:pair, 0.5, 1}
+    end
+  end
+
   defmodule Handler do
     # A handler process: answers host calls as told by `behaviour`.
     use GenServer

@@ -3,7 +3,7 @@
 //! When the guest calls one, its Wasmtime host future records the request in
 //! the store's [`HostShared`] slot and returns `Pending`, which suspends the
 //! guest's fiber. The driver (see `store.rs`) sees the request after the
-//! poll and returns `{:host_call, handler, args, caller}` to the BEAM
+//! poll and returns `{:host_call, registry, index, args, id}` to the BEAM
 //! process that drives the call; that process runs the handler and answers
 //! with `store_answer`, which wakes the host future with the results.
 //!
@@ -82,10 +82,12 @@ pub enum OpResult {
     Error(WbError),
 }
 
-/// A host call the guest made, waiting for the driver to pick it up.
+/// A host call the guest made, waiting for the driver to pick it up: which
+/// handler (registry and index) to run with which arguments.
 pub struct HostRequest {
     pub id: u64,
-    import: HostImport,
+    registry: u64,
+    index: usize,
     pub args: Outs,
 }
 
@@ -129,33 +131,46 @@ pub struct HostShared {
 }
 
 /// Elixir handlers of host functions, kept as terms in an environment of
-/// their own.
-#[derive(Default)]
+/// their own. A registry is append-only and has an id that is never
+/// reused, so a process that runs its handlers can keep a copy of them
+/// (see `Wasmbeam.HostCall`): a host call then names its handler by
+/// registry and index, and nothing is copied per call.
 pub struct Handlers {
+    pub id: u64,
     saved: Mutex<SavedHandlers>,
 }
+
+static NEXT_REGISTRY_ID: AtomicU64 = AtomicU64::new(1);
 
 struct SavedHandlers {
     env: OwnedEnv,
     terms: Vec<SavedTerm>,
 }
 
-impl Default for SavedHandlers {
+impl Default for Handlers {
     fn default() -> Self {
-        SavedHandlers {
-            env: OwnedEnv::new(),
-            terms: Vec::new(),
+        Handlers {
+            id: NEXT_REGISTRY_ID.fetch_add(1, Ordering::Relaxed),
+            saved: Mutex::new(SavedHandlers {
+                env: OwnedEnv::new(),
+                terms: Vec::new(),
+            }),
         }
     }
 }
 
 impl Handlers {
-    /// Copies handler `index` into `env`.
-    pub fn get<'a>(&self, env: Env<'a>, index: usize) -> Term<'a> {
+    /// Every handler registered so far, as a tuple in `env`.
+    pub fn all<'a>(&self, env: Env<'a>) -> Term<'a> {
         let saved = self.saved.lock();
-        saved
-            .env
-            .run(|owned| saved.terms[index].load(owned).in_env(env))
+        let terms: Vec<Term<'a>> = saved.env.run(|owned| {
+            saved
+                .terms
+                .iter()
+                .map(|t| t.load(owned).in_env(env))
+                .collect()
+        });
+        rustler::types::tuple::make_tuple(env, &terms)
     }
 
     pub fn register(&self, handler: Term) -> usize {
@@ -224,6 +239,13 @@ impl HostShared {
         }
     }
 
+    /// The handler registry of pending host call `id`.
+    fn handlers_of(&self, id: u64) -> Option<Arc<Handlers>> {
+        let slot = self.slot.lock();
+        let frame = slot.frames.iter().rev().find(|f| f.id == id)?;
+        Some(frame.import.0.handlers.clone())
+    }
+
     fn deliver(&self, inbound: Inbound) {
         let mut slot = self.slot.lock();
         if matches!(inbound, Inbound::Op(_)) {
@@ -262,8 +284,11 @@ pub fn define(
     results: Vec<ValType>,
     handler: Term,
 ) -> WbResult<Func> {
-    let ty = FuncType::new(store.engine(), params, results.clone());
-    let import = HostImport::new(&host.handlers, name, results, handler);
+    let import = HostImport::new(&host.handlers, name, results.clone(), handler);
+    if let Some(func) = crate::typed::host_func(&mut *store, &params, &results, &import) {
+        return Ok(func);
+    }
+    let ty = FuncType::new(store.engine(), params, results);
     let func = Func::new_async(&mut *store, ty, move |caller, params, out| {
         Box::new(host_call(caller, params, out, import.clone()))
     });
@@ -300,34 +325,55 @@ impl HostImport {
     }
 }
 
-/// The body of every host function: hands the call to the driving process
-/// through the store's host slot and waits for the answer.
+/// The body of the host functions whose signatures `crate::typed` does not
+/// cover: [`call_handler`] with Wasmtime's `Val`s.
 pub async fn host_call(
     mut caller: Caller<'_, StoreData>,
     params: &[Val],
     out: &mut [Val],
     import: HostImport,
 ) -> wasmtime::Result<()> {
-    let info = &*import.0;
     let args: Outs = params.iter().map(|v| val_to_out(*v, &mut caller)).collect();
+    let values = call_handler(&mut caller, args, import.clone()).await?;
+    for (slot, arg) in out.iter_mut().zip(values) {
+        *slot = arg_to_val(arg, &mut caller).map_err(|e| {
+            wasmtime::Error::msg(format!(
+                "host function {}: {}",
+                import.0.name,
+                chain_message(&e)
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Hands a host call to the driving process through the store's host slot
+/// and waits for the answer: the results, decoded against the import's
+/// result types.
+pub async fn call_handler(
+    caller: &mut Caller<'_, StoreData>,
+    args: Outs,
+    import: HostImport,
+) -> wasmtime::Result<Args> {
     let id = {
         let shared = &caller.data().host;
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         shared.used.store(true, Ordering::Release);
         let mut slot = shared.slot.lock();
-        slot.frames.push(Frame {
-            id,
-            import: import.clone(),
-            in_op: false,
-        });
         slot.outgoing = Some(HostRequest {
             id,
-            import: import.clone(),
+            registry: import.0.handlers.id,
+            index: import.0.index,
             args,
+        });
+        slot.frames.push(Frame {
+            id,
+            import,
+            in_op: false,
         });
         id
     };
-    let outcome = serve(&mut caller, out, id).await;
+    let outcome = serve(caller, id).await;
     let data = caller.data();
     if outcome.is_ok() && data.nested_out_of_fuel {
         // A call made through the caller used up the fuel: the whole call
@@ -339,17 +385,26 @@ pub async fn host_call(
         // next reaches an epoch check (it may never).
         return Err(wasmtime::Error::msg("the call ran past its timeout"));
     }
-    outcome.map_err(|why| wasmtime::Error::msg(format!("host function {}: {why}", info.name)))
+    outcome.map_err(|(name, why)| wasmtime::Error::msg(format!("host function {name}: {why}")))
+}
+
+/// What wakes a waiting host call.
+enum Woken {
+    Op(Op),
+    Answer(Args),
+    /// The handler failed, or the call was cancelled; with the popped frame.
+    Failed(Option<Frame>, String),
 }
 
 /// Waits for the answer, carrying out the caller operations that arrive
-/// before it; the host call's frame is gone when this returns.
-async fn serve(caller: &mut Caller<'_, StoreData>, out: &mut [Val], id: u64) -> Result<(), String> {
+/// before it; the host call's frame is gone when this returns. A failure
+/// comes with the import's name.
+async fn serve(caller: &mut Caller<'_, StoreData>, id: u64) -> Result<Args, (Arc<str>, String)> {
     loop {
         // The first poll cannot find anything: the driver has not even
         // seen the request (or the operation's result) yet.
         let mut first = true;
-        let inbound = {
+        let woken = {
             let shared = &caller.data().host;
             poll_fn(|_| {
                 if std::mem::take(&mut first) {
@@ -357,31 +412,29 @@ async fn serve(caller: &mut Caller<'_, StoreData>, out: &mut [Val], id: u64) -> 
                 }
                 let mut slot = shared.slot.lock();
                 if shared.cancel.load(Ordering::Relaxed) {
-                    slot.frames.pop();
-                    return Poll::Ready(None);
+                    let frame = slot.frames.pop();
+                    return Poll::Ready(Woken::Failed(frame, "the call was cancelled".into()));
                 }
+                // The frame is popped under the same lock as the answer is taken.
                 match slot.incoming.take() {
-                    Some(Inbound::Op(op)) => Poll::Ready(Some(Inbound::Op(op))),
-                    Some(answer) => {
-                        // Popped under the same lock as the answer is taken.
+                    Some(Inbound::Op(op)) => Poll::Ready(Woken::Op(op)),
+                    Some(Inbound::Answer(values)) => {
                         slot.frames.pop();
-                        Poll::Ready(Some(answer))
+                        Poll::Ready(Woken::Answer(values))
                     }
+                    Some(Inbound::Fail(why)) => Poll::Ready(Woken::Failed(slot.frames.pop(), why)),
                     None => Poll::Pending,
                 }
             })
             .await
         };
-        match inbound {
-            None => return Err("the call was cancelled".into()),
-            Some(Inbound::Fail(why)) => return Err(why),
-            Some(Inbound::Answer(values)) => {
-                for (slot, arg) in out.iter_mut().zip(values) {
-                    *slot = arg_to_val(arg, &mut *caller).map_err(|e| chain_message(&e))?;
-                }
-                return Ok(());
+        match woken {
+            Woken::Answer(values) => return Ok(values),
+            Woken::Failed(frame, why) => {
+                let name = frame.map_or_else(|| Arc::from("?"), |f| f.import.0.name.clone());
+                return Err((name, why));
             }
-            Some(Inbound::Op(op)) => {
+            Woken::Op(op) => {
                 // Boxed: a nested call's future is large, and without the
                 // box every host call would carry (and copy) its space.
                 let result = Box::pin(run_op(caller, op)).await;
@@ -533,17 +586,39 @@ pub fn encode_op_result<'a>(
     }
 }
 
-/// `{:host_call, handler, args, id}` for the driver, which builds the
-/// `%Wasmbeam.Caller{}` itself (cheaper in Elixir than here).
+/// `{:host_call, registry, index, args, id}` for the driver, which finds
+/// the handler in its copy of the registry and builds the
+/// `%Wasmbeam.Caller{}` itself (both cheaper in Elixir than here).
 pub fn encode_request<'a>(
     env: Env<'a>,
     req: HostRequest,
     store: &ResourceArc<StoreResource>,
 ) -> Term<'a> {
-    let info = &req.import.0;
-    let handler = info.handlers.get(env, info.index);
     let args = crate::values::encode_outs(env, &req.args, store);
-    (crate::atoms::host_call(), handler, args, req.id).encode(env)
+    (
+        crate::atoms::host_call(),
+        req.registry,
+        req.index,
+        args,
+        req.id,
+    )
+        .encode(env)
+}
+
+/// The handlers of the registry that pending host call `id` belongs to, as
+/// a tuple: what a process copies once to run that registry's handlers.
+#[rustler::nif]
+fn host_handlers(env: Env, store: ResourceArc<StoreResource>, id: u64) -> Term {
+    match store.host.handlers_of(id) {
+        Some(handlers) => reply(env, Ok(handlers.all(env))),
+        None => reply::<()>(
+            env,
+            Err(WbError::new(
+                Kind::Argument,
+                "the host call this caller belongs to has returned",
+            )),
+        ),
+    }
 }
 
 /// Answers the innermost pending host call with `{:ok, results}` or

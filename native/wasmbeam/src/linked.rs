@@ -74,13 +74,25 @@ fn link(module: &ResourceArc<ModuleResource>, imports: &[Term]) -> WbResult<Link
                 let name: String = items[1].decode().map_err(|_| bad())?;
                 let params = types(items[2])?;
                 let results = types(items[3])?;
-                let ty = FuncType::new(&engine.engine, params, results.clone());
-                let host = HostImport::new(&handlers, name, results, items[4]);
-                linker
-                    .func_new_async(import.module(), import.name(), ty, move |c, p, r| {
-                        Box::new(host_call(c, p, r, host.clone()))
-                    })
-                    .map_err(|e| link_error(crate::error::chain_message(&e)))?;
+                let host = HostImport::new(&handlers, name, results.clone(), items[4]);
+                let (module_name, name) = (import.module(), import.name());
+                let linked = crate::typed::link_host_func(
+                    &mut linker,
+                    module_name,
+                    name,
+                    &params,
+                    &results,
+                    &host,
+                )
+                .unwrap_or_else(|| {
+                    let ty = FuncType::new(&engine.engine, params, results);
+                    linker
+                        .func_new_async(module_name, name, ty, move |c, p, r| {
+                            Box::new(host_call(c, p, r, host.clone()))
+                        })
+                        .map(|_| ())
+                });
+                linked.map_err(|e| link_error(crate::error::chain_message(&e)))?;
             }
             (t, 3) if t == a::wasi() => {}
             _ => {

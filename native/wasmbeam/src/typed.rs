@@ -9,13 +9,22 @@
 //! signatures take the general path. The arguments are decoded straight
 //! into the Rust types of the parameters, with the same checks as the
 //! general path's.
+//!
+//! Host functions with those signatures are made typed too
+//! (`Func::wrap_async`): Wasmtime then hands their arguments over as Rust
+//! values and takes the results back without `Val` slices.
 
 use crate::error::{reply, Kind, WbError, WbResult};
-use crate::store::{start, CallOptions, Outcome, StoreResource};
-use crate::values::{decode_arg, Arg, Out, Outs};
+use crate::host::{call_handler, HostImport};
+use crate::store::{start, CallOptions, Outcome, StoreData, StoreResource, WStore};
+use crate::values::{decode_arg, Arg, Args, Out, Outs};
 use rustler::{Env, ListIterator, ResourceArc, Term};
+use std::future::Future;
 use std::sync::Arc;
-use wasmtime::{AsContext, Func, TypedFunc, Val, ValType, WasmParams, WasmResults, WasmTy};
+use wasmtime::{
+    AsContext, Caller, Func, Linker, TypedFunc, Val, ValType, WasmParams, WasmResults, WasmTy,
+    WasmTyList,
+};
 
 /// Calls a function whose type was checked once.
 pub trait FastCall: Send + Sync {
@@ -67,15 +76,20 @@ scalar!(i64, I64, |v: i64| v, |v: i64| v);
 scalar!(f32, F32, f32::from_bits, f32::to_bits);
 scalar!(f64, F64, f64::from_bits, f64::to_bits);
 
-trait Params: WasmParams + Sized + Send + Sync + 'static {
+trait Params: WasmParams + WasmTyList + Sized + Send + Sync + 'static {
     const COUNT: usize;
     fn decode(args: &mut ListIterator, store: &StoreResource) -> WbResult<Self>;
+    /// A host function's arguments, as the driver hands them to Elixir.
+    fn into_outs(self) -> Outs;
 }
 
 impl Params for () {
     const COUNT: usize = 0;
     fn decode(_: &mut ListIterator, _: &StoreResource) -> WbResult<Self> {
         Ok(())
+    }
+    fn into_outs(self) -> Outs {
+        Outs::new()
     }
 }
 
@@ -84,6 +98,9 @@ impl<A: Scalar> Params for (A,) {
     fn decode(args: &mut ListIterator, store: &StoreResource) -> WbResult<Self> {
         Ok((A::decode(args, 0, store)?,))
     }
+    fn into_outs(self) -> Outs {
+        smallvec::smallvec![self.0.into_out()]
+    }
 }
 
 impl<A: Scalar, B: Scalar> Params for (A, B) {
@@ -91,21 +108,34 @@ impl<A: Scalar, B: Scalar> Params for (A, B) {
     fn decode(args: &mut ListIterator, store: &StoreResource) -> WbResult<Self> {
         Ok((A::decode(args, 0, store)?, B::decode(args, 1, store)?))
     }
+    fn into_outs(self) -> Outs {
+        let mut outs = Outs::new();
+        outs.push(self.0.into_out());
+        outs.push(self.1.into_out());
+        outs
+    }
 }
 
-trait Results: WasmResults + Send + Sync + 'static {
+trait Results: WasmResults + wasmtime::WasmRet + Send + Sync + 'static {
     fn into_outs(self) -> Outs;
+    /// A host function's answer, decoded against its result types.
+    fn from_args(args: Args) -> Self;
 }
 
 impl Results for () {
     fn into_outs(self) -> Outs {
         Outs::new()
     }
+    fn from_args(_: Args) -> Self {}
 }
 
 impl<R: Scalar> Results for R {
     fn into_outs(self) -> Outs {
         smallvec::smallvec![self.into_out()]
+    }
+    fn from_args(args: Args) -> Self {
+        // `decode_answer` checked the count and the type.
+        R::from_arg(args.first().expect("one result"))
     }
 }
 
@@ -149,9 +179,68 @@ fn decode_params<P: Params>(args: Term, store: &StoreResource) -> WbResult<P> {
     P::decode(&mut terms, store)
 }
 
-fn typed<P: Params, R: Results>(func: &Func, store: impl AsContext) -> Option<Arc<dyn FastCall>> {
-    let typed = func.typed::<P, R>(&store).ok()?;
-    Some(Arc::new(Typed(Arc::new(typed))))
+/// Something made for one signature of the covered set.
+trait ForSignature {
+    type Made;
+    fn make<P: Params, R: Results>(self) -> Self::Made;
+}
+
+/// A `TypedFunc` for an export.
+struct TypedExport<'f, S>(&'f Func, S);
+
+impl<S: AsContext> ForSignature for TypedExport<'_, S> {
+    type Made = Option<Arc<dyn FastCall>>;
+    fn make<P: Params, R: Results>(self) -> Self::Made {
+        let typed = self.0.typed::<P, R>(&self.1).ok()?;
+        Some(Arc::new(Typed(Arc::new(typed))))
+    }
+}
+
+/// The future of a typed host function's call.
+type HostFuture<'a, R> = Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>;
+
+fn typed_host_call<P: Params, R: Results>(
+    mut caller: Caller<'_, StoreData>,
+    params: P,
+    import: HostImport,
+) -> HostFuture<'_, R> {
+    Box::new(async move {
+        let values = call_handler(&mut caller, params.into_outs(), import).await?;
+        Ok(R::from_args(values))
+    })
+}
+
+/// A typed host function in a store.
+struct StoreHost<'s>(&'s mut WStore, &'s HostImport);
+
+impl ForSignature for StoreHost<'_> {
+    type Made = Func;
+    fn make<P: Params, R: Results>(self) -> Func {
+        let import = self.1.clone();
+        Func::wrap_async(self.0, move |caller, params: P| {
+            typed_host_call::<P, R>(caller, params, import.clone())
+        })
+    }
+}
+
+/// A typed host function in a linker.
+struct LinkerHost<'l> {
+    linker: &'l mut Linker<StoreData>,
+    module: &'l str,
+    name: &'l str,
+    import: &'l HostImport,
+}
+
+impl ForSignature for LinkerHost<'_> {
+    type Made = wasmtime::Result<()>;
+    fn make<P: Params, R: Results>(self) -> Self::Made {
+        let import = self.import.clone();
+        self.linker
+            .func_wrap_async(self.module, self.name, move |caller, params: P| {
+                typed_host_call::<P, R>(caller, params, import.clone())
+            })
+            .map(|_| ())
+    }
 }
 
 /// Runs `$body` with `$name` bound to the Rust type of the numeric `$ty`.
@@ -179,33 +268,68 @@ macro_rules! by_type {
     };
 }
 
-fn with_results<P: Params>(
-    func: &Func,
-    store: impl AsContext,
-    results: &[ValType],
-) -> Option<Arc<dyn FastCall>> {
+fn with_results<P: Params, T: ForSignature>(target: T, results: &[ValType]) -> Option<T::Made> {
     match results {
-        [] => typed::<P, ()>(func, store),
-        [r] => by_type!(r, R, typed::<P, R>(func, store)),
+        [] => Some(target.make::<P, ()>()),
+        [r] => by_type!(r, R, Some(target.make::<P, R>())),
         _ => None,
     }
 }
 
-/// A typed path for `func`, if its signature is one of those covered.
+/// Makes `target` for the signature, if it is one of those covered.
+fn for_signature<T: ForSignature>(
+    target: T,
+    params: &[ValType],
+    results: &[ValType],
+) -> Option<T::Made> {
+    match params {
+        [] => with_results::<(), T>(target, results),
+        [a] => by_type!(a, A, with_results::<(A,), T>(target, results)),
+        [a, b] => by_type!(
+            a,
+            A,
+            by_type!(b, B, with_results::<(A, B), T>(target, results))
+        ),
+        _ => None,
+    }
+}
+
+/// A typed path for calls of `func`, if its signature is one of those covered.
 pub fn fast_call(
     func: &Func,
     store: impl AsContext,
     params: &[ValType],
     results: &[ValType],
 ) -> Option<Arc<dyn FastCall>> {
-    match params {
-        [] => with_results::<()>(func, store, results),
-        [a] => by_type!(a, A, with_results::<(A,)>(func, store, results)),
-        [a, b] => by_type!(
-            a,
-            A,
-            by_type!(b, B, with_results::<(A, B)>(func, store, results))
-        ),
-        _ => None,
-    }
+    for_signature(TypedExport(func, store), params, results).flatten()
+}
+
+/// A typed host function in `store` whose calls go to `import`, if the
+/// signature is one of those covered.
+pub fn host_func(
+    store: &mut WStore,
+    params: &[ValType],
+    results: &[ValType],
+    import: &HostImport,
+) -> Option<Func> {
+    for_signature(StoreHost(store, import), params, results)
+}
+
+/// Defines a typed host function in `linker`, if the signature is one of
+/// those covered (`None`: define an untyped one).
+pub fn link_host_func(
+    linker: &mut Linker<StoreData>,
+    module: &str,
+    name: &str,
+    params: &[ValType],
+    results: &[ValType],
+    import: &HostImport,
+) -> Option<wasmtime::Result<()>> {
+    let target = LinkerHost {
+        linker,
+        module,
+        name,
+        import,
+    };
+    for_signature(target, params, results)
 }

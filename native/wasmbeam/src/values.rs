@@ -200,12 +200,14 @@ pub fn decode_args(list: Term, types: &[ValType], store: &StoreResource) -> WbRe
             format!("expected {} argument(s), got {len}", types.len()),
         ));
     }
-    let terms = list.into_list_iterator().map_err(|_| not_a_list())?;
-    terms
-        .zip(types)
-        .enumerate()
-        .map(|(i, (t, ty))| decode_arg(t, ty, i, store))
-        .collect()
+    let mut args = Args::new();
+    let mut rest = list;
+    for (i, ty) in types.iter().enumerate() {
+        let (head, tail) = rest.list_get_cell().map_err(|_| not_a_list())?;
+        args.push(decode_arg(head, ty, i, store)?);
+        rest = tail;
+    }
+    Ok(args)
 }
 
 /// Makes a `Val` in the store (allocating externrefs in the current root scope).
