@@ -226,11 +226,12 @@ fn instance_new<'a>(
 fn instance_call<'a>(
     env: Env<'a>,
     instance: ResourceArc<InstanceResource>,
-    name: String,
+    name: &str,
     arguments: Term<'a>,
     options: CallOptions,
 ) -> Term<'a> {
-    match instance.func(&name) {
+    // `&str`: the name is read in place, not copied into a `String`.
+    match instance.func(name) {
         Ok((func, sig)) => crate::func::call(env, &instance.store, func, &sig, arguments, options),
         Err(e) if e.kind == Kind::Busy && options.wait => {
             crate::store::wait_for(env, &instance.store)
