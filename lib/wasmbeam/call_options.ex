@@ -26,24 +26,10 @@ defmodule Wasmbeam.CallOptions do
   # The common case, without building anything.
   def to_native([]), do: {:ok, %{timeout: nil, fuel: nil, wait: true}}
 
-  def to_native(options) when is_list(options) do
-    Enum.reduce_while(options, {:ok, %{timeout: nil, fuel: nil, wait: true}}, fn
-      {:wait, wait}, {:ok, acc} when is_boolean(wait) ->
-        {:cont, {:ok, %{acc | wait: wait}}}
-
-      {:timeout, :infinity}, {:ok, acc} ->
-        {:cont, {:ok, acc}}
-
-      {:timeout, ms}, {:ok, acc} when is_integer(ms) and ms >= 0 and ms <= @max_u64 ->
-        {:cont, {:ok, %{acc | timeout: ms}}}
-
-      {:fuel, n}, {:ok, acc} when is_integer(n) and n >= 0 and n <= @max_u64 ->
-        {:cont, {:ok, %{acc | fuel: n}}}
-
-      other, _ ->
-        {:halt, {:error, Wasmbeam.Error.new(:argument, "invalid call option: #{inspect(other)}")}}
-    end)
-  end
+  # Plain recursion rather than `Enum.reduce_while/3`: the Enumerable
+  # protocol costs more than the rest of a short call's option handling.
+  def to_native(options) when is_list(options),
+    do: parse(options, %{timeout: nil, fuel: nil, wait: true})
 
   def to_native(other),
     do:
@@ -51,5 +37,29 @@ defmodule Wasmbeam.CallOptions do
        Wasmbeam.Error.new(
          :argument,
          "call options must be a keyword list, got: #{inspect(other)}"
+       )}
+
+  defp parse([], acc), do: {:ok, acc}
+
+  defp parse([{:wait, wait} | rest], acc) when is_boolean(wait),
+    do: parse(rest, %{acc | wait: wait})
+
+  defp parse([{:timeout, :infinity} | rest], acc), do: parse(rest, %{acc | timeout: nil})
+
+  defp parse([{:timeout, ms} | rest], acc) when is_integer(ms) and ms >= 0 and ms <= @max_u64,
+    do: parse(rest, %{acc | timeout: ms})
+
+  defp parse([{:fuel, n} | rest], acc) when is_integer(n) and n >= 0 and n <= @max_u64,
+    do: parse(rest, %{acc | fuel: n})
+
+  defp parse([other | _], _acc),
+    do: {:error, Wasmbeam.Error.new(:argument, "invalid call option: #{inspect(other)}")}
+
+  defp parse(improper, _acc),
+    do:
+      {:error,
+       Wasmbeam.Error.new(
+         :argument,
+         "call options must be a keyword list, got an improper tail: #{inspect(improper)}"
        )}
 end

@@ -26,40 +26,49 @@ defmodule Wasmbeam.Driver do
   # another call and the options say to wait, the NIF queues this process
   # and answers `{:wait, store_id}`; the process sleeps until the store
   # tells it that it is free, then tries again, with what is left of its
-  # timeout.
+  # timeout. (The deadline is taken at the first `:wait`: the attempt
+  # before it ran no guest code.)
   @spec run(reference(), map(), (map() -> term())) :: {:ok, term()} | {:error, Error.t()}
   def run(store_ref, native_options, start) do
-    deadline =
-      case native_options.timeout do
-        nil -> :infinity
-        ms -> System.monotonic_time(:millisecond) + ms
-      end
-
-    attempt(store_ref, native_options, start, deadline)
-  end
-
-  defp attempt(store_ref, options, start, deadline) do
-    case start.(options) do
+    case start.(native_options) do
       {:wait, store_id} ->
-        remaining = remaining(deadline)
+        deadline =
+          case native_options.timeout do
+            nil -> :infinity
+            ms -> System.monotonic_time(:millisecond) + ms
+          end
 
-        receive do
-          {:wasmbeam_store_idle, ^store_id} ->
-            timeout = if deadline == :infinity, do: nil, else: remaining(deadline)
-            attempt(store_ref, %{options | timeout: timeout}, start, deadline)
-        after
-          remaining ->
-            {:error, Error.new(:busy, "another call kept the store busy for the whole timeout")}
-        end
+        wait(store_id, store_ref, native_options, start, deadline)
 
       first ->
         finish(first, store_ref)
     end
   end
 
+  defp wait(store_id, store_ref, options, start, deadline) do
+    remaining = remaining(deadline)
+
+    receive do
+      {:wasmbeam_store_idle, ^store_id} ->
+        options =
+          if deadline == :infinity, do: options, else: %{options | timeout: remaining(deadline)}
+
+        case start.(options) do
+          {:wait, store_id} -> wait(store_id, store_ref, options, start, deadline)
+          first -> finish(first, store_ref)
+        end
+    after
+      remaining ->
+        {:error, Error.new(:busy, "another call kept the store busy for the whole timeout")}
+    end
+  end
+
   defp remaining(:infinity), do: :infinity
   defp remaining(deadline), do: max(deadline - System.monotonic_time(:millisecond), 0)
 
+  @doc false
+  # Drives a started run to its end: the first step is what the NIF that
+  # started or resumed it returned.
   @spec finish(term(), reference()) :: {:ok, term()} | {:error, Wasmbeam.Error.t()}
   def finish(:continue, store_ref) do
     :erlang.yield()

@@ -359,6 +359,18 @@ defmodule Wasmbeam.InstanceTest do
                Instance.call(instance, "answer", [], :fast)
 
       assert msg =~ "keyword list"
+
+      assert {:error, %Error{kind: :argument, message: msg}} =
+               Instance.call(instance, "answer", [], [{:timeout, 5} | :tail])
+
+      assert msg =~ "keyword list"
+    end
+
+    test "options are read in order; the last of a repeated key counts", %{instance: instance} do
+      assert {:ok, _} = Instance.call(instance, "answer", [], timeout: 5, timeout: :infinity)
+
+      assert {:ok, _} =
+               Instance.call(instance, "answer", [], wait: false, timeout: 100, wait: true)
     end
 
     test "fuel: on an engine without fuel is an :argument error", %{instance: instance} do
