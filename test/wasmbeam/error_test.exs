@@ -5,6 +5,76 @@ defmodule Wasmbeam.ErrorTest do
 
   alias Wasmbeam.{Error, Instance, Module}
 
+  defmodule Point do
+    defstruct [:x, :y]
+  end
+
+  describe "values in messages are written as Elixir writes them" do
+    setup do
+      wat = ~S[(module
+        (import "env" "f" (func $f (result i32)))
+        (func (export "id") (param i32) (result i32) local.get 0)
+        (func (export "host") (result i32) call $f))]
+
+      imports = %{"env" => %{"f" => {:fn, [], [:i32], fn _caller -> Process.get(:answer) end}}}
+      %{instance: instance!(wat, imports)}
+    end
+
+    @values [
+      {:ok, [1]},
+      "text with \"quotes\"\n",
+      <<0, 255>>,
+      %{a: 1},
+      %{"k" => [a: 1, b: "two"]},
+      [b: 1, "quoted key": 2],
+      [1 | 2],
+      :"foo bar",
+      nil,
+      Wasmbeam.Instance,
+      1.5e300,
+      1.0e20,
+      -2.5,
+      struct(Point, x: 1, y: [2])
+    ]
+
+    test "a wrong argument", %{instance: instance} do
+      for value <- @values ++ [self(), make_ref()] do
+        assert {:error, %Error{kind: :type, message: message}} =
+                 Instance.call(instance, "id", [value])
+
+        assert message == "argument 1 must be i32, got: #{inspect(value)}"
+      end
+    end
+
+    test "a handler's wrong answer", %{instance: instance} do
+      for value <- @values do
+        Process.put(:answer, value)
+
+        assert {:error, %Error{kind: :trap, message: message}} =
+                 Instance.call(instance, "host", [])
+
+        assert message =~ inspect(value), "#{message} should show #{inspect(value)}"
+      end
+    end
+
+    test "long and deep values are cut short", %{instance: instance} do
+      deep = Enum.reduce(1..50, :leaf, &{&1, &2})
+
+      for value <- [
+            Enum.to_list(1..10_000),
+            Map.new(1..1_000, &{&1, &1}),
+            deep,
+            :binary.copy("x", 100_000)
+          ] do
+        assert {:error, %Error{kind: :type, message: message}} =
+                 Instance.call(instance, "id", [value])
+
+        assert byte_size(message) < 1_000
+        assert message =~ "..."
+      end
+    end
+  end
+
   describe "message/1" do
     test "starts with the kind" do
       assert Error.message(%Error{kind: :link, message: "missing import"}) ==

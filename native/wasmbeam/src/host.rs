@@ -669,17 +669,24 @@ fn decode_answer(answer: Term, results: &[ValType], store: &StoreResource) -> In
         if tag == crate::atoms::ok() {
             return match decode_args(values, results, store) {
                 Ok(args) => Inbound::Answer(args),
-                Err(e) => Inbound::Fail(format!("the handler returned {values:?}: {}", e.message)),
+                Err(e) => Inbound::Fail(format!(
+                    "the handler returned {}: {}",
+                    crate::inspect::inspect(values),
+                    e.message
+                )),
             };
         }
         if tag == crate::atoms::error() {
             let why = values
                 .decode::<String>()
-                .unwrap_or_else(|_| format!("{values:?}"));
+                .unwrap_or_else(|_| crate::inspect::inspect(values));
             return Inbound::Fail(why);
         }
     }
-    Inbound::Fail(format!("malformed answer {answer:?}"))
+    Inbound::Fail(format!(
+        "malformed answer {}",
+        crate::inspect::inspect(answer)
+    ))
 }
 
 /// Runs one caller operation for the innermost pending host call `id`.
@@ -727,7 +734,12 @@ fn decode_op<'a>(
     guard: &mut RunningGuard,
 ) -> WbResult<Op> {
     use crate::atoms as a;
-    let bad = || WbError::new(Kind::Argument, format!("unknown caller operation {op:?}"));
+    let bad = || {
+        WbError::new(
+            Kind::Argument,
+            format!("unknown caller operation {}", crate::inspect::inspect(op)),
+        )
+    };
     let items = rustler::types::tuple::get_tuple(op).map_err(|_| bad())?;
     let tag: Atom = items.first().ok_or_else(bad)?.decode().map_err(|_| bad())?;
     let text = |i: usize| -> WbResult<String> {

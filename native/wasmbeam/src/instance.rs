@@ -90,7 +90,12 @@ fn same_store(store: &StoreResource, other: &StoreResource, what: &str) -> WbRes
 /// import order.
 fn to_extern(term: Term, res: &StoreResource, store: &mut WStore) -> WbResult<Extern> {
     use crate::atoms as a;
-    let bad = || WbError::new(Kind::Argument, format!("not a resolved import: {term:?}"));
+    let bad = || {
+        WbError::new(
+            Kind::Argument,
+            format!("not a resolved import: {}", crate::inspect::inspect(term)),
+        )
+    };
     let items = rustler::types::tuple::get_tuple(term).map_err(|_| bad())?;
     let tag: Atom = items.first().ok_or_else(bad)?.decode().map_err(|_| bad())?;
     match (tag, items.len()) {

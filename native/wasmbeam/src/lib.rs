@@ -9,6 +9,7 @@ mod error;
 mod func;
 mod global;
 mod host;
+mod inspect;
 mod instance;
 mod linked;
 mod memory;

@@ -66,7 +66,12 @@ fn link(module: &ResourceArc<ModuleResource>, imports: &[Term]) -> WbResult<Link
         linker.allow_shadowing(true);
     }
     for (term, import) in imports.iter().zip(&declared) {
-        let bad = || WbError::new(Kind::Argument, format!("not a resolved import: {term:?}"));
+        let bad = || {
+            WbError::new(
+                Kind::Argument,
+                format!("not a resolved import: {}", crate::inspect::inspect(*term)),
+            )
+        };
         let items = rustler::types::tuple::get_tuple(*term).map_err(|_| bad())?;
         let tag: Atom = items.first().ok_or_else(bad)?.decode().map_err(|_| bad())?;
         match (tag, items.len()) {

@@ -50,13 +50,13 @@ fn type_error(term: Term, ty: &ValType, position: usize) -> WbError {
     WbError::new(
         Kind::Type,
         format!(
-            "argument {} must be {}, got: {:?}",
+            "argument {} must be {}, got: {}",
             position + 1,
             crate::types::val_type_atom(ty)
                 .to_term(term.get_env())
                 .atom_to_string()
                 .unwrap_or_default(),
-            term
+            crate::inspect::inspect(term)
         ),
     )
 }
