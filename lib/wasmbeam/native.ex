@@ -33,6 +33,7 @@ defmodule Wasmbeam.Native do
   def store_new(_engine, _options), do: err()
   def store_resume(_store), do: err()
   def store_fuel(_store), do: err()
+  def store_usable(_store), do: err()
   def store_set_fuel(_store, _fuel), do: err()
   def store_fuel_consumed(_store), do: err()
   def store_answer(_store, _id, _answer), do: err()

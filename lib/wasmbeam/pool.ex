@@ -54,7 +54,8 @@ defmodule Wasmbeam.Pool do
       ones are thrown away and replaced by the pool process, off the
       caller's path. For untrusted guests: nothing leaks between callers.
 
-  Whatever the policy, an instance whose store is poisoned is replaced.
+  Whatever the policy, an instance whose store is poisoned, or was lost by a
+  call stopped while its guest waited in host I/O, is replaced.
   The pool sees how a checkout ended from what the function returns: an
   `{:error, %Wasmbeam.Error{}}` of those kinds counts as a trap.
 
@@ -76,7 +77,7 @@ defmodule Wasmbeam.Pool do
 
   use GenServer
 
-  alias Wasmbeam.{Error, Instance, Module, StartOptions}
+  alias Wasmbeam.{Error, Instance, Module, Native, StartOptions}
 
   @policies [:reuse, :fresh, :reset_after_trap]
   # Outcomes after which a guest may have stopped halfway through.
@@ -756,6 +757,9 @@ defmodule Wasmbeam.Pool do
         {_, :broken} -> false
         {:fresh, _} -> false
         {:reset_after_trap, :interrupted} -> false
+        # An interrupted call may have lost the store (a guest parked in
+        # host I/O cannot be stopped at its deadline).
+        {_, :interrupted} -> Native.store_usable(state.instances[id].store.ref)
         _ -> true
       end
 

@@ -314,16 +314,56 @@ defmodule Wasmbeam.WasiTest do
       :ok = Pipe.write(pipe, "data")
       :ok = Pipe.close(pipe)
       assert {:ok, []} = Task.await(task)
+    end
 
-      blocked = Pipe.new()
+    @tag :capture_log
+    test "an instance process whose store is lost at a deadline restarts fresh at once", ctx do
+      # The guest is parked in host I/O (a read of an empty pipe) when its
+      # deadline passes: it cannot be stopped, so the store is lost.
+      key = {:wasi_lost_store, make_ref()}
+      options = [module: ctx.tool, instance_options: [wasi: [args: ["echo"], stdin: Pipe.new()]]]
+      {:ok, old} = Wasmbeam.InstanceSupervisor.start_instance(key, options)
+      server = Wasmbeam.InstanceSupervisor.via(key)
+      monitor = Process.monitor(old)
 
-      {:ok, server} =
-        Instance.start_link(
+      assert {:error, %Error{kind: :timeout, message: message}} =
+               Instance.call(server, "_start", [], timeout: 50)
+
+      assert message =~ "store is lost"
+      assert_receive {:DOWN, ^monitor, :process, ^old, {:wasmbeam_poisoned, _}}, 1_000
+
+      assert Wasmbeam.Test.Wat.eventually(fn ->
+               new = GenServer.whereis(server)
+               is_pid(new) and new != old
+             end)
+
+      # A fresh instance: nothing completed yet, and its store runs calls.
+      assert {:ok, %{running: false, completed: 0}} = Wasmbeam.Instance.Server.info(server)
+      assert {:error, %Error{kind: :timeout}} = Instance.call(server, "_start", [], timeout: 50)
+      Wasmbeam.InstanceSupervisor.stop_instance(key)
+    end
+
+    test "a pool replaces an instance whose store was lost at a deadline", ctx do
+      {:ok, pool} =
+        Wasmbeam.Pool.start_link(
           module: ctx.tool,
-          instance_options: [wasi: [args: ["echo"], stdin: blocked]]
+          size: 1,
+          instance_options: [wasi: [args: ["echo"], stdin: Pipe.new()]]
         )
 
-      assert {:error, %Error{kind: :timeout}} = Instance.call(server, "_start", [], timeout: 50)
+      assert {:error, %Error{kind: :timeout, message: message}} =
+               Wasmbeam.Pool.call(pool, "_start", [], timeout: 50)
+
+      assert message =~ "store is lost"
+
+      assert Wasmbeam.Test.Wat.eventually(fn ->
+               match?({:ok, %{discarded: 1, created: 2, instances: 1}}, Wasmbeam.Pool.stats(pool))
+             end)
+
+      # The replacement is usable (it times out again, rather than failing
+      # as poisoned).
+      assert {:error, %Error{kind: :timeout}} =
+               Wasmbeam.Pool.call(pool, "_start", [], timeout: 50)
     end
 
     test "a module that is not a command is refused by run/2" do

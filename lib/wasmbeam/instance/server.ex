@@ -41,9 +41,12 @@ defmodule Wasmbeam.Instance.Server do
   A trap, a timeout or exhausted fuel is returned to the caller as an
   error; the instance stays usable and the process keeps running. When the
   store is poisoned (its state unknown after a native failure, kind
-  `:poisoned` or `:panic`), the process answers that call and then exits
-  with `{:wasmbeam_poisoned, message}`: its supervisor starts a fresh
-  instance. Queued callers then get a `:down` error.
+  `:poisoned` or `:panic`), or lost by a call that timed out or was
+  cancelled while its guest was parked in host I/O (a WASI read that never
+  completes), the process answers that call and then exits with
+  `{:wasmbeam_poisoned, message}`: its supervisor starts a fresh instance,
+  so the next caller is not the one to find out. Queued callers then get a
+  `:down` error.
   """
 
   use GenServer
@@ -446,7 +449,22 @@ defmodule Wasmbeam.Instance.Server do
     {:stop, {:wasmbeam_poisoned, message}, state}
   end
 
-  defp stepped(result, state) do
+  # A call that was stopped may have lost the store (its guest was parked
+  # in host I/O and could not be stopped): answer it, then restart at once
+  # rather than fail the next caller.
+  defp stepped({:error, %Error{kind: kind, message: message}} = result, state)
+       when kind in [:timeout, :cancelled] do
+    if Native.store_usable(state.store_ref) do
+      finished(result, state)
+    else
+      state = reply(state.running, result, %{state | running: nil})
+      {:stop, {:wasmbeam_poisoned, message}, state}
+    end
+  end
+
+  defp stepped(result, state), do: finished(result, state)
+
+  defp finished(result, state) do
     next(reply(state.running, result, %{state | running: nil, completed: state.completed + 1}))
   end
 

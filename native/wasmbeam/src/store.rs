@@ -650,6 +650,14 @@ fn store_io_timeout(env: Env, store: ResourceArc<StoreResource>) -> Term {
     reply::<()>(env, Err(WbError::new(Kind::Timeout, message)))
 }
 
+/// Whether the store can still run calls: false once it is poisoned (a
+/// panic, or a call that could not be stopped, e.g. one that timed out
+/// while its guest was parked in host I/O).
+#[rustler::nif]
+fn store_usable(store: ResourceArc<StoreResource>) -> bool {
+    !matches!(&*store.state.lock(), State::Poisoned(_))
+}
+
 #[rustler::nif]
 fn store_fuel(env: Env, store: ResourceArc<StoreResource>) -> Term {
     let result = store.with_idle(|s| s.get_fuel().map_err(|_| fuel_disabled()));
