@@ -12,13 +12,21 @@ use wasmtime::{
     WasmBacktraceDetails,
 };
 
-/// How often the ticker advances the epoch while calls are running. A guest
-/// yields back to its BEAM process at the first epoch check after a tick,
-/// so this bounds how long a guest holds a scheduler (well under 1 ms).
+/// How often the ticker advances the epoch while a long call runs (one
+/// that has used a whole slice). A guest yields back to its BEAM process at
+/// the first epoch check after a tick, so this bounds how long a guest
+/// holds a scheduler (well under 1 ms).
 pub const TICK: Duration = Duration::from_micros(100);
 
-/// Ticks without any running call before the ticker parks itself.
-const IDLE_TICKS_BEFORE_PARK: u32 = 200;
+/// How often it advances the epoch while only short calls run: their
+/// first slice, at most this long, is the only one; ticking ten thousand
+/// times a second for calls that end within microseconds would cost a
+/// share of a core for nothing.
+const SHORT_CALLS_TICK: Duration = Duration::from_micros(500);
+
+/// Ticks (of [`TICK`]) without any running call before the ticker parks
+/// itself.
+const IDLE_TICKS_BEFORE_PARK: u64 = 200;
 
 /// The configuration decoded from `%Wasmbeam.Engine.Config{}` (validated in
 /// Elixir; decoding here rechecks the types).
@@ -186,6 +194,8 @@ pub struct Ticker {
 
 struct TickerShared {
     active: AtomicUsize,
+    /// Running calls that have used at least one whole slice.
+    long: AtomicUsize,
     /// Ticks since the ticker started: a clock with the resolution of a
     /// slice that costs one atomic load to read.
     ticks: AtomicU64,
@@ -198,10 +208,25 @@ struct TickerShared {
 /// Held while a call runs; dropping it tells the ticker the call ended.
 pub struct ActiveCall {
     shared: Arc<TickerShared>,
+    long: bool,
+}
+
+impl ActiveCall {
+    /// The call has used a whole slice: tick at the fine period until it
+    /// ends.
+    pub fn mark_long(&mut self) {
+        if !self.long {
+            self.long = true;
+            self.shared.long.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Drop for ActiveCall {
     fn drop(&mut self) {
+        if self.long {
+            self.shared.long.fetch_sub(1, Ordering::SeqCst);
+        }
         self.shared.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -210,6 +235,7 @@ impl Ticker {
     fn start(engine: Engine) -> Ticker {
         let shared = Arc::new(TickerShared {
             active: AtomicUsize::new(0),
+            long: AtomicUsize::new(0),
             ticks: AtomicU64::new(0),
             parked: AtomicBool::new(false),
             stop: AtomicBool::new(false),
@@ -233,10 +259,11 @@ impl Ticker {
         }
         ActiveCall {
             shared: self.shared.clone(),
+            long: false,
         }
     }
 
-    /// The number of ticks so far (see [`TickerShared::ticks`]).
+    /// The time so far in ticks of [`TICK`] (see [`TickerShared::ticks`]).
     pub fn ticks(&self) -> u64 {
         self.shared.ticks.load(Ordering::Relaxed)
     }
@@ -258,16 +285,22 @@ fn run_ticker(engine: Engine, shared: Arc<TickerShared>) {
     unsafe {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
     }
-    let mut idle_ticks = 0u32;
+    let short_ticks = (SHORT_CALLS_TICK.as_micros() / TICK.as_micros()) as u64;
+    let mut idle_ticks = 0u64;
     while !shared.stop.load(Ordering::SeqCst) {
-        std::thread::sleep(TICK);
+        let (period, ticks) = if shared.long.load(Ordering::SeqCst) > 0 {
+            (TICK, 1)
+        } else {
+            (SHORT_CALLS_TICK, short_ticks)
+        };
+        std::thread::sleep(period);
         engine.increment_epoch();
-        shared.ticks.fetch_add(1, Ordering::Relaxed);
+        shared.ticks.fetch_add(ticks, Ordering::Relaxed);
         if shared.active.load(Ordering::SeqCst) > 0 {
             idle_ticks = 0;
             continue;
         }
-        idle_ticks += 1;
+        idle_ticks += ticks;
         if idle_ticks < IDLE_TICKS_BEFORE_PARK {
             continue;
         }

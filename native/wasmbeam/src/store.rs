@@ -57,7 +57,7 @@ pub struct Running {
     future: RunFuture,
     driver: LocalPid,
     deadline: Option<Instant>,
-    _active: ActiveCall,
+    active: ActiveCall,
 }
 
 pub enum State {
@@ -415,7 +415,7 @@ pub fn start<'a>(
         store.set_epoch_deadline(1);
     }
     let running = Running {
-        _active: res.engine.ticker.enter(),
+        active: res.engine.ticker.enter(),
         future: make(store),
         driver: env.pid(),
         deadline,
@@ -445,11 +445,19 @@ fn drive<'a>(
             StoreResource::watch(res, env, running.driver);
             let driver = running.driver;
             let deadline = running.deadline;
+            let pending = res.host.take_pending();
+            // An epoch yield wakes the task during the poll; a guest
+            // waiting for I/O does not: park until the I/O wakes us.
+            let yielded = matches!(pending, Pending::Yielded);
+            let io_wait = yielded && res.run_waker.park(driver);
+            if yielded && !io_wait {
+                // It used a whole slice: the ticker keeps its fine period
+                // until the call ends.
+                running.active.mark_long();
+            }
             *state = State::Running(running);
-            match res.host.take_pending() {
-                // An epoch yield wakes the task during the poll; a guest
-                // waiting for I/O does not: park until the I/O wakes us.
-                Pending::Yielded if res.run_waker.park(driver) => {
+            match pending {
+                Pending::Yielded if io_wait => {
                     let left: Option<u64> = deadline
                         .map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64);
                     (crate::atoms::io_wait(), res.id, left).encode(env)
