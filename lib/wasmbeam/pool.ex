@@ -751,6 +751,15 @@ defmodule Wasmbeam.Pool do
 
   # An instance came back through the pool (or its holder died): keep it
   # or replace it. Its claim is still in the table until here.
+  #
+  # A claim can outlive its instance for a moment: a claimer that read the
+  # ids before a discard and died before it let go. Only the claim is left
+  # to remove.
+  defp returned(state, id, _outcome) when not is_map_key(state.instances, id) do
+    :ets.delete(state.table, {:held, id})
+    serve_waiting(state)
+  end
+
   defp returned(state, id, outcome) do
     keep? =
       case {state.policy, outcome} do

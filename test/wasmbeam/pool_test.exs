@@ -270,6 +270,22 @@ defmodule Wasmbeam.PoolTest do
       assert Pool.call(pool, "add", [1, 2], timeout: 1_000) == {:ok, [3]}
     end
 
+    test "a holder that dies with the claim of an instance already discarded", %{module: module} do
+      # The window of a claimer that read the ids before a discard and died
+      # before letting go, made on purpose: a claim with no instance.
+      pool = pool!(module, size: 1)
+      holder = spawn(fn -> Process.sleep(:infinity) end)
+      [{:meta, pool_pid, _, _, _}] = :ets.lookup(pool, :meta)
+      send(pool_pid, {:"$watch", holder})
+      true = :ets.insert_new(pool, {{:held, 999_999}, holder})
+      Process.exit(holder, :kill)
+
+      assert Wasmbeam.Test.Wat.eventually(fn -> :ets.lookup(pool, {:held, 999_999}) == [] end)
+      assert Process.alive?(pool_pid)
+      assert %{instances: 1, idle: 1, discarded: 0} = stats!(pool)
+      assert Pool.call(pool, "add", [1, 2]) == {:ok, [3]}
+    end
+
     for policy <- [:fresh, :reset_after_trap] do
       test "under #{policy} the instance is replaced", %{module: module} do
         pool = pool!(module, size: 1, policy: unquote(policy))
