@@ -29,21 +29,20 @@ defmodule Wasmbeam.Driver do
   # timeout. (The deadline is taken at the first `:wait`: the attempt
   # before it ran no guest code.)
   @spec run(reference(), map(), (map() -> term())) :: {:ok, term()} | {:error, Error.t()}
-  def run(store_ref, native_options, start) do
-    case start.(native_options) do
-      {:wait, store_id} ->
-        deadline =
-          case native_options.timeout do
-            nil -> :infinity
-            ms -> System.monotonic_time(:millisecond) + ms
-          end
+  def run(store_ref, native_options, start), do: attempt(store_ref, native_options, start, nil)
 
-        wait(store_id, store_ref, native_options, start, deadline)
+  defp attempt(store_ref, options, start, deadline) do
+    case start.(options) do
+      {:wait, store_id} ->
+        wait(store_id, store_ref, options, start, deadline || deadline(options))
 
       first ->
         finish(first, store_ref)
     end
   end
+
+  defp deadline(%{timeout: nil}), do: :infinity
+  defp deadline(%{timeout: ms}), do: System.monotonic_time(:millisecond) + ms
 
   defp wait(store_id, store_ref, options, start, deadline) do
     remaining = remaining(deadline)
@@ -53,10 +52,7 @@ defmodule Wasmbeam.Driver do
         options =
           if deadline == :infinity, do: options, else: %{options | timeout: remaining(deadline)}
 
-        case start.(options) do
-          {:wait, store_id} -> wait(store_id, store_ref, options, start, deadline)
-          first -> finish(first, store_ref)
-        end
+        attempt(store_ref, options, start, deadline)
     after
       remaining ->
         {:error, Error.new(:busy, "another call kept the store busy for the whole timeout")}

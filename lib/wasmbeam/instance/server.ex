@@ -444,25 +444,27 @@ defmodule Wasmbeam.Instance.Server do
   end
 
   defp stepped({:error, %Error{kind: kind, message: message}} = result, state)
-       when kind in [:poisoned, :panic] do
-    state = reply(state.running, result, %{state | running: nil})
-    {:stop, {:wasmbeam_poisoned, message}, state}
-  end
+       when kind in [:poisoned, :panic],
+       do: stop_poisoned(result, message, state)
 
   # A call that was stopped may have lost the store (its guest was parked
   # in host I/O and could not be stopped): answer it, then restart at once
   # rather than fail the next caller.
   defp stepped({:error, %Error{kind: kind, message: message}} = result, state)
        when kind in [:timeout, :cancelled] do
-    if Native.store_usable(state.store_ref) do
-      finished(result, state)
-    else
-      state = reply(state.running, result, %{state | running: nil})
-      {:stop, {:wasmbeam_poisoned, message}, state}
-    end
+    if Native.store_usable(state.store_ref),
+      do: finished(result, state),
+      else: stop_poisoned(result, message, state)
   end
 
   defp stepped(result, state), do: finished(result, state)
+
+  # Answers the call, then exits so that the supervisor starts a fresh
+  # instance.
+  defp stop_poisoned(result, message, state) do
+    state = reply(state.running, result, %{state | running: nil})
+    {:stop, {:wasmbeam_poisoned, message}, state}
+  end
 
   defp finished(result, state) do
     next(reply(state.running, result, %{state | running: nil, completed: state.completed + 1}))
