@@ -66,10 +66,10 @@ defmodule Wasmbeam.Driver do
   # Drives a started run to its end: the first step is what the NIF that
   # started or resumed it returned.
   @spec finish(term(), reference()) :: {:ok, term()} | {:error, Wasmbeam.Error.t()}
-  def finish(:continue, store_ref) do
-    :erlang.yield()
-    finish(Native.store_resume(store_ref), store_ref)
-  end
+  # The NIF that answered `:continue` reported a whole time slice used,
+  # so the process is scheduled out at this call, like one out of
+  # reductions: no `:erlang.yield/0` here (it would queue it twice).
+  def finish(:continue, store_ref), do: finish(Native.store_resume(store_ref), store_ref)
 
   def finish({:host_call, registry, index, args, id}, store_ref) do
     answer = HostCall.answer(registry, index, args, store_ref, id)
