@@ -65,20 +65,54 @@ defmodule Wasmbeam.Driver do
   @doc false
   # Drives a started run to its end: the first step is what the NIF that
   # started or resumed it returned.
+  #
+  # A call that has used two slices (`:continue`) is long-running work: for
+  # the rest of the call the process runs at `:low` priority (when it was
+  # at `:normal`; a process that chose `:high`, `:max` or `:low` keeps its
+  # choice), and its priority is restored when the call returns, raises or
+  # throws. A process woken at normal priority, a `Process.sleep/1` ending
+  # or a message arriving, then runs before the spinning guests instead of
+  # behind one slice of each of them; the guests still get every
+  # scheduler turn nobody else wants, and a low-priority process is never
+  # starved (the BEAM runs it at least every eighth turn). The NIF that
+  # answered `:continue` reported a whole time slice used, so the process
+  # is scheduled out at its next call anyway, like one out of reductions:
+  # no `:erlang.yield/0` (it would queue it twice).
   @spec finish(term(), reference()) :: {:ok, term()} | {:error, Wasmbeam.Error.t()}
-  # The NIF that answered `:continue` reported a whole time slice used,
-  # so the process is scheduled out at this call, like one out of
-  # reductions: no `:erlang.yield/0` here (it would queue it twice).
-  def finish(:continue, store_ref), do: finish(Native.store_resume(store_ref), store_ref)
+  def finish(step, store_ref), do: drive(step, store_ref, :foreground)
 
-  def finish({:host_call, registry, index, args, id}, store_ref) do
-    answer = HostCall.answer(registry, index, args, store_ref, id)
-    finish(Native.store_answer(store_ref, id, answer), store_ref)
+  # The first slice ends at the next tick, which may come a microsecond
+  # after the call began: only a second slice shows that the call has run
+  # for at least one whole tick.
+  defp drive(:continue, store_ref, :foreground),
+    do: drive(Native.store_resume(store_ref), store_ref, :second_slice)
+
+  defp drive(:continue, store_ref, :second_slice) do
+    case Process.flag(:priority, :low) do
+      :normal ->
+        try do
+          drive(Native.store_resume(store_ref), store_ref, :background)
+        after
+          Process.flag(:priority, :normal)
+        end
+
+      chosen ->
+        Process.flag(:priority, chosen)
+        drive(Native.store_resume(store_ref), store_ref, :background)
+    end
   end
 
-  def finish({:io_wait, store_id, ms_left}, store_ref) do
+  defp drive(:continue, store_ref, mode),
+    do: drive(Native.store_resume(store_ref), store_ref, mode)
+
+  defp drive({:host_call, registry, index, args, id}, store_ref, mode) do
+    answer = HostCall.answer(registry, index, args, store_ref, id)
+    drive(Native.store_answer(store_ref, id, answer), store_ref, mode)
+  end
+
+  defp drive({:io_wait, store_id, ms_left}, store_ref, mode) do
     receive do
-      {:wasmbeam_wake, ^store_id} -> finish(Native.store_resume(store_ref), store_ref)
+      {:wasmbeam_wake, ^store_id} -> drive(Native.store_resume(store_ref), store_ref, mode)
     after
       ms_left || :infinity ->
         result = Native.store_io_timeout(store_ref)
@@ -94,7 +128,7 @@ defmodule Wasmbeam.Driver do
     end
   end
 
-  def finish(result, _store_ref), do: result
+  defp drive(result, _store_ref, _mode), do: result
 
   @doc false
   # One step of a call driven by an instance process: answers host calls

@@ -64,4 +64,69 @@ defmodule Wasmbeam.SchedulingTest do
       assert {:error, %Error{kind: :timeout}} = Task.await(task, 30_000)
     end
   end
+
+  describe "a long call runs at low priority" do
+    # `work(n)` counts n down (far more than one slice of work), then calls
+    # env.report, whose handler runs in the calling process and reports
+    # that process's priority; `quick` reports at once.
+    @report ~S"""
+    (module
+      (import "env" "report" (func $report))
+      (func (export "work") (param $n i64)
+        (loop $count
+          (local.set $n (i64.sub (local.get $n) (i64.const 1)))
+          (br_if $count (i64.ne (local.get $n) (i64.const 0))))
+        call $report)
+      (func (export "quick") call $report)
+      (func (export "spin") (loop br 0)))
+    """
+
+    setup do
+      test = self()
+
+      imports = %{
+        "env" => %{
+          "report" =>
+            {:fn, [], [],
+             fn _caller ->
+               {:priority, priority} = Process.info(self(), :priority)
+               send(test, {:priority_in_handler, priority})
+               :ok
+             end}
+        }
+      }
+
+      %{instance: Instance.new!(Module.compile!(@report), imports)}
+    end
+
+    test "after its first slice, and the caller's priority comes back", %{instance: instance} do
+      assert {:ok, []} = Instance.call(instance, "quick", [])
+      assert_received {:priority_in_handler, :normal}
+
+      assert {:ok, []} = Instance.call(instance, "work", [300_000_000])
+      assert_received {:priority_in_handler, :low}
+      assert Process.info(self(), :priority) == {:priority, :normal}
+    end
+
+    test "the priority comes back after a timeout too", %{instance: instance} do
+      assert {:error, %Error{kind: :timeout}} = Instance.call(instance, "spin", [], timeout: 20)
+      assert Process.info(self(), :priority) == {:priority, :normal}
+      assert {:ok, []} = Instance.call(instance, "quick", [])
+      assert_received {:priority_in_handler, :normal}
+    end
+
+    test "a process that chose another priority keeps it", %{instance: instance} do
+      for chosen <- [:high, :low] do
+        task =
+          Task.async(fn ->
+            Process.flag(:priority, chosen)
+            result = Instance.call(instance, "work", [300_000_000])
+            {result, Process.info(self(), :priority)}
+          end)
+
+        assert {{:ok, []}, {:priority, ^chosen}} = Task.await(task, 30_000)
+        assert_received {:priority_in_handler, ^chosen}
+      end
+    end
+  end
 end
