@@ -422,7 +422,7 @@ defmodule Wasmbeam.WasiTest do
   # running and not in a NIF.
   defp assert_blocked_in_receive(pid, tries \\ 200) do
     case Process.info(pid, [:status, :current_function]) do
-      [status: :waiting, current_function: {Wasmbeam.Driver, :finish, 2}] ->
+      [status: :waiting, current_function: {Wasmbeam.Driver, :drive, 3}] ->
         :ok
 
       _ when tries > 0 ->
