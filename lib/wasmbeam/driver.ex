@@ -74,7 +74,8 @@ defmodule Wasmbeam.Driver do
   # or a message arriving, then runs before the spinning guests instead of
   # behind one slice of each of them; the guests still get every
   # scheduler turn nobody else wants, and a low-priority process is never
-  # starved (the BEAM runs it at least every eighth turn). The NIF that
+  # starved (the BEAM interleaves it with normal ones, selecting it less
+  # often). The NIF that
   # answered `:continue` reported a whole time slice used, so the process
   # is scheduled out at its next call anyway, like one out of reductions:
   # no `:erlang.yield/0` (it would queue it twice).

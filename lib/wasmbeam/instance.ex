@@ -8,7 +8,10 @@ defmodule Wasmbeam.Instance do
       It belongs to no process: the process that calls a function runs it,
       in slices of about 100 µs on that process's scheduler, yielding
       between slices like a process that ran out of reductions, so a long
-      call never blocks the VM. Host functions run in the calling process.
+      call never blocks the VM. From its second slice to its return, a long
+      call runs its process at `:low` priority (unless the process chose a
+      priority other than `:normal`), so woken processes go first. Host
+      functions run in the calling process.
       A store runs one call at a time (other callers wait, see
       `Wasmbeam.CallOptions`). It is freed when no process refers to it.
     * **an instance process**, started with `start_link/1` or as a child
