@@ -311,4 +311,50 @@ defmodule Wasmbeam.Instance.ServerTest do
 
     assert Instance.child_spec(module: module).id == Instance
   end
+
+  describe "priority" do
+    # `work(n)` counts n down (far more than one slice of work), then calls
+    # env.report, whose handler runs in the instance process.
+    @work ~S"""
+    (module
+      (import "env" "report" (func $report))
+      (func (export "work") (param $n i64)
+        (loop $count
+          (local.set $n (i64.sub (local.get $n) (i64.const 1)))
+          (br_if $count (i64.ne (local.get $n) (i64.const 0))))
+        call $report)
+      (func (export "quick") call $report)
+      (func (export "spin") (loop br 0)))
+    """
+
+    test "a long call runs the process at low priority; it is normal again afterwards" do
+      test = self()
+
+      report = fn _caller ->
+        {:priority, priority} = Process.info(self(), :priority)
+        send(test, {:priority_in_handler, priority})
+        :ok
+      end
+
+      server =
+        start_supervised!(
+          {Instance,
+           module: Module.compile!(@work),
+           imports: %{"env" => %{"report" => {:fn, [], [], report}}}}
+        )
+
+      assert {:ok, []} = Instance.call(server, "quick", [])
+      assert_received {:priority_in_handler, :normal}
+
+      assert {:ok, []} = Instance.call(server, "work", [300_000_000])
+      assert_received {:priority_in_handler, :low}
+      assert Process.info(server, :priority) == {:priority, :normal}
+
+      assert {:error, %Error{kind: :timeout}} = Instance.call(server, "spin", [], timeout: 20)
+      assert Process.info(server, :priority) == {:priority, :normal}
+
+      assert {:ok, []} = Instance.call(server, "quick", [])
+      assert_received {:priority_in_handler, :normal}
+    end
+  end
 end

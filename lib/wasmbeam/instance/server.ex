@@ -292,6 +292,10 @@ defmodule Wasmbeam.Instance.Server do
            queue: :queue.new(),
            queued: 0,
            completed: 0,
+           # slices the running call has used (counted up to 2), and
+           # whether this process lowered its priority for it
+           slices: 0,
+           lowered: false,
            # every caller that is alive: pid -> monitor
            callers: %{}
          }}
@@ -423,7 +427,7 @@ defmodule Wasmbeam.Instance.Server do
 
         Native.instance_call(state.instance.ref, call.name, call.args, native)
         |> Driver.settle(state.store_ref)
-        |> stepped(%{state | running: call})
+        |> stepped(%{state | running: call, slices: 0})
     end
   end
 
@@ -432,7 +436,7 @@ defmodule Wasmbeam.Instance.Server do
 
   defp stepped(:continue, state) do
     send(self(), {:"$wasmbeam_step", state.running.tag})
-    {:noreply, state}
+    {:noreply, count_slice(state)}
   end
 
   # Nothing to do until the I/O wakes the guest (or its deadline passes).
@@ -459,6 +463,23 @@ defmodule Wasmbeam.Instance.Server do
 
   defp stepped(result, state), do: finished(result, state)
 
+  # Like a calling process (see `Wasmbeam.Driver`), this process runs a
+  # call that has used two slices at `:low` priority, unless it was started
+  # at another priority than `:normal`; `next/1` restores it.
+  defp count_slice(%{slices: 1} = state) do
+    case Process.flag(:priority, :low) do
+      :normal ->
+        %{state | slices: 2, lowered: true}
+
+      chosen ->
+        Process.flag(:priority, chosen)
+        %{state | slices: 2}
+    end
+  end
+
+  defp count_slice(%{slices: 0} = state), do: %{state | slices: 1}
+  defp count_slice(state), do: state
+
   # Answers the call, then exits so that the supervisor starts a fresh
   # instance.
   defp stop_poisoned(result, message, state) do
@@ -468,6 +489,11 @@ defmodule Wasmbeam.Instance.Server do
 
   defp finished(result, state) do
     next(reply(state.running, result, %{state | running: nil, completed: state.completed + 1}))
+  end
+
+  defp next(%{running: nil, lowered: true} = state) do
+    Process.flag(:priority, :normal)
+    next(%{state | lowered: false})
   end
 
   defp next(%{running: nil} = state) do
