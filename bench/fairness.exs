@@ -5,7 +5,11 @@
 #
 #     mix run bench/fairness.exs
 #
-# Environment: FAIRNESS_SAMPLES (default 1000), FAIRNESS_GUESTS (default 20).
+# Environment: FAIRNESS_SAMPLES (default 1000), FAIRNESS_GUESTS (default 20),
+# FAIRNESS_GUESTS_IN: `calling` (default: each spinner process calls a bare
+# instance, so the guest runs in that process) or `instance_process` (each
+# spinner calls an instance process, `Wasmbeam.Instance.start_link/1`, whose
+# guest runs in the instance process).
 
 Code.require_file("support/harness.ex", __DIR__)
 
@@ -27,10 +31,29 @@ defmodule Wasmbeam.Bench.Fairness do
   def run do
     samples = String.to_integer(System.get_env("FAIRNESS_SAMPLES", "1000"))
     guests = String.to_integer(System.get_env("FAIRNESS_GUESTS", "20"))
-    IO.puts("bench/fairness.exs: #{Harness.machine()}; #{samples} sleeps, #{guests} guests")
+    guests_in = System.get_env("FAIRNESS_GUESTS_IN", "calling")
+
+    IO.puts(
+      "bench/fairness.exs: #{Harness.machine()}; #{samples} sleeps, #{guests} guests " <>
+        "running in #{guests_in}"
+    )
 
     module = Wasmbeam.Module.compile!(@wat)
-    instances = for _ <- 1..guests, do: Instance.new!(module)
+
+    instances =
+      case guests_in do
+        "calling" ->
+          for _ <- 1..guests, do: Instance.new!(module)
+
+        "instance_process" ->
+          for _ <- 1..guests do
+            {:ok, pid} = Instance.start_link(module: module)
+            pid
+          end
+
+        other ->
+          raise "FAIRNESS_GUESTS_IN must be calling or instance_process, got: #{inspect(other)}"
+      end
 
     idle = sleep_samples(samples)
 
@@ -92,9 +115,17 @@ defmodule Wasmbeam.Bench.Fairness do
     end
   end
 
-  defp spawn_spinner(instance, parent) do
+  defp spawn_spinner(%Instance{} = instance, parent) do
     {:ok, spin} = Instance.func(instance, "spin")
-    spawn_link(fn -> spin_loop(spin, parent, []) end)
+
+    spawn_link(fn ->
+      spin_loop(fn -> Func.call(spin, [], timeout: @guest_timeout) end, parent, [])
+    end)
+  end
+
+  defp spawn_spinner(server, parent) when is_pid(server) do
+    call = fn -> Instance.call(server, "spin", [], timeout: @guest_timeout) end
+    spawn_link(fn -> spin_loop(call, parent, []) end)
   end
 
   defp spin_loop(spin, parent, calls) do
@@ -103,7 +134,7 @@ defmodule Wasmbeam.Bench.Fairness do
     after
       0 ->
         t0 = now()
-        {:error, %Wasmbeam.Error{kind: kind}} = Func.call(spin, [], timeout: @guest_timeout)
+        {:error, %Wasmbeam.Error{kind: kind}} = spin.()
         spin_loop(spin, parent, [{now() - t0, kind} | calls])
     end
   end
