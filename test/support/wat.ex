@@ -2,6 +2,38 @@ defmodule Wasmbeam.Test.Wat do
   @moduledoc false
   # Small helpers shared by the tests.
 
+  @doc """
+  A module for priority tests: `work(n)` counts n down (far more than one
+  slice of work for n in the hundreds of millions), then calls the import
+  `env.report`; `quick` calls it at once; `spin` never returns. With
+  `priority_imports/1` as imports, the handler sends
+  `{:priority_in_handler, priority}` to the given process.
+  """
+  def priority_reporter_wat do
+    ~S"""
+    (module
+      (import "env" "report" (func $report))
+      (func (export "work") (param $n i64)
+        (loop $count
+          (local.set $n (i64.sub (local.get $n) (i64.const 1)))
+          (br_if $count (i64.ne (local.get $n) (i64.const 0))))
+        call $report)
+      (func (export "quick") call $report)
+      (func (export "spin") (loop br 0)))
+    """
+  end
+
+  @doc "Imports for `priority_reporter_wat/0` that report to `pid`."
+  def priority_imports(pid) do
+    report = fn _caller ->
+      {:priority, priority} = Process.info(self(), :priority)
+      send(pid, {:priority_in_handler, priority})
+      :ok
+    end
+
+    %{"env" => %{"report" => {:fn, [], [], report}}}
+  end
+
   @doc "Compiles WAT with the default engine and instantiates it in a new store."
   def instance!(wat, imports \\ %{}, options \\ []) do
     wat |> Wasmbeam.Module.compile!() |> Wasmbeam.Instance.new!(imports, options)

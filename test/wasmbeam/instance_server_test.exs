@@ -313,34 +313,12 @@ defmodule Wasmbeam.Instance.ServerTest do
   end
 
   describe "priority" do
-    # `work(n)` counts n down (far more than one slice of work), then calls
-    # env.report, whose handler runs in the instance process.
-    @work ~S"""
-    (module
-      (import "env" "report" (func $report))
-      (func (export "work") (param $n i64)
-        (loop $count
-          (local.set $n (i64.sub (local.get $n) (i64.const 1)))
-          (br_if $count (i64.ne (local.get $n) (i64.const 0))))
-        call $report)
-      (func (export "quick") call $report)
-      (func (export "spin") (loop br 0)))
-    """
-
     test "a long call runs the process at low priority; it is normal again afterwards" do
-      test = self()
-
-      report = fn _caller ->
-        {:priority, priority} = Process.info(self(), :priority)
-        send(test, {:priority_in_handler, priority})
-        :ok
-      end
-
       server =
         start_supervised!(
           {Instance,
-           module: Module.compile!(@work),
-           imports: %{"env" => %{"report" => {:fn, [], [], report}}}}
+           module: Module.compile!(Wasmbeam.Test.Wat.priority_reporter_wat()),
+           imports: Wasmbeam.Test.Wat.priority_imports(self())}
         )
 
       assert {:ok, []} = Instance.call(server, "quick", [])

@@ -66,37 +66,14 @@ defmodule Wasmbeam.SchedulingTest do
   end
 
   describe "a long call runs at low priority" do
-    # `work(n)` counts n down (far more than one slice of work), then calls
-    # env.report, whose handler runs in the calling process and reports
-    # that process's priority; `quick` reports at once.
-    @report ~S"""
-    (module
-      (import "env" "report" (func $report))
-      (func (export "work") (param $n i64)
-        (loop $count
-          (local.set $n (i64.sub (local.get $n) (i64.const 1)))
-          (br_if $count (i64.ne (local.get $n) (i64.const 0))))
-        call $report)
-      (func (export "quick") call $report)
-      (func (export "spin") (loop br 0)))
-    """
-
     setup do
-      test = self()
-
-      imports = %{
-        "env" => %{
-          "report" =>
-            {:fn, [], [],
-             fn _caller ->
-               {:priority, priority} = Process.info(self(), :priority)
-               send(test, {:priority_in_handler, priority})
-               :ok
-             end}
-        }
+      %{
+        instance:
+          Wasmbeam.Test.Wat.instance!(
+            Wasmbeam.Test.Wat.priority_reporter_wat(),
+            Wasmbeam.Test.Wat.priority_imports(self())
+          )
       }
-
-      %{instance: Instance.new!(Module.compile!(@report), imports)}
     end
 
     test "after its first slice, and the caller's priority comes back", %{instance: instance} do
