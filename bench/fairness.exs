@@ -9,7 +9,9 @@
 # FAIRNESS_GUESTS_IN: `calling` (default: each spinner process calls a bare
 # instance, so the guest runs in that process) or `instance_process` (each
 # spinner calls an instance process, `Wasmbeam.Instance.start_link/1`, whose
-# guest runs in the instance process).
+# guest runs in the instance process), FAIRNESS_WORST (default 0): also
+# print that many of the longest loaded sleeps, each with the time it
+# started (ms after loaded sampling began), to see whether they cluster.
 
 Code.require_file("support/harness.ex", __DIR__)
 
@@ -55,15 +57,16 @@ defmodule Wasmbeam.Bench.Fairness do
           raise "FAIRNESS_GUESTS_IN must be calling or instance_process, got: #{inspect(other)}"
       end
 
-    idle = sleep_samples(samples)
+    idle = samples |> sleep_samples() |> Enum.map(&elem(&1, 0))
 
     parent = self()
     spinners = Enum.map(instances, &spawn_spinner(&1, parent))
     # Let every guest get going before sampling.
     Process.sleep(50)
     loaded_start = now()
-    loaded = sleep_samples(samples)
+    timed = sleep_samples(samples)
     loaded_ns = now() - loaded_start
+    loaded = Enum.map(timed, &elem(&1, 0))
 
     Enum.each(spinners, &send(&1, :stop))
 
@@ -88,6 +91,9 @@ defmodule Wasmbeam.Bench.Fairness do
       Harness.percentiles(loaded),
       "p99 <= 5 ms"
     )
+
+    worst = String.to_integer(System.get_env("FAIRNESS_WORST", "0"))
+    print_worst(timed, loaded_start, worst)
 
     IO.puts(
       "\nloaded sampling took #{fmt(loaded_ns)}; the #{guests} guests made " <>
@@ -115,6 +121,20 @@ defmodule Wasmbeam.Bench.Fairness do
     end
   end
 
+  defp print_worst(_timed, _since, 0), do: :ok
+
+  defp print_worst(timed, since, count) do
+    worst =
+      timed
+      |> Enum.sort_by(&elem(&1, 0), :desc)
+      |> Enum.take(count)
+      |> Enum.map_join(", ", fn {ns, at} ->
+        "#{fmt(ns)} at #{div(at - since, 1_000_000)} ms"
+      end)
+
+    IO.puts("longest loaded sleeps: " <> worst)
+  end
+
   defp spawn_spinner(%Instance{} = instance, parent) do
     {:ok, spin} = Instance.func(instance, "spin")
 
@@ -139,14 +159,14 @@ defmodule Wasmbeam.Bench.Fairness do
     end
   end
 
-  # In a plain process of its own, at normal priority.
+  # In a plain process of its own, at normal priority: {duration, start}.
   defp sleep_samples(n) do
     task =
       Task.async(fn ->
         for _ <- 1..n do
           t0 = now()
           Process.sleep(1)
-          now() - t0
+          {now() - t0, t0}
         end
       end)
 
