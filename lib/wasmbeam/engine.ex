@@ -10,6 +10,15 @@ defmodule Wasmbeam.Engine do
   parks itself when no call is running. It never runs guest code, so busy
   guests cannot starve it.
 
+  Where the OS allows it (root, `CAP_SYS_NICE`, or an `RLIMIT_RTPRIO` above
+  0, e.g. `LimitRTPRIO=1` in a systemd unit), the ticker runs at the lowest
+  real-time priority, so that CPU-bound guests cannot delay its ticks
+  either; `ticker_realtime?/1` tells whether it does. It works for about a
+  microsecond per tick. To keep it an ordinary thread, create the engine
+  with `ticker_realtime: false`, or (for every engine, the default one
+  included) start the VM with `WASMBEAM_TICKER_REALTIME=0` in its
+  environment.
+
   ## Examples
 
       iex> {:ok, engine} = Wasmbeam.Engine.new(consume_fuel: true)
@@ -86,6 +95,18 @@ defmodule Wasmbeam.Engine do
   @spec compatibility_hash(t()) :: non_neg_integer()
   def compatibility_hash(%__MODULE__{ref: ref}),
     do: Wasmbeam.Native.engine_compatibility_hash(ref)
+
+  @doc """
+  Whether the engine's epoch ticker thread runs at real-time priority (see
+  the module docs). Either way guests are time-sliced and timeouts hold;
+  real-time priority keeps the slices short while guests keep every CPU
+  busy.
+
+      iex> is_boolean(Wasmbeam.Engine.ticker_realtime?(Wasmbeam.Engine.default()))
+      true
+  """
+  @spec ticker_realtime?(t()) :: boolean()
+  def ticker_realtime?(%__MODULE__{ref: ref}), do: Wasmbeam.Native.engine_ticker_realtime(ref)
 
   defimpl Inspect do
     def inspect(engine, _opts) do

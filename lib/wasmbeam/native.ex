@@ -21,6 +21,7 @@ defmodule Wasmbeam.Native do
 
   def engine_new(_config), do: err()
   def engine_compatibility_hash(_engine), do: err()
+  def engine_ticker_realtime(_engine), do: err()
 
   def module_compile(_engine, _bytes), do: err()
   def module_validate(_engine, _bytes), do: err()

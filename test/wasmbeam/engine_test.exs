@@ -28,6 +28,7 @@ defmodule Wasmbeam.EngineTest do
       assert c.epoch_interruption == true
       assert c.backtrace_details == false
       assert c.parallel_compilation == true
+      assert c.ticker_realtime == true
       assert c.async_stack_size > c.max_wasm_stack
       assert c.features == Config.default_features()
       assert c.features[:memory64] == false
@@ -77,7 +78,13 @@ defmodule Wasmbeam.EngineTest do
     end
 
     test "boolean options refuse non-booleans" do
-      for key <- [:consume_fuel, :epoch_interruption, :backtrace_details, :parallel_compilation],
+      for key <- [
+            :consume_fuel,
+            :epoch_interruption,
+            :backtrace_details,
+            :parallel_compilation,
+            :ticker_realtime
+          ],
           value <- [1, nil, "true", :yes] do
         assert {:error, %Error{kind: :argument, message: msg}} = Config.new([{key, value}]),
                "#{key}: #{inspect(value)}"

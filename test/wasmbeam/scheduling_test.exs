@@ -106,4 +106,20 @@ defmodule Wasmbeam.SchedulingTest do
       end
     end
   end
+
+  describe "the ticker's priority" do
+    test "ticker_realtime: false keeps it an ordinary thread; guests still time out" do
+      engine = Wasmbeam.Engine.new!(ticker_realtime: false)
+      refute Wasmbeam.Engine.ticker_realtime?(engine)
+      instance = Instance.new!(Module.compile!(engine, @spin))
+      assert {:error, %Error{kind: :timeout}} = Instance.call(instance, "spin", [], timeout: 20)
+    end
+
+    test "otherwise it is real-time where the OS allows, and guests time out the same" do
+      engine = Wasmbeam.Engine.new!()
+      assert is_boolean(Wasmbeam.Engine.ticker_realtime?(engine))
+      instance = Instance.new!(Module.compile!(engine, @spin))
+      assert {:error, %Error{kind: :timeout}} = Instance.call(instance, "spin", [], timeout: 20)
+    end
+  end
 end

@@ -17,6 +17,9 @@ defmodule Wasmbeam.Engine.Config do
     * `:backtrace_details` - resolve trap backtraces to source lines from
       DWARF (default `false`; function names work without it)
     * `:parallel_compilation` - compile functions on several threads (default `true`)
+    * `:ticker_realtime` - ask the OS to run the engine's epoch ticker at
+      real-time priority (default `true`; see `Wasmbeam.Engine`). Without
+      the privilege the OS refuses and the ticker is an ordinary thread.
     * `:max_wasm_stack` - bytes of native stack a guest may use (default 512 KiB)
     * `:async_stack_size` - the fiber stack per running call; must exceed
       `:max_wasm_stack` by at least 256 KiB (default 2 MiB)
@@ -89,6 +92,7 @@ defmodule Wasmbeam.Engine.Config do
           epoch_interruption: boolean(),
           backtrace_details: boolean(),
           parallel_compilation: boolean(),
+          ticker_realtime: boolean(),
           max_wasm_stack: pos_integer(),
           async_stack_size: pos_integer(),
           features: [{feature(), boolean()}],
@@ -109,6 +113,7 @@ defmodule Wasmbeam.Engine.Config do
             epoch_interruption: true,
             backtrace_details: false,
             parallel_compilation: true,
+            ticker_realtime: true,
             max_wasm_stack: 512 * 1024,
             async_stack_size: 2 * 1024 * 1024,
             features: @default_features,
@@ -176,7 +181,13 @@ defmodule Wasmbeam.Engine.Config do
   defp put(_, :opt_level, v), do: bad(:opt_level, [:none, :speed, :speed_and_size], v)
 
   defp put(c, key, v)
-       when key in [:consume_fuel, :epoch_interruption, :backtrace_details, :parallel_compilation] do
+       when key in [
+              :consume_fuel,
+              :epoch_interruption,
+              :backtrace_details,
+              :parallel_compilation,
+              :ticker_realtime
+            ] do
     if is_boolean(v),
       do: {:ok, Map.put(c, key, v)},
       else: {:error, "#{key} must be a boolean, got: #{inspect(v)}"}
