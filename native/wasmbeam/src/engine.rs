@@ -298,7 +298,7 @@ impl Ticker {
 /// preempts them at once. It is safe to give: it runs for about a
 /// microsecond per tick, never guest code, and the kernel's real-time
 /// throttling bounds it anyway. `Process.sleep(1)` with 20 spinning guests:
-/// p99 2.9-4.8 ms as an ordinary thread, 2.5-3.1 ms real-time.
+/// p99 2.6-6.7 ms as an ordinary thread, 2.5-4.5 ms real-time.
 fn ask_realtime(thread: &std::thread::JoinHandle<()>) -> bool {
     if std::env::var_os("WASMBEAM_TICKER_REALTIME").is_some_and(|v| v == "0") {
         return false;
