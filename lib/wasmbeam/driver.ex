@@ -72,13 +72,12 @@ defmodule Wasmbeam.Driver do
   # choice), and its priority is restored when the call returns, raises or
   # throws. A process woken at normal priority, a `Process.sleep/1` ending
   # or a message arriving, then runs before the spinning guests instead of
-  # behind one slice of each of them; the guests still get every
-  # scheduler turn nobody else wants, and a low-priority process is never
-  # starved (the BEAM interleaves it with normal ones, selecting it less
-  # often). The NIF that
-  # answered `:continue` reported a whole time slice used, so the process
-  # is scheduled out at its next call anyway, like one out of reductions:
-  # no `:erlang.yield/0` (it would queue it twice).
+  # behind one slice of each of them; the guests still get every scheduler
+  # turn nobody else wants, and a low-priority process is never starved
+  # (the BEAM interleaves it with normal ones, selecting it less often).
+  # The NIF that answered `:continue` reported a whole time slice used, so
+  # the process is scheduled out at its next call anyway, like one out of
+  # reductions: no `:erlang.yield/0` (it would queue it twice).
   @spec finish(term(), reference()) :: {:ok, term()} | {:error, Wasmbeam.Error.t()}
   def finish(step, store_ref), do: drive(step, store_ref, :foreground)
 

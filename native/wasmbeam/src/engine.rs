@@ -287,9 +287,9 @@ impl Ticker {
 
 /// Asks the OS to run the ticker thread at the lowest real-time priority
 /// (`SCHED_FIFO` 1), unless `WASMBEAM_TICKER_REALTIME=0` was set in the
-/// environment the VM started with; returns whether it did. Allowed for root, `CAP_SYS_NICE` or an `RLIMIT_RTPRIO`
-/// above 0; refused otherwise, and the ticker then runs as an ordinary
-/// thread.
+/// environment the VM started with; returns whether it did. Allowed for
+/// root, `CAP_SYS_NICE` or an `RLIMIT_RTPRIO` above 0; refused otherwise,
+/// and the ticker then runs as an ordinary thread.
 ///
 /// Why: while guests keep every CPU busy, an ordinary thread that wakes
 /// every 100 µs is sometimes left waiting for milliseconds (on the 2-vCPU
