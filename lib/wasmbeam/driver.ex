@@ -88,17 +88,14 @@ defmodule Wasmbeam.Driver do
     do: drive(Native.store_resume(store_ref), store_ref, :second_slice)
 
   defp drive(:continue, store_ref, :second_slice) do
-    case Process.flag(:priority, :low) do
-      :normal ->
-        try do
-          drive(Native.store_resume(store_ref), store_ref, :background)
-        after
-          Process.flag(:priority, :normal)
-        end
-
-      chosen ->
-        Process.flag(:priority, chosen)
+    if lower_priority() do
+      try do
         drive(Native.store_resume(store_ref), store_ref, :background)
+      after
+        Process.flag(:priority, :normal)
+      end
+    else
+      drive(Native.store_resume(store_ref), store_ref, :background)
     end
   end
 
@@ -129,6 +126,22 @@ defmodule Wasmbeam.Driver do
   end
 
   defp drive(result, _store_ref, _mode), do: result
+
+  @doc false
+  # Puts the calling process at `:low` priority for a long call, if it is
+  # at `:normal`; returns whether it did (then the caller restores
+  # `:normal` when the call ends). Any other priority was chosen: kept.
+  @spec lower_priority() :: boolean()
+  def lower_priority do
+    case Process.flag(:priority, :low) do
+      :normal ->
+        true
+
+      chosen ->
+        Process.flag(:priority, chosen)
+        false
+    end
+  end
 
   @doc false
   # One step of a call driven by an instance process: answers host calls

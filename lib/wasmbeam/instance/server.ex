@@ -466,16 +466,8 @@ defmodule Wasmbeam.Instance.Server do
   # Like a calling process (see `Wasmbeam.Driver`), this process runs a
   # call that has used two slices at `:low` priority, unless it was started
   # at another priority than `:normal`; `next/1` restores it.
-  defp count_slice(%{slices: 1} = state) do
-    case Process.flag(:priority, :low) do
-      :normal ->
-        %{state | slices: 2, lowered: true}
-
-      chosen ->
-        Process.flag(:priority, chosen)
-        %{state | slices: 2}
-    end
-  end
+  defp count_slice(%{slices: 1} = state),
+    do: %{state | slices: 2, lowered: Driver.lower_priority()}
 
   defp count_slice(%{slices: 0} = state), do: %{state | slices: 1}
   defp count_slice(state), do: state
