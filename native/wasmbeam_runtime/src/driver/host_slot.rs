@@ -1,0 +1,527 @@
+//! The host slot: where host functions meet the process that drives a run.
+//!
+//! When the guest calls a host function implemented in Elixir, the host
+//! future records the request in the store's [`HostShared`] slot and
+//! returns `Pending`, which suspends the guest's fiber. The driver sees the
+//! request after the poll ([`Pending::HostCall`]), the process runs the
+//! handler and delivers the answer here, and the next poll resumes the
+//! host future with it.
+//!
+//! While a host call is pending, its handler may act on the guest through
+//! its caller: each operation ([`Op`]) is delivered the same way and
+//! carried out by the suspended host future with its `wasmtime::Caller`.
+//! Calling an export this way runs guest code nested inside the host call,
+//! driven like any call. No thread ever waits.
+
+use crate::driver::error::{chain_message, msg, Kind, WbError, WbResult};
+use crate::driver::values::{arg_to_val, val_to_out, Arg, Args, FuncSig, Out, Outs};
+use parking_lot::Mutex;
+use std::any::Any;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use wasmtime::{Caller, Extern, Func, Val, ValType};
+
+/// What a store's data must offer the host slot.
+pub trait HostData: Send + 'static {
+    fn host(&self) -> &HostShared;
+    /// The call's deadline passed (set by the epoch callback).
+    fn timed_out(&self) -> bool;
+    /// A call made through a caller ran out of fuel.
+    fn nested_out_of_fuel(&self) -> bool;
+    fn set_nested_out_of_fuel(&mut self);
+}
+
+/// Why a handler's answer is a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureCause {
+    /// The handler raised, threw, exited, timed out or answered `{:error, _}`.
+    Handler,
+    /// The handler answered values that do not fit the import's results.
+    BadAnswer,
+}
+
+#[derive(Debug, Clone)]
+pub struct HandlerFailure {
+    pub cause: FailureCause,
+    pub why: String,
+}
+
+/// A handler's answer, decoded against the import's result types.
+pub enum Answer {
+    Values(Args),
+    Failed(HandlerFailure),
+}
+
+/// What the suspended host future is told.
+enum Inbound {
+    Answer(Answer),
+    Op(Op),
+}
+
+/// What a handler can ask of the guest through its caller.
+pub enum Op {
+    MemoryRead {
+        memory: String,
+        offset: u64,
+        len: u64,
+    },
+    MemoryWrite {
+        memory: String,
+        offset: u64,
+        bytes: Vec<u8>,
+    },
+    MemorySize {
+        memory: String,
+    },
+    GlobalType {
+        name: String,
+    },
+    GlobalGet {
+        name: String,
+    },
+    GlobalSet {
+        name: String,
+        value: Arg,
+    },
+    Fuel,
+    ResolveFunc {
+        name: String,
+    },
+    Call {
+        func: Func,
+        args: Args,
+        results: usize,
+    },
+}
+
+pub enum OpResult {
+    Bytes(Vec<u8>),
+    Size(usize, u64),
+    Unit,
+    Value(Out),
+    Values(Outs),
+    Fuel(u64),
+    GlobalType(ValType, bool),
+    Func(Func, Arc<FuncSig>),
+    Error(WbError),
+}
+
+/// A host call the guest made, waiting for the driver to pick it up: which
+/// handler (registry and index) to run with which arguments.
+pub struct HostRequest {
+    pub id: u64,
+    pub registry: u64,
+    pub index: usize,
+    pub args: Outs,
+}
+
+/// What a host function's calls need to know: whose handler to run, and
+/// what its answer must look like. Cloned into every call's future: one
+/// reference count, since atomic operations are a large share of a host
+/// call's cost.
+#[derive(Clone)]
+pub struct HostImport(Arc<ImportInfo>);
+
+struct ImportInfo {
+    /// The registry that holds the handler, kept alive by the import (the
+    /// NIF crate's handler registry; opaque here).
+    registry: Arc<dyn Any + Send + Sync>,
+    registry_id: u64,
+    index: usize,
+    name: Arc<str>,
+    results: Arc<[ValType]>,
+}
+
+impl HostImport {
+    pub fn new(
+        registry: Arc<dyn Any + Send + Sync>,
+        registry_id: u64,
+        index: usize,
+        name: &str,
+        results: &[ValType],
+    ) -> HostImport {
+        HostImport(Arc::new(ImportInfo {
+            registry,
+            registry_id,
+            index,
+            name: Arc::from(name),
+            results: Arc::from(results),
+        }))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+}
+
+/// A pending host call: what its answer must look like.
+struct Frame {
+    id: u64,
+    import: HostImport,
+    /// The handler is running an operation through its caller (a nested
+    /// call that may take many polls).
+    in_op: bool,
+}
+
+/// Where a host call stands when its answer arrives.
+pub enum FrameStatus {
+    /// It was innermost and waiting: the answer has been delivered.
+    Delivered,
+    /// Still busy with a nested call made through its caller, or waiting
+    /// behind a nested host call: the answer cannot be delivered. With
+    /// the import's name and the decoded answer.
+    Blocked(Arc<str>, Answer),
+    Gone,
+}
+
+#[derive(Default)]
+struct Slot {
+    outgoing: Option<HostRequest>,
+    incoming: Option<Inbound>,
+    op_result: Option<OpResult>,
+    frames: Vec<Frame>,
+}
+
+/// What the driver finds after a poll that returned `Pending`.
+pub enum Pending {
+    HostCall(HostRequest),
+    OpDone(OpResult),
+    Yielded,
+}
+
+/// Shared by a store and its store's data.
+pub struct HostShared {
+    slot: Mutex<Slot>,
+    cancel: Arc<AtomicBool>,
+    next_id: AtomicU64,
+    /// Set when a host call used the slot since the last reset.
+    used: AtomicBool,
+}
+
+impl HostShared {
+    pub fn new(cancel: Arc<AtomicBool>) -> HostShared {
+        HostShared {
+            slot: Mutex::new(Slot::default()),
+            cancel,
+            next_id: AtomicU64::new(1),
+            used: AtomicBool::new(false),
+        }
+    }
+
+    pub fn take_pending(&self) -> Pending {
+        let mut slot = self.slot.lock();
+        if let Some(req) = slot.outgoing.take() {
+            Pending::HostCall(req)
+        } else if let Some(result) = slot.op_result.take() {
+            Pending::OpDone(result)
+        } else {
+            Pending::Yielded
+        }
+    }
+
+    /// Forgets every pending host call (the run they belonged to is over).
+    pub fn reset(&self) {
+        // Most runs make no host call: skip the lock for them.
+        if self.used.swap(false, Ordering::AcqRel) {
+            let mut slot = self.slot.lock();
+            slot.outgoing = None;
+            slot.incoming = None;
+            slot.op_result = None;
+            // Keep the allocation for the next run's host calls.
+            slot.frames.clear();
+        }
+    }
+
+    /// Checks that `id` is the innermost pending host call.
+    pub fn check_frame(&self, id: u64) -> WbResult<()> {
+        let slot = self.slot.lock();
+        match slot.frames.last() {
+            Some(frame) if frame.id == id => Ok(()),
+            Some(_) => Err(WbError::new(
+                Kind::Busy,
+                "another host call is in progress inside this one; use its caller",
+            )),
+            None => Err(WbError::new(Kind::Argument, msg::CALLER_GONE)),
+        }
+    }
+
+    /// The handler registry of pending host call `id`.
+    pub fn registry_of(&self, id: u64) -> Option<Arc<dyn Any + Send + Sync>> {
+        let slot = self.slot.lock();
+        let frame = slot.frames.iter().rev().find(|f| f.id == id)?;
+        Some(frame.import.0.registry.clone())
+    }
+
+    /// Hands an operation to the innermost host call (checked with
+    /// [`HostShared::check_frame`]); the next poll carries it out.
+    pub fn deliver_op(&self, op: Op) {
+        let mut slot = self.slot.lock();
+        if let Some(frame) = slot.frames.last_mut() {
+            frame.in_op = true;
+        }
+        slot.incoming = Some(Inbound::Op(op));
+    }
+
+    /// Delivers the answer to host call `id` if it is the innermost one
+    /// and waiting (one lock for the check and the delivery; `decode`
+    /// turns the answer into what the host future receives, given the
+    /// result types).
+    pub fn answer(&self, id: u64, decode: impl FnOnce(&[ValType]) -> Answer) -> FrameStatus {
+        let mut slot = self.slot.lock();
+        let Some(i) = slot.frames.iter().rposition(|f| f.id == id) else {
+            return FrameStatus::Gone;
+        };
+        let frame = &slot.frames[i];
+        let blocked = i + 1 != slot.frames.len() || frame.in_op;
+        let answer = decode(&frame.import.0.results);
+        if blocked {
+            return FrameStatus::Blocked(frame.import.0.name.clone(), answer);
+        }
+        slot.incoming = Some(Inbound::Answer(answer));
+        FrameStatus::Delivered
+    }
+}
+
+/// The body of host functions whose signatures have no typed path:
+/// [`call_handler`] with Wasmtime's `Val`s.
+pub async fn host_call<T: HostData>(
+    mut caller: Caller<'_, T>,
+    params: &[Val],
+    out: &mut [Val],
+    import: HostImport,
+) -> wasmtime::Result<()> {
+    let args: Outs = params.iter().map(|v| val_to_out(*v, &mut caller)).collect();
+    let values = call_handler(&mut caller, args, import.clone()).await?;
+    for (slot, arg) in out.iter_mut().zip(values) {
+        *slot = arg_to_val(arg, &mut caller).map_err(|e| {
+            wasmtime::Error::msg(format!(
+                "host function {}: {}",
+                import.0.name,
+                chain_message(&e)
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Hands a host call to the driving process through the store's host slot
+/// and waits for the answer: the results, decoded against the import's
+/// result types.
+pub async fn call_handler<T: HostData>(
+    caller: &mut Caller<'_, T>,
+    args: Outs,
+    import: HostImport,
+) -> wasmtime::Result<Args> {
+    let id = {
+        let shared = caller.data().host();
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        shared.used.store(true, Ordering::Release);
+        let mut slot = shared.slot.lock();
+        slot.outgoing = Some(HostRequest {
+            id,
+            registry: import.0.registry_id,
+            index: import.0.index,
+            args,
+        });
+        slot.frames.push(Frame {
+            id,
+            import,
+            in_op: false,
+        });
+        id
+    };
+    let outcome = serve(caller, id).await;
+    let data = caller.data();
+    if outcome.is_ok() && data.nested_out_of_fuel() {
+        // A call made through the caller used up the fuel: the whole call
+        // is out of it, as it would be had the guest made that call itself.
+        return Err(wasmtime::Trap::OutOfFuel.into());
+    }
+    if outcome.is_ok() && data.timed_out() {
+        // Likewise for the deadline: end here rather than when the guest
+        // next reaches an epoch check (it may never).
+        return Err(wasmtime::Error::msg(msg::TIMEOUT));
+    }
+    outcome.map_err(|(name, why)| wasmtime::Error::msg(format!("host function {name}: {why}")))
+}
+
+/// What wakes a waiting host call.
+enum Woken {
+    Op(Op),
+    Answer(Args),
+    /// The handler failed, or the call was cancelled; with the popped frame.
+    Failed(Option<Frame>, String),
+}
+
+/// Waits for the answer, carrying out the caller operations that arrive
+/// before it; the host call's frame is gone when this returns. A failure
+/// comes with the import's name.
+async fn serve<T: HostData>(
+    caller: &mut Caller<'_, T>,
+    id: u64,
+) -> Result<Args, (Arc<str>, String)> {
+    loop {
+        // The first poll cannot find anything: the driver has not even
+        // seen the request (or the operation's result) yet.
+        let mut first = true;
+        let woken = {
+            let shared = caller.data().host();
+            poll_fn(|_| {
+                if std::mem::take(&mut first) {
+                    return Poll::Pending;
+                }
+                let mut slot = shared.slot.lock();
+                if shared.cancel.load(Ordering::Relaxed) {
+                    let frame = slot.frames.pop();
+                    return Poll::Ready(Woken::Failed(frame, msg::CANCELLED.into()));
+                }
+                // The frame is popped under the same lock as the answer is taken.
+                match slot.incoming.take() {
+                    Some(Inbound::Op(op)) => Poll::Ready(Woken::Op(op)),
+                    Some(Inbound::Answer(Answer::Values(values))) => {
+                        slot.frames.pop();
+                        Poll::Ready(Woken::Answer(values))
+                    }
+                    Some(Inbound::Answer(Answer::Failed(f))) => {
+                        Poll::Ready(Woken::Failed(slot.frames.pop(), f.why))
+                    }
+                    None => Poll::Pending,
+                }
+            })
+            .await
+        };
+        match woken {
+            Woken::Answer(values) => return Ok(values),
+            Woken::Failed(frame, why) => {
+                let name = frame.map_or_else(|| Arc::from("?"), |f| f.import.0.name.clone());
+                return Err((name, why));
+            }
+            Woken::Op(op) => {
+                // Boxed: a nested call's future is large, and without the
+                // box every host call would carry (and copy) its space.
+                let result = Box::pin(run_op(caller, op)).await;
+                let mut slot = caller.data().host().slot.lock();
+                if let Some(frame) = slot.frames.iter_mut().find(|f| f.id == id) {
+                    frame.in_op = false;
+                }
+                slot.op_result = Some(result);
+            }
+        }
+    }
+}
+
+fn not_found(what: &str, name: &str) -> OpResult {
+    OpResult::Error(WbError::new(
+        Kind::NotFound,
+        format!("the calling instance exports no {what} named {name:?}"),
+    ))
+}
+
+async fn run_op<T: HostData>(caller: &mut Caller<'_, T>, op: Op) -> OpResult {
+    use crate::driver::memory::range;
+    match op {
+        Op::MemoryRead {
+            memory,
+            offset,
+            len,
+        } => match caller.get_export(&memory) {
+            Some(Extern::Memory(m)) => {
+                let data = m.data(&*caller);
+                match range(offset, len, data.len()) {
+                    Ok(r) => OpResult::Bytes(data[r].to_vec()),
+                    Err(e) => OpResult::Error(e),
+                }
+            }
+            _ => not_found("memory", &memory),
+        },
+        Op::MemoryWrite {
+            memory,
+            offset,
+            bytes,
+        } => match caller.get_export(&memory) {
+            Some(Extern::Memory(m)) => {
+                let data = m.data_mut(&mut *caller);
+                match range(offset, bytes.len() as u64, data.len()) {
+                    Ok(r) => {
+                        data[r].copy_from_slice(&bytes);
+                        OpResult::Unit
+                    }
+                    Err(e) => OpResult::Error(e),
+                }
+            }
+            _ => not_found("memory", &memory),
+        },
+        Op::MemorySize { memory } => match caller.get_export(&memory) {
+            Some(Extern::Memory(m)) => OpResult::Size(m.data_size(&*caller), m.size(&*caller)),
+            _ => not_found("memory", &memory),
+        },
+        Op::GlobalType { name } => match caller.get_export(&name) {
+            Some(Extern::Global(g)) => {
+                let ty = g.ty(&*caller);
+                OpResult::GlobalType(
+                    ty.content().clone(),
+                    ty.mutability() == wasmtime::Mutability::Var,
+                )
+            }
+            _ => not_found("global", &name),
+        },
+        Op::GlobalGet { name } => match caller.get_export(&name) {
+            Some(Extern::Global(g)) => {
+                let val = g.get(&mut *caller);
+                OpResult::Value(val_to_out(val, &mut *caller))
+            }
+            _ => not_found("global", &name),
+        },
+        Op::GlobalSet { name, value } => match caller.get_export(&name) {
+            Some(Extern::Global(g)) => {
+                let result = arg_to_val(value, &mut *caller).and_then(|v| g.set(&mut *caller, v));
+                match result {
+                    Ok(()) => OpResult::Unit,
+                    Err(e) => OpResult::Error(WbError::new(Kind::Type, chain_message(&e))),
+                }
+            }
+            _ => not_found("global", &name),
+        },
+        Op::Fuel => match caller.get_fuel() {
+            Ok(fuel) => OpResult::Fuel(fuel),
+            Err(_) => OpResult::Error(WbError::fuel_disabled()),
+        },
+        Op::ResolveFunc { name } => match caller.get_export(&name) {
+            Some(Extern::Func(f)) => {
+                let sig = Arc::new(FuncSig::of(&f, &*caller));
+                OpResult::Func(f, sig)
+            }
+            _ => not_found("function", &name),
+        },
+        Op::Call {
+            func,
+            args,
+            results,
+        } => {
+            let mut params = Vec::with_capacity(args.len());
+            for arg in args {
+                match arg_to_val(arg, &mut *caller) {
+                    Ok(v) => params.push(v),
+                    Err(e) => return OpResult::Error(WbError::new(Kind::Type, chain_message(&e))),
+                }
+            }
+            let mut out = vec![Val::I32(0); results];
+            match func.call_async(&mut *caller, &params, &mut out).await {
+                Ok(()) => OpResult::Values(
+                    out.into_iter()
+                        .map(|v| val_to_out(v, &mut *caller))
+                        .collect(),
+                ),
+                Err(e) => {
+                    if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) {
+                        caller.data_mut().set_nested_out_of_fuel();
+                    }
+                    let timed_out = caller.data().timed_out();
+                    OpResult::Error(WbError::from_run(e, timed_out))
+                }
+            }
+        }
+    }
+}

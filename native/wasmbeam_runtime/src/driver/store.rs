@@ -1,0 +1,775 @@
+//! A store and the run in progress on it: the execution driver.
+//!
+//! A store is idle, running a call, or poisoned (lost). Running guest code
+//! (a call or an instantiation) moves the store into a future that runs
+//! Wasm on a fiber; the process that started it polls that future, one
+//! time slice at a time. The epoch ticker makes the guest yield after each
+//! slice; each poll returns a [`Step`]: done, go on (`Continue`), a host
+//! call to run, the result of a caller operation, or a wait for I/O.
+//!
+//! The state lock is never held while guest code runs or memory is
+//! copied: a run, or the store, is taken out of the lock for that (the
+//! state says `Out`), so a question about the store (is it busy, is it
+//! usable, queue me) is answered at once.
+//!
+//! Stopping a run (cancellation, a dead caller, a deadline passed while
+//! the guest waited for I/O) polls it to completion with the cancel flag
+//! set. That can take many polls (one per level of nested host calls,
+//! with short sleeps while the guest runs to its next epoch check), so it
+//! never happens on a BEAM normal scheduler: it runs either in a NIF on a
+//! dirty scheduler ([`StoreCore::cancel`]) or on the reaper thread
+//! ([`StoreCore::driver_down`], [`StoreCore::answer`] when a handler's
+//! answer cannot be delivered).
+//!
+//! Processes are opaque `u64` tokens here; the layer above says how they
+//! are told things ([`Notify`] in a NIF, [`StoreEvents`] from other threads).
+
+use crate::driver::engine::{ActiveCall, EngineCore, TICK};
+use crate::driver::error::{msg, panic_message, ran_guest_code, Kind, WbError, WbResult};
+use crate::driver::host_slot::{
+    Answer, FrameStatus, HostRequest, HostShared, Op, OpResult, Pending,
+};
+use crate::driver::store_data::{StoreData, StoreLimitsSpec};
+use crate::driver::values::Outs;
+use crate::driver::wake::{RunWaker, StoreEvents};
+use crate::driver::wasi_io::WasiShared;
+use once_cell::sync::OnceCell;
+use parking_lot::Mutex;
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+use wasmtime::{Instance, Store, UpdateDeadline};
+
+pub type WStore = Store<StoreData>;
+
+/// What a finished run produced.
+pub enum Outcome {
+    Values(Outs),
+    /// A new instance, with what the starter attached to it (the NIF crate
+    /// attaches the module's resource).
+    Instance(Instance, Arc<dyn Any + Send + Sync>),
+}
+
+pub type RunResult = wasmtime::Result<Outcome>;
+pub type RunFuture = Pin<Box<dyn Future<Output = (WStore, RunResult)> + Send>>;
+
+/// Per-call options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    pub timeout: Option<u64>,
+    pub fuel: Option<u64>,
+    /// Queue behind a running call instead of failing with `:busy`.
+    pub wait: bool,
+}
+
+impl RunOptions {
+    /// Fuel and timeouts need engine settings: the one place that says so.
+    pub fn check(&self, engine: &EngineCore) -> WbResult<()> {
+        check_fuel(self.fuel, engine)?;
+        if self.timeout.is_some() && !engine.epoch_interruption {
+            return Err(WbError::new(Kind::Argument, msg::TIMEOUT_DISABLED));
+        }
+        Ok(())
+    }
+}
+
+fn check_fuel(fuel: Option<u64>, engine: &EngineCore) -> WbResult<()> {
+    if fuel.is_some() && !engine.consume_fuel {
+        Err(WbError::fuel_disabled())
+    } else {
+        Ok(())
+    }
+}
+
+/// How the process that calls into the driver is told things, with the
+/// means only that call has (a NIF's environment).
+pub trait Notify {
+    /// The store is free again (or lost): `waiters` may try it again.
+    fn store_free(&self, waiters: Vec<u64>);
+    /// Output that streaming WASI sinks collected during the last poll.
+    fn streamed(&self, stdout: Vec<u8>, stderr: Vec<u8>);
+}
+
+/// What one poll of a run led to.
+pub enum Step {
+    /// The run is over; the store is idle again (or poisoned, with the error).
+    Done(WbResult<Outcome>),
+    /// The guest used its slice: poll again after yielding.
+    Continue,
+    /// The guest called a host function implemented in Elixir.
+    HostCall(HostRequest),
+    /// A caller operation completed.
+    OpDone(OpResult),
+    /// The guest waits for I/O: the poller waits for its wake, at most
+    /// `ms_left` (the call's deadline).
+    IoWait { ms_left: Option<u64> },
+}
+
+pub struct Polled {
+    pub step: Step,
+    /// The poll ran to a tick: report a whole time slice used.
+    pub whole_slice: bool,
+}
+
+/// What starting a run led to.
+pub enum Begin {
+    Polled(Polled),
+    /// The store is busy and the caller was queued: it is told when the
+    /// store is free.
+    Queued,
+}
+
+/// What a cancellation found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Cancelled {
+    /// No call was running.
+    Idle,
+    /// The call was stopped; the store is usable.
+    Stopped,
+}
+
+struct Running {
+    future: RunFuture,
+    driver: u64,
+    deadline: Option<Instant>,
+    active: ActiveCall,
+}
+
+enum State {
+    Idle(WStore),
+    Running(Running),
+    /// The run (or the idle store) is out of the lock: being polled, lent
+    /// to an operation, or being stopped. `driver` is the process whose
+    /// run it is (0 for a lent store).
+    Out {
+        driver: u64,
+    },
+    Poisoned(Arc<str>),
+}
+
+/// How many polls stopping a run may take before the store is declared lost.
+const CANCEL_POLLS: usize = 2_000;
+
+static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
+
+pub struct StoreCore {
+    pub id: u64,
+    pub engine: Arc<EngineCore>,
+    state: Mutex<State>,
+    cancel: Arc<AtomicBool>,
+    /// The driver of the run died while the run was out of the lock:
+    /// whoever brings it back hands it to the reaper.
+    orphaned: AtomicBool,
+    pub host: Arc<HostShared>,
+    /// Processes waiting for the store to be free (`wait: true`).
+    waiters: Mutex<Vec<u64>>,
+    has_waiters: AtomicBool,
+    run_waker: Arc<RunWaker>,
+    waker: Waker,
+    /// Stdio of the store's WASI context, if it has one.
+    pub wasi: OnceCell<Arc<WasiShared>>,
+}
+
+impl StoreCore {
+    pub fn new(
+        engine: Arc<EngineCore>,
+        limits: &StoreLimitsSpec,
+        fuel: Option<u64>,
+        events: Arc<dyn StoreEvents>,
+    ) -> WbResult<Arc<StoreCore>> {
+        check_fuel(fuel, &engine)?;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let host = Arc::new(HostShared::new(cancel.clone()));
+        let data = StoreData::new(limits, cancel.clone(), host.clone());
+        let mut store = Store::new(&engine.engine, data);
+        store.limiter(|d| &mut d.limiter);
+        if engine.epoch_interruption {
+            store.epoch_deadline_callback(|mut ctx| {
+                let data = ctx.data_mut();
+                if data.cancel.load(Ordering::Relaxed) {
+                    return Err(wasmtime::Error::msg(msg::CANCELLED));
+                }
+                if let Some(deadline) = data.deadline {
+                    if Instant::now() >= deadline {
+                        data.timed_out = true;
+                        return Err(wasmtime::Error::msg(msg::TIMEOUT));
+                    }
+                }
+                Ok(UpdateDeadline::Yield(1))
+            });
+        }
+        if engine.consume_fuel {
+            store
+                .set_fuel(fuel.unwrap_or(u64::MAX))
+                .map_err(|e| WbError::new(Kind::Argument, e.to_string()))?;
+        }
+        let run_waker = RunWaker::new(events);
+        Ok(Arc::new(StoreCore {
+            id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
+            waker: Waker::from(run_waker.clone()),
+            run_waker,
+            wasi: OnceCell::new(),
+            engine,
+            state: Mutex::new(State::Idle(store)),
+            host,
+            waiters: Mutex::new(Vec::new()),
+            has_waiters: AtomicBool::new(false),
+            cancel,
+            orphaned: AtomicBool::new(false),
+        }))
+    }
+
+    // -- Questions answered at once --------------------------------------
+
+    /// Whether the store can still run calls (false once it is poisoned).
+    pub fn usable(&self) -> bool {
+        !matches!(&*self.state.lock(), State::Poisoned(_))
+    }
+
+    /// Queues `caller` for the store if it is busy (see [`RunOptions::wait`]);
+    /// a store that became free meanwhile answers `Ok(false)`: try again.
+    /// The one rule for waiting: a process never waits for a run it drives
+    /// itself (a handler calling its own instance instead of its caller
+    /// would wait for ever), it gets `:busy`.
+    pub fn wait_for(&self, caller: u64) -> WbResult<bool> {
+        let state = self.state.lock();
+        self.queue_or_refuse(&state, caller, true)
+    }
+
+    fn queue_or_refuse(&self, state: &State, caller: u64, wait: bool) -> WbResult<bool> {
+        let driver = match state {
+            State::Running(r) => r.driver,
+            State::Out { driver } => *driver,
+            State::Idle(_) => return Ok(false),
+            State::Poisoned(why) => return Err(WbError::poisoned(why)),
+        };
+        if wait && driver != caller {
+            self.waiters.lock().push(caller);
+            self.has_waiters.store(true, Ordering::Release);
+            Ok(true)
+        } else {
+            Err(WbError::busy())
+        }
+    }
+
+    fn take_waiters(&self) -> Vec<u64> {
+        if !self.has_waiters.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *self.waiters.lock())
+    }
+
+    // -- Work on the idle store ------------------------------------------
+
+    /// Runs `f` on the store when no call is running on it, under the
+    /// state lock: for operations that take microseconds.
+    pub fn with_idle<R>(&self, f: impl FnOnce(&mut WStore) -> WbResult<R>) -> WbResult<R> {
+        let mut state = self.state.lock();
+        match &mut *state {
+            State::Idle(store) => f(store),
+            State::Poisoned(why) => Err(WbError::poisoned(why)),
+            _ => Err(WbError::busy()),
+        }
+    }
+
+    /// Runs `f` on the store when no call is running on it, with the store
+    /// taken out of the lock: for long operations (copies of many
+    /// megabytes), during which the store answers `:busy` (or queues).
+    pub fn with_idle_lent<R>(
+        &self,
+        cx: &dyn Notify,
+        f: impl FnOnce(&mut WStore) -> WbResult<R>,
+    ) -> WbResult<R> {
+        let mut store = {
+            let mut state = self.state.lock();
+            match std::mem::replace(&mut *state, State::Out { driver: 0 }) {
+                State::Idle(store) => store,
+                other => {
+                    let err = match &other {
+                        State::Poisoned(why) => WbError::poisoned(why),
+                        _ => WbError::busy(),
+                    };
+                    *state = other;
+                    return Err(err);
+                }
+            }
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut store))) {
+            Ok(result) => {
+                self.finish(store, cx);
+                result
+            }
+            Err(panic) => {
+                let why = panic_message(&panic);
+                self.poison(&why, cx);
+                Err(WbError::new(Kind::Panic, why))
+            }
+        }
+    }
+
+    // -- Running guest code ----------------------------------------------
+
+    /// Starts running guest code for `caller`: `make` gets the store and
+    /// returns the future that owns it (or gives the store back with an
+    /// error). Polls once at once; short calls finish here.
+    pub fn start(
+        self: &Arc<Self>,
+        caller: u64,
+        opts: &RunOptions,
+        cx: &dyn Notify,
+        make: impl FnOnce(WStore) -> Result<RunFuture, (WStore, WbError)>,
+    ) -> WbResult<Begin> {
+        opts.check(&self.engine)?;
+        let mut store = {
+            let mut state = self.state.lock();
+            match std::mem::replace(&mut *state, State::Out { driver: caller }) {
+                State::Idle(store) => store,
+                other => {
+                    *state = other;
+                    return match self.queue_or_refuse(&state, caller, opts.wait)? {
+                        true => Ok(Begin::Queued),
+                        // Not reachable: only an idle store is free.
+                        false => Err(WbError::busy()),
+                    };
+                }
+            }
+        };
+        let deadline = opts
+            .timeout
+            .map(|ms| Instant::now() + Duration::from_millis(ms));
+        let data = store.data_mut();
+        data.deadline = deadline;
+        data.timed_out = false;
+        data.nested_out_of_fuel = false;
+        data.limiter.take_refusal();
+        self.cancel.store(false, Ordering::Relaxed);
+        self.orphaned.store(false, Ordering::Relaxed);
+        self.host.reset();
+        if let Some(fuel) = opts.fuel {
+            if let Err(e) = store.set_fuel(fuel) {
+                self.finish(store, cx);
+                return Err(WbError::new(Kind::Argument, e.to_string()));
+            }
+        }
+        if self.engine.consume_fuel {
+            store.data_mut().fuel_at_start = store.get_fuel().unwrap_or(0);
+        }
+        if self.engine.epoch_interruption {
+            store.set_epoch_deadline(1);
+        }
+        let future = match make(store) {
+            Ok(future) => future,
+            Err((store, e)) => {
+                self.finish(store, cx);
+                return Err(e);
+            }
+        };
+        let running = Running {
+            active: self.engine.ticker.enter(),
+            future,
+            driver: caller,
+            deadline,
+        };
+        Ok(Begin::Polled(self.drive(running, caller, cx)))
+    }
+
+    /// Takes the run out of the lock to poll it.
+    fn take_running(&self) -> WbResult<Running> {
+        let mut state = self.state.lock();
+        match &*state {
+            State::Running(r) => {
+                let driver = r.driver;
+                match std::mem::replace(&mut *state, State::Out { driver }) {
+                    State::Running(r) => Ok(r),
+                    _ => unreachable!("matched above"),
+                }
+            }
+            State::Out { .. } => Err(WbError::new(
+                Kind::Busy,
+                "the call on this store is being polled or stopped by another process",
+            )),
+            State::Idle(_) => Err(WbError::new(
+                Kind::Argument,
+                "no call is running on this store",
+            )),
+            State::Poisoned(why) => Err(WbError::poisoned(why)),
+        }
+    }
+
+    /// Polls the run on this store for one more slice, by `poller`.
+    pub fn resume(self: &Arc<Self>, poller: u64, cx: &dyn Notify) -> WbResult<Polled> {
+        let running = self.take_running()?;
+        Ok(self.drive(running, poller, cx))
+    }
+
+    /// Answers the innermost pending host call `id` and polls on. An answer
+    /// that cannot be delivered (the handler answered while a call it
+    /// made through its caller is still running) stops the whole call: the
+    /// run is handed to the reaper and the error says why.
+    pub fn answer(
+        self: &Arc<Self>,
+        poller: u64,
+        id: u64,
+        decode: impl FnOnce(&[wasmtime::ValType]) -> Answer,
+        cx: &dyn Notify,
+    ) -> WbResult<Polled> {
+        match self.host.answer(id, decode) {
+            FrameStatus::Delivered => self.resume(poller, cx),
+            FrameStatus::Blocked(name, answer) => {
+                let why = match answer {
+                    Answer::Failed(f) if f.cause == crate::driver::host_slot::FailureCause::Handler => f.why,
+                    _ => "the handler answered while a call it made through its caller was still running".to_string(),
+                };
+                if let Ok(running) = self.take_running() {
+                    self.reap(running);
+                }
+                Err(WbError::new(
+                    Kind::Trap,
+                    format!("host function {name}: {why} ({})", msg::CANCELLED),
+                ))
+            }
+            FrameStatus::Gone => Err(WbError::new(Kind::Argument, msg::CALLER_GONE)),
+        }
+    }
+
+    /// Hands `op` to the innermost pending host call `id` and polls on.
+    pub fn caller_op(
+        self: &Arc<Self>,
+        poller: u64,
+        id: u64,
+        op: Op,
+        cx: &dyn Notify,
+    ) -> WbResult<Polled> {
+        self.host.check_frame(id)?;
+        self.host.deliver_op(op);
+        self.resume(poller, cx)
+    }
+
+    /// Runs an operation that completes without running guest code (a
+    /// lookup through a caller) and returns its result directly.
+    pub fn caller_lookup(
+        self: &Arc<Self>,
+        poller: u64,
+        id: u64,
+        op: Op,
+        cx: &dyn Notify,
+    ) -> WbResult<OpResult> {
+        match self.caller_op(poller, id, op, cx)?.step {
+            Step::OpDone(result) => Ok(result),
+            Step::Done(Err(e)) => Err(e),
+            Step::Done(Ok(_)) => Err(WbError::new(Kind::Argument, "the call ended")),
+            _ => Err(WbError::new(
+                Kind::Panic,
+                "a caller lookup did not complete",
+            )),
+        }
+    }
+
+    /// Polls `running` once (the state says `Out`) and puts everything
+    /// where it belongs afterwards.
+    fn drive(self: &Arc<Self>, mut running: Running, poller: u64, cx: &dyn Notify) -> Polled {
+        let began = self.engine.ticker.ticks();
+        self.run_waker.begin_poll();
+        let polled = self.poll(&mut running.future);
+        let crossed_tick = self.engine.ticker.ticks() != began;
+        self.flush(cx);
+        match polled {
+            Ok(Poll::Pending) => {
+                let pending = self.host.take_pending();
+                // An epoch yield wakes the task during the poll; a guest
+                // waiting for I/O does not: park until the I/O wakes the
+                // process that polled.
+                let yielded = matches!(pending, Pending::Yielded);
+                let io_wait = yielded && self.run_waker.park(poller);
+                if yielded && !io_wait {
+                    // A whole slice used: the ticker keeps its fine period
+                    // until the call ends.
+                    running.active.mark_long();
+                }
+                let deadline = running.deadline;
+                self.put_back(running);
+                let step = match pending {
+                    Pending::Yielded if io_wait => Step::IoWait {
+                        ms_left: deadline.map(|d| {
+                            d.saturating_duration_since(Instant::now()).as_millis() as u64
+                        }),
+                    },
+                    Pending::Yielded => Step::Continue,
+                    Pending::HostCall(request) => Step::HostCall(request),
+                    Pending::OpDone(result) => Step::OpDone(result),
+                };
+                Polled {
+                    step,
+                    whole_slice: crossed_tick || (yielded && !io_wait),
+                }
+            }
+            Ok(Poll::Ready((mut store, result))) => {
+                drop(running);
+                let result = self.classify(&mut store, result);
+                self.finish(store, cx);
+                Polled {
+                    step: Step::Done(result),
+                    whole_slice: crossed_tick,
+                }
+            }
+            Err(panic) => {
+                drop(running);
+                self.poison(&panic, cx);
+                Polled {
+                    step: Step::Done(Err(WbError::new(Kind::Panic, panic))),
+                    whole_slice: crossed_tick,
+                }
+            }
+        }
+    }
+
+    /// Returns a run that is still going to the lock, unless its driver
+    /// died meanwhile: then it goes to the reaper.
+    fn put_back(self: &Arc<Self>, running: Running) {
+        if self.orphaned.load(Ordering::SeqCst) {
+            self.reap(running);
+        } else {
+            *self.state.lock() = State::Running(running);
+            // `driver_down` may have come between the load and the lock.
+            if self.orphaned.load(Ordering::SeqCst) {
+                if let Ok(running) = self.take_running() {
+                    self.reap(running);
+                }
+            }
+        }
+    }
+
+    /// The end of every run and every lent store: idle again, the host
+    /// slot cleared, waiters told.
+    fn finish(&self, store: WStore, cx: &dyn Notify) {
+        *self.state.lock() = State::Idle(store);
+        self.host.reset();
+        let waiters = self.take_waiters();
+        if !waiters.is_empty() {
+            cx.store_free(waiters);
+        }
+    }
+
+    /// The end of a run that lost the store: poisoned, waiters told (they
+    /// find out when they try again).
+    fn poison(&self, why: &str, cx: &dyn Notify) {
+        *self.state.lock() = State::Poisoned(Arc::from(why));
+        self.host.reset();
+        let waiters = self.take_waiters();
+        if !waiters.is_empty() {
+            cx.store_free(waiters);
+        }
+    }
+
+    /// Errors that happen before any guest code runs (wrong imports,
+    /// limits) are link or limit errors; the rest are traps.
+    fn classify(&self, store: &mut WStore, result: RunResult) -> WbResult<Outcome> {
+        let timed_out = store.data().timed_out;
+        result.map_err(|err| {
+            if timed_out || ran_guest_code(&err) {
+                WbError::from_run(err, timed_out)
+            } else {
+                let kind = store.data_mut().setup_error(&err);
+                WbError::new(kind, crate::driver::error::chain_message(&err))
+            }
+        })
+    }
+
+    /// Streams what the guest wrote during the last poll.
+    fn flush(&self, cx: &dyn Notify) {
+        if let Some(wasi) = self.wasi.get() {
+            if wasi.streams() {
+                let (out, err) = wasi.take_streamed();
+                if !out.is_empty() || !err.is_empty() {
+                    cx.streamed(out, err);
+                }
+            }
+        }
+    }
+
+    /// Polls a run once. WASI's timers and blocking file operations use
+    /// Tokio: a store with a WASI context is polled inside Wasmtime's
+    /// shared Tokio runtime (its I/O completes on that runtime's threads
+    /// and wakes the poller through the store's waker).
+    fn poll(&self, future: &mut RunFuture) -> Result<Poll<(WStore, RunResult)>, String> {
+        let mut once = || {
+            let mut cx = Context::from_waker(&self.waker);
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                future.as_mut().poll(&mut cx)
+            }))
+            .map_err(|p| panic_message(&p))
+        };
+        if self.wasi.get().is_some() {
+            wasmtime_wasi::runtime::with_ambient_tokio_runtime(once)
+        } else {
+            once()
+        }
+    }
+
+    // -- Stopping a run ----------------------------------------------------
+
+    /// Stops the call running on this store, on behalf of its driver
+    /// (`requester`), and waits for it to stop: the guest traps at its
+    /// next epoch check, pending host calls fail. Polls many times and
+    /// sleeps between polls: call it only from a dirty scheduler or a
+    /// thread of one's own. A call that cannot be stopped (its guest is
+    /// parked in host I/O) loses the store: `Err(:poisoned)`.
+    pub fn cancel(&self, requester: u64, cx: &dyn Notify) -> WbResult<Cancelled> {
+        {
+            let state = self.state.lock();
+            match &*state {
+                State::Idle(_) => return Ok(Cancelled::Idle),
+                State::Running(r) if r.driver != requester => {
+                    return Err(WbError::new(
+                        Kind::Argument,
+                        "only the process driving a call may cancel it",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let running = self.take_running()?;
+        self.stop(running, cx).map(|()| Cancelled::Stopped)
+    }
+
+    /// The process driving the run died (a monitor fired; this runs on a
+    /// normal scheduler): the run is stopped on the reaper thread. A run
+    /// out being polled by another process (a nested call made by a
+    /// handler process) is marked, and reaped when it comes back.
+    pub fn driver_down(self: &Arc<Self>, pid: u64) {
+        let mut state = self.state.lock();
+        match &*state {
+            State::Running(r) if r.driver == pid => {
+                if let State::Running(running) =
+                    std::mem::replace(&mut *state, State::Out { driver: pid })
+                {
+                    drop(state);
+                    self.reap(running);
+                }
+            }
+            State::Out { driver } if *driver == pid && pid != 0 => {
+                self.cancel.store(true, Ordering::SeqCst);
+                self.orphaned.store(true, Ordering::SeqCst);
+            }
+            _ => {}
+        }
+    }
+
+    /// Hands a run (taken out of the lock) to the reaper thread, which
+    /// stops it and tells the waiters through the store's events.
+    fn reap(self: &Arc<Self>, running: Running) {
+        self.cancel.store(true, Ordering::SeqCst);
+        self.run_waker.unpark();
+        reaper().submit(self.clone(), running);
+    }
+
+    /// Polls a run to completion with the cancel flag set; the store is
+    /// idle again, or poisoned when the run could not be stopped.
+    fn stop(&self, mut running: Running, cx: &dyn Notify) -> WbResult<()> {
+        self.cancel.store(true, Ordering::SeqCst);
+        self.run_waker.unpark();
+        let mut io_waits = 0;
+        for attempt in 0..CANCEL_POLLS {
+            self.engine.engine.increment_epoch();
+            self.run_waker.begin_poll();
+            let polled = self.poll(&mut running.future);
+            self.flush(cx);
+            match polled {
+                Ok(Poll::Ready((store, _))) => {
+                    drop(running);
+                    self.finish(store, cx);
+                    return Ok(());
+                }
+                Ok(Poll::Pending) => {
+                    // A guest parked in host I/O (not in Wasm code, not in
+                    // an Elixir host call) never reaches an epoch check:
+                    // the store cannot be brought back, so give up soon.
+                    let in_io = !self.run_waker.was_woken()
+                        && matches!(self.host.take_pending(), Pending::Yielded);
+                    if in_io {
+                        io_waits += 1;
+                        if io_waits > 3 {
+                            break;
+                        }
+                    } else if attempt > 10 {
+                        std::thread::sleep(TICK);
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        drop(running);
+        self.poison(msg::NOT_STOPPABLE, cx);
+        Err(WbError::poisoned(msg::NOT_STOPPABLE))
+    }
+
+    /// Gives the store a WASI context (at most one).
+    pub fn set_wasi(
+        &self,
+        ctx: wasmtime_wasi::p1::WasiP1Ctx,
+        shared: Arc<WasiShared>,
+    ) -> WbResult<()> {
+        self.with_idle(|store| {
+            if store.data().wasi.is_some() {
+                return Err(WbError::new(
+                    Kind::Argument,
+                    "the store already has a WASI context",
+                ));
+            }
+            store.data_mut().wasi = Some(ctx);
+            let _ = self.wasi.set(shared);
+            Ok(())
+        })
+    }
+}
+
+// -- The reaper --------------------------------------------------------------
+
+/// The thread that stops runs no BEAM process can wait for: the run of a
+/// process that died, a run whose handler answered out of turn. One for the
+/// VM; it sleeps while there is nothing to stop.
+struct Reaper {
+    jobs: Mutex<std::sync::mpsc::Sender<(Arc<StoreCore>, Running)>>,
+}
+
+impl Reaper {
+    fn submit(&self, store: Arc<StoreCore>, running: Running) {
+        let _ = self.jobs.lock().send((store, running));
+    }
+}
+
+/// Tells a store's waiters through its events: the reaper runs on a
+/// thread of its own, where a NIF environment cannot be had.
+struct OffBeam<'a>(&'a dyn StoreEvents);
+
+impl Notify for OffBeam<'_> {
+    fn store_free(&self, waiters: Vec<u64>) {
+        self.0.store_free(waiters);
+    }
+    fn streamed(&self, stdout: Vec<u8>, stderr: Vec<u8>) {
+        self.0.streamed(stdout, stderr);
+    }
+}
+
+fn reaper() -> &'static Reaper {
+    static REAPER: once_cell::sync::Lazy<Reaper> = once_cell::sync::Lazy::new(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<(Arc<StoreCore>, Running)>();
+        std::thread::Builder::new()
+            .name("wasmbeam-reaper".into())
+            .spawn(move || {
+                for (store, running) in rx {
+                    let events = store.run_waker.events().clone();
+                    let _ = store.stop(running, &OffBeam(&*events));
+                }
+            })
+            .expect("spawn the reaper thread");
+        Reaper {
+            jobs: Mutex::new(tx),
+        }
+    });
+    &REAPER
+}
