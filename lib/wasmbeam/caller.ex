@@ -78,11 +78,22 @@ defmodule Wasmbeam.Caller do
   def call(caller, name, args) when is_binary(name) and is_list(args),
     do: op(caller, {:call, name, args})
 
+  # Copies of more than 64 KiB run on a dirty scheduler (the native side
+  # refuses them on a normal one), as `Wasmbeam.Memory` does.
+  @large 64 * 1024
+
   defp op(%__MODULE__{store: store, id: id}, op) do
-    op
-    |> then(&Native.caller_op(store, id, &1))
-    |> Driver.finish(store)
+    step =
+      if large?(op),
+        do: Native.caller_op_large(store, id, op),
+        else: Native.caller_op(store, id, op)
+
+    Driver.finish(step, store)
   end
+
+  defp large?({:memory_read, _memory, _offset, length}), do: length > @large
+  defp large?({:memory_write, _memory, _offset, bytes}), do: byte_size(bytes) > @large
+  defp large?(_op), do: false
 
   defimpl Inspect do
     def inspect(caller, _opts), do: "#Wasmbeam.Caller<#{caller.id}>"

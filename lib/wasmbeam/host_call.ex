@@ -46,7 +46,7 @@ defmodule Wasmbeam.HostCall do
   # Runs the handler of the pending host call `id` on `store_ref` and
   # returns the answer for `Native.store_answer/3`.
   @spec answer(pos_integer(), non_neg_integer(), list(), reference(), pos_integer()) ::
-          {:ok, list()} | {:error, String.t()}
+          {:ok, list()} | {:error, String.t()} | {:bad_answer, String.t()}
   def answer(registry, index, args, store_ref, id) do
     caller = %Wasmbeam.Caller{store: store_ref, id: id}
 
@@ -68,7 +68,8 @@ defmodule Wasmbeam.HostCall do
   end
 
   @doc false
-  @spec run(tuple(), Wasmbeam.Caller.t(), list()) :: {:ok, list()} | {:error, String.t()}
+  @spec run(tuple(), Wasmbeam.Caller.t(), list()) ::
+          {:ok, list()} | {:error, String.t()} | {:bad_answer, String.t()}
   def run({_name, {:local, fun}, nresults}, caller, args) do
     fun |> apply([caller | args]) |> results(nresults)
   rescue
@@ -96,6 +97,8 @@ defmodule Wasmbeam.HostCall do
   defp results(value, 1), do: {:ok, [value]}
   defp results(value, 0) when value in [:ok, nil], do: {:ok, []}
 
+  # Not a failure of the handler but an answer of the wrong shape: the
+  # native side tells the two apart by this tag, not by the message.
   defp results(value, n),
-    do: {:error, "the handler returned #{inspect(value)}, expected a list of #{n} result(s)"}
+    do: {:bad_answer, "the handler returned #{inspect(value)}, expected a list of #{n} result(s)"}
 end

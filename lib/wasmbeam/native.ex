@@ -42,6 +42,7 @@ defmodule Wasmbeam.Native do
   def store_set_wasi(_store, _options, _stdin, _stdout, _stderr), do: err()
   def store_wasi_output(_store), do: err()
   def caller_op(_store, _id, _op), do: err()
+  def caller_op_large(_store, _id, _op), do: err()
   def host_handlers(_store, _id), do: err()
 
   def instance_new(_store, _module, _imports, _options), do: err()

@@ -520,9 +520,17 @@ defmodule Wasmbeam.Instance.Server do
     state = drop_queued(state, match?, error)
 
     if state.running && match?.(state.running) do
-      # Polls the guest to its (trapping) end: the store is idle again.
-      Native.store_cancel(state.store_ref)
-      next(reply(state.running, {:error, error}, %{state | running: nil}))
+      # Polls the guest to its (trapping) end: the store is idle again, or
+      # lost (a guest parked in host I/O cannot be stopped). A lost store
+      # makes the process exit after answering, so that the next caller
+      # finds a fresh instance instead of a `:poisoned` error.
+      case Native.store_cancel(state.store_ref) do
+        {:error, %Error{kind: :poisoned, message: message}} ->
+          stop_poisoned({:error, error}, message, state)
+
+        _stopped_or_idle ->
+          next(reply(state.running, {:error, error}, %{state | running: nil}))
+      end
     else
       {:noreply, state}
     end

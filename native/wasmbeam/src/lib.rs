@@ -1,25 +1,18 @@
-//! Wasmbeam's native half: Wasmtime engines, modules, stores and instances
-//! as Rustler resources, and the driver that runs guest code in time slices
-//! on the calling BEAM process. One file per concept; this file only wires.
+//! Wasmbeam's native half: the NIF library `Wasmbeam.Native` loads.
+//!
+//! Four layers, each naming only those below it (checked by
+//! `bin/check-native-layers`):
+//!
+//! 1. the execution driver and 2. the domain: the `wasmbeam_runtime`
+//!    crate, with no BEAM in sight (tested with `cargo test`);
+//! 3. [`resources`]: Rustler resources around the driver's objects, and
+//!    what only the BEAM has (monitors, pids, terms kept between calls);
+//! 4. [`nif`]: NIF entry points and the codecs between terms and the
+//!    driver's values, steps and errors.
+//!
+//! This file only wires.
 
-mod atoms;
-mod cache;
-mod engine;
-mod error;
-mod func;
-mod global;
-mod host;
-mod inspect;
-mod instance;
-mod linked;
-mod memory;
-mod module;
-mod store;
-mod table;
-mod typed;
-mod types;
-mod values;
-mod wake;
-mod wasi;
+mod nif;
+mod resources;
 
 rustler::init!("Elixir.Wasmbeam.Native");

@@ -321,3 +321,13 @@ pub fn link(engine: &EngineCore, module: &Module, specs: &[ImportSpec]) -> WbRes
         .map_err(|e| link_error(chain_message(&e)))?;
     Ok(Linked { pre, wasi })
 }
+
+/// Counts an instance of `module` against the store's count limits before
+/// it is instantiated (see `RecordingLimiter::reserve_instance`).
+pub fn reserve_instance(store: &mut WStore, module: &Module) -> WbResult<()> {
+    let needs = module.resources_required();
+    store
+        .data_mut()
+        .limiter
+        .reserve_instance(needs.num_memories as usize, needs.num_tables as usize)
+}

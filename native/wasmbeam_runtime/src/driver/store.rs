@@ -612,18 +612,20 @@ impl StoreCore {
 
     // -- Stopping a run ----------------------------------------------------
 
-    /// Stops the call running on this store, on behalf of its driver
-    /// (`requester`), and waits for it to stop: the guest traps at its
+    /// Stops the call running on this store, on behalf of its driver, and
+    /// waits for it to stop: the guest traps at its
     /// next epoch check, pending host calls fail. Polls many times and
     /// sleeps between polls: call it only from a dirty scheduler or a
     /// thread of one's own. A call that cannot be stopped (its guest is
     /// parked in host I/O) loses the store: `Err(:poisoned)`.
-    pub fn cancel(&self, requester: u64, cx: &dyn Notify) -> WbResult<Cancelled> {
+    /// `requester: None` stops it whoever drives it (a deadline passed
+    /// while the guest waited for I/O, seen by whichever process polled).
+    pub fn cancel(&self, requester: Option<u64>, cx: &dyn Notify) -> WbResult<Cancelled> {
         {
             let state = self.state.lock();
             match &*state {
                 State::Idle(_) => return Ok(Cancelled::Idle),
-                State::Running(r) if r.driver != requester => {
+                State::Running(r) if requester.is_some_and(|p| p != r.driver) => {
                     return Err(WbError::new(
                         Kind::Argument,
                         "only the process driving a call may cancel it",

@@ -3,13 +3,16 @@
 //! after their keyed hash is verified (format and checks in
 //! `wasmbeam_core::sealed` and `wasmbeam_core::sealed_file`).
 
-use crate::engine::EngineResource;
-use crate::error::{chain_message, guard, Kind, WbError, WbResult};
-use crate::module::ModuleResource;
+use crate::nif::error::{encode_error, reply};
+use crate::resources::atoms;
+use crate::resources::engine::EngineResource;
+use crate::resources::module::ModuleResource;
 use rustler::{Binary, Encoder, Env, ResourceArc, Term};
 use std::path::Path;
 use wasmbeam_core::sealed::KEY_LEN;
 use wasmbeam_core::sealed_file::{self, OpenError};
+use wasmbeam_runtime::driver::error::{chain_message, guard, Kind, WbError, WbResult};
+use wasmbeam_runtime::driver::memory::check_normal_scheduler_copy;
 use wasmtime::Module;
 
 rustler::atoms! {
@@ -36,18 +39,24 @@ impl std::hash::Hasher for Blake3Feed {
 /// the target triple, compiler flags, CPU features, tunables, Wasm
 /// features and Wasmtime's version), plus the Wasmtime version and the
 /// host spelled out, so that a key never outlives a change of any of them.
-fn engine_fingerprint(engine: &wasmtime::Engine) -> blake3::Hash {
+pub fn engine_fingerprint(engine: &wasmtime::Engine) -> blake3::Hash {
     use std::hash::Hash;
     let mut feed = Blake3Feed(blake3::Hasher::new_derive_key(
         "wasmbeam 2026 module cache engine fingerprint v1",
     ));
     engine.precompile_compatibility_hash().hash(&mut feed);
-    feed.0.update(b"wasmtime 48.0.8;");
+    feed.0.update(b"wasmtime ");
+    feed.0.update(WASMTIME_VERSION.as_bytes());
+    feed.0.update(b";");
     feed.0.update(std::env::consts::ARCH.as_bytes());
     feed.0.update(b";");
     feed.0.update(std::env::consts::OS.as_bytes());
     feed.0.finalize()
 }
+
+/// The Wasmtime release the NIF is built with (the workspace pins it; a
+/// new one changes every key).
+const WASMTIME_VERSION: &str = "48.0.8";
 
 /// The cache key of `bytes` compiled by `engine`, as 64 hex digits.
 fn entry_id(engine: &wasmtime::Engine, bytes: &[u8]) -> String {
@@ -82,19 +91,22 @@ fn module_cache_entry<'a>(
     engine: ResourceArc<EngineResource>,
     bytes: Binary<'a>,
 ) -> Term<'a> {
-    entry_id(&engine.engine, bytes.as_slice()).encode(env)
+    entry_id(engine.engine(), bytes.as_slice()).encode(env)
 }
 
-/// The same for small modules (the Elixir side sends at most 64 KiB here,
-/// tens of microseconds of hashing): a memory hit on a small module then
-/// costs no trip to a dirty scheduler.
+/// The same for small modules (at most 64 KiB, tens of microseconds of
+/// hashing): a memory hit on a small module then costs no trip to a dirty
+/// scheduler. Larger modules are refused here, not only by the Elixir side.
 #[rustler::nif]
 fn module_cache_entry_small<'a>(
     env: Env<'a>,
     engine: ResourceArc<EngineResource>,
     bytes: Binary<'a>,
 ) -> Term<'a> {
-    entry_id(&engine.engine, bytes.as_slice()).encode(env)
+    match check_normal_scheduler_copy(bytes.len() as u64) {
+        Ok(()) => entry_id(engine.engine(), bytes.as_slice()).encode(env),
+        Err(e) => reply::<()>(env, Err(e)),
+    }
 }
 
 /// Serializes `module` and writes it sealed to `path`. Scheduled as dirty
@@ -118,7 +130,7 @@ fn module_cache_write<'a>(
         sealed_file::write_sealed(path, &key, entry.as_slice(), &artifact)
             .map_err(|e| io_error(path, e))
     });
-    crate::error::reply(env, result)
+    reply(env, result)
 }
 
 /// Loads a sealed file: `{:ok, module}`, `:missing`, `{:refused, why}`
@@ -152,7 +164,7 @@ fn module_cache_load<'a>(
         // file (not the path, which could have been renamed over since),
         // and checks its own header against the engine. The file is never
         // written in place (see `sealed_file`).
-        match unsafe { Module::deserialize_open_file(&engine.engine, file) } {
+        match unsafe { Module::deserialize_open_file(engine.engine(), file) } {
             Ok(module) => Ok(Loaded::Module(ResourceArc::new(ModuleResource {
                 module,
                 engine: engine.clone(),
@@ -164,9 +176,9 @@ fn module_cache_load<'a>(
         }
     });
     match result {
-        Ok(Loaded::Module(module)) => (crate::atoms::ok(), module).encode(env),
+        Ok(Loaded::Module(module)) => (atoms::ok(), module).encode(env),
         Ok(Loaded::Missing) => missing().encode(env),
         Ok(Loaded::Refused(why)) => (refused(), why).encode(env),
-        Err(err) => (crate::atoms::error(), err).encode(env),
+        Err(err) => (atoms::error(), encode_error(env, &err)).encode(env),
     }
 }

@@ -8,43 +8,16 @@
 //! | funcref | `%Wasmbeam.Func{}` or `nil` |
 //! | externref | any term (stored as external term format) or `nil` |
 
-use crate::atoms;
-use crate::error::{Kind, WbError, WbResult};
-use crate::func::FuncResource;
-use crate::store::StoreResource;
+use crate::nif::handles::encode_anonymous_func;
+use crate::resources::atoms;
+use crate::resources::handles::FuncResource;
+use crate::resources::store::StoreResource;
 use rustler::{Atom, Encoder, Env, ResourceArc, Term};
 use smallvec::SmallVec;
 use std::sync::Arc;
-use wasmtime::{AsContextMut, ExternRef, HeapType, Ref, Val, ValType, V128};
-
-/// The arguments of a call or the answer of a host function. Most have one
-/// or two values, kept inline: an allocation costs as much as decoding
-/// them. (Not more inline: these move with every future that holds them.)
-pub type Args = SmallVec<[Arg; 2]>;
-
-/// The results of a call or the arguments of a host call (most have one).
-pub type Outs = SmallVec<[Out; 1]>;
-
-/// The payload of an `externref` made from an Elixir term.
-pub struct ExternTerm(pub Arc<[u8]>);
-
-/// An argument decoded from a term, before it meets a store. Externrefs are
-/// only allocated in the store when the call starts.
-pub enum Arg {
-    Val(Val),
-    Extern(Option<Arc<[u8]>>),
-}
-
-/// A result read out of a store, ready to encode without the store.
-pub enum Out {
-    Val(Val),
-    Func(wasmtime::Func, Arc<crate::func::Signature>),
-    Extern(Option<Arc<[u8]>>),
-    Opaque,
-}
-
-const F32_CANONICAL_NAN: u32 = 0x7fc0_0000;
-const F64_CANONICAL_NAN: u64 = 0x7ff8_0000_0000_0000;
+use wasmbeam_runtime::driver::error::{Kind, WbError, WbResult};
+use wasmbeam_runtime::driver::values::{Arg, Args, Out, F32_CANONICAL_NAN, F64_CANONICAL_NAN};
+use wasmtime::{HeapType, Val, ValType, V128};
 
 fn type_error(term: Term, ty: &ValType, position: usize) -> WbError {
     WbError::new(
@@ -52,11 +25,11 @@ fn type_error(term: Term, ty: &ValType, position: usize) -> WbError {
         format!(
             "argument {} must be {}, got: {}",
             position + 1,
-            crate::types::val_type_atom(ty)
+            crate::nif::types::val_type_atom(ty)
                 .to_term(term.get_env())
                 .atom_to_string()
                 .unwrap_or_default(),
-            crate::inspect::inspect(term)
+            crate::nif::inspect::inspect(term)
         ),
     )
 }
@@ -121,12 +94,7 @@ fn decode_func(term: Term) -> Option<ResourceArc<FuncResource>> {
     term.map_get(key).ok()?.decode().ok()
 }
 
-pub fn decode_arg(
-    term: Term,
-    ty: &ValType,
-    position: usize,
-    store: &StoreResource,
-) -> WbResult<Arg> {
+pub fn decode_arg(term: Term, ty: &ValType, position: usize, store_id: u64) -> WbResult<Arg> {
     let bad = || type_error(term, ty, position);
     let val = match ty {
         ValType::I32 => {
@@ -173,7 +141,7 @@ pub fn decode_arg(
                         Val::FuncRef(None)
                     } else {
                         let f = decode_func(term).ok_or_else(bad)?;
-                        if f.store.id != store.id {
+                        if f.store.id() != store_id {
                             return Err(WbError::new(
                                 Kind::Type,
                                 format!("argument {} is a function of another store", position + 1),
@@ -190,7 +158,9 @@ pub fn decode_arg(
     Ok(Arg::Val(val))
 }
 
-pub fn decode_args(list: Term, types: &[ValType], store: &StoreResource) -> WbResult<Args> {
+/// Decodes a list of arguments against parameter types (for the store
+/// with id `store_id`: funcrefs of other stores are refused).
+pub fn decode_args(list: Term, types: &[ValType], store_id: u64) -> WbResult<Args> {
     let not_a_list = || WbError::new(Kind::Argument, "arguments must be a proper list");
     // Check the length first: iterating an improper list would stop early.
     let len = list.list_length().map_err(|_| not_a_list())?;
@@ -204,55 +174,10 @@ pub fn decode_args(list: Term, types: &[ValType], store: &StoreResource) -> WbRe
     let mut rest = list;
     for (i, ty) in types.iter().enumerate() {
         let (head, tail) = rest.list_get_cell().map_err(|_| not_a_list())?;
-        args.push(decode_arg(head, ty, i, store)?);
+        args.push(decode_arg(head, ty, i, store_id)?);
         rest = tail;
     }
     Ok(args)
-}
-
-/// Makes a `Val` in the store (allocating externrefs in the current root scope).
-pub fn arg_to_val(arg: Arg, mut store: impl AsContextMut) -> wasmtime::Result<Val> {
-    match arg {
-        Arg::Val(v) => Ok(v),
-        Arg::Extern(None) => Ok(Val::ExternRef(None)),
-        Arg::Extern(Some(bytes)) => {
-            let r = ExternRef::new(&mut store, ExternTerm(bytes))?;
-            Ok(Val::ExternRef(Some(r)))
-        }
-    }
-}
-
-/// Reads a `Val` out of the store so that it can outlive the root scope.
-pub fn val_to_out(val: Val, store: impl AsContextMut) -> Out {
-    match val {
-        Val::ExternRef(None) => Out::Extern(None),
-        Val::ExternRef(Some(r)) => {
-            let ctx = store.as_context();
-            match r.data(&ctx) {
-                Ok(Some(data)) => match data.downcast_ref::<ExternTerm>() {
-                    Some(t) => Out::Extern(Some(t.0.clone())),
-                    None => Out::Opaque,
-                },
-                _ => Out::Opaque,
-            }
-        }
-        Val::FuncRef(Some(f)) => {
-            let sig = Arc::new(crate::func::Signature::of(&f, &store));
-            Out::Func(f, sig)
-        }
-        Val::AnyRef(None) | Val::ExnRef(None) | Val::ContRef(None) => Out::Extern(None),
-        Val::AnyRef(Some(_)) | Val::ExnRef(Some(_)) | Val::ContRef(Some(_)) => Out::Opaque,
-        v => Out::Val(v),
-    }
-}
-
-/// Reads a table element out of the store, like [`val_to_out`].
-pub fn ref_to_out(r: Ref, store: impl AsContextMut) -> Out {
-    match r {
-        Ref::Func(f) => val_to_out(Val::FuncRef(f), store),
-        Ref::Extern(e) => val_to_out(Val::ExternRef(e), store),
-        _ => Out::Opaque,
-    }
 }
 
 /// A float result: a float, `:infinity`/`:neg_infinity`, `:nan` for the
@@ -290,7 +215,7 @@ pub fn encode_out<'a>(env: Env<'a>, out: &Out, store: &ResourceArc<StoreResource
         Out::Val(Val::F64(bits)) => encode_f64(env, *bits),
         Out::Val(Val::V128(v)) => v.as_u128().encode(env),
         Out::Val(Val::FuncRef(None)) => atoms::nil().encode(env),
-        Out::Func(f, sig) => crate::func::encode_anonymous_func(env, store, *f, sig.clone()),
+        Out::Func(f, sig) => encode_anonymous_func(env, store, *f, sig.clone()),
         Out::Extern(None) => atoms::nil().encode(env),
         Out::Extern(Some(bytes)) => match env.binary_to_term(bytes) {
             Some((term, _)) => term,

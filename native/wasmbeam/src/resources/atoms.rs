@@ -1,4 +1,4 @@
-//! Atoms shared by the NIF modules.
+//! Atoms shared by the resources and the NIF entry points.
 
 rustler::atoms! {
     ok,
@@ -34,6 +34,7 @@ rustler::atoms! {
     wasi,
     exit_code,
     idle,
+    bad_answer,
     wasmbeam_store_idle,
     define_global,
     define_memory,

@@ -1,18 +1,13 @@
 //! Modules: compiled code, shareable by any number of stores of one engine.
 
-use crate::engine::EngineResource;
-use crate::error::{chain_message, guard, reply, Kind, WbError, WbResult};
-use crate::types::extern_type;
+use crate::nif::error::reply;
+use crate::nif::types::extern_type;
+use crate::resources::atoms;
+use crate::resources::engine::EngineResource;
+use crate::resources::module::ModuleResource;
 use rustler::{Binary, Encoder, Env, NewBinary, ResourceArc, Term};
+use wasmbeam_runtime::driver::error::{chain_message, guard, Kind, WbError, WbResult};
 use wasmtime::Module;
-
-pub struct ModuleResource {
-    pub module: Module,
-    pub engine: ResourceArc<EngineResource>,
-}
-
-#[rustler::resource_impl]
-impl rustler::Resource for ModuleResource {}
 
 const WASM_MAGIC: &[u8] = b"\0asm";
 
@@ -44,13 +39,13 @@ fn binary_error(err: wasmtime::Error) -> WbError {
 
 fn compile(engine: &ResourceArc<EngineResource>, bytes: &[u8]) -> WbResult<ModuleResource> {
     let binary = to_binary(bytes)?;
-    let module = Module::from_binary(&engine.engine, &binary).map_err(|err| {
+    let module = Module::from_binary(engine.engine(), &binary).map_err(|err| {
         // Function bodies are validated while they are compiled, and that
         // error carries no offset; a validation pass (only on this error
         // path) finds the offending byte.
         let err = binary_error(err);
         if err.offset.is_none() {
-            if let Err(validation) = Module::validate(&engine.engine, &binary) {
+            if let Err(validation) = Module::validate(engine.engine(), &binary) {
                 let validation = binary_error(validation);
                 if validation.offset.is_some() {
                     return validation;
@@ -87,9 +82,9 @@ fn module_validate<'a>(
         env,
         guard(|| {
             let binary = to_binary(bytes.as_slice())?;
-            Module::validate(&engine.engine, &binary).map_err(binary_error)
+            Module::validate(engine.engine(), &binary).map_err(binary_error)
         })
-        .map(|()| crate::atoms::ok()),
+        .map(|()| atoms::ok()),
     )
 }
 
@@ -144,11 +139,12 @@ fn module_deserialize<'a>(
     let result = guard(|| {
         let payload = wasmbeam_core::artifact::unwrap(bytes.as_slice())
             .map_err(|m| WbError::new(Kind::Deserialize, m))?;
-        // SAFETY: the digest shows the payload is exactly what
-        // `module_serialize` produced; Wasmtime then checks its own header
-        // against this engine. The trust model is documented on
-        // `Wasmbeam.Module.deserialize/2`.
-        let module = unsafe { Module::deserialize(&engine.engine, payload) }
+        // SAFETY: compiled code runs unvalidated. The envelope's unkeyed
+        // digest only catches corruption, not forgery: the bytes must come
+        // from a source the caller trusts, as `Wasmbeam.Module.deserialize/2`
+        // documents (the module cache loads only files sealed with its own
+        // key). Wasmtime then checks its own header against this engine.
+        let module = unsafe { Module::deserialize(engine.engine(), payload) }
             .map_err(|e| WbError::new(Kind::Deserialize, chain_message(&e)))?;
         Ok(ResourceArc::new(ModuleResource {
             module,

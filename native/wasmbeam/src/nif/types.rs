@@ -3,8 +3,9 @@
 //! tuples (`{:func, params, results}`, `{:memory, %{...}}`, `{:table, %{...}}`,
 //! `{:global, type, :const | :var}`, `{:tag, params}`).
 
-use crate::atoms;
-use rustler::{Encoder, Env, Term};
+use crate::resources::atoms;
+use rustler::{Atom, Encoder, Env, Term};
+use wasmbeam_runtime::driver::error::{Kind, WbError, WbResult};
 use wasmtime::{
     ExternType, FuncType, GlobalType, HeapType, MemoryType, Mutability, RefType, TableType, ValType,
 };
@@ -17,6 +18,36 @@ pub fn ref_type_atom(r: &RefType) -> rustler::Atom {
         HeapType::Cont | HeapType::ConcreteCont(_) | HeapType::NoCont => atoms::contref(),
         _ => atoms::anyref(),
     }
+}
+
+/// The value types Elixir can name, both ways: the one table.
+fn named_val_types() -> [(Atom, ValType); 7] {
+    [
+        (atoms::i32(), ValType::I32),
+        (atoms::i64(), ValType::I64),
+        (atoms::f32(), ValType::F32),
+        (atoms::f64(), ValType::F64),
+        (atoms::v128(), ValType::V128),
+        (atoms::funcref(), ValType::FUNCREF),
+        (atoms::externref(), ValType::EXTERNREF),
+    ]
+}
+
+/// The value type an atom names.
+pub fn parse_val_type(atom: Atom) -> WbResult<ValType> {
+    named_val_types()
+        .into_iter()
+        .find(|(name, _)| *name == atom)
+        .map(|(_, ty)| ty)
+        .ok_or_else(|| WbError::new(Kind::Argument, format!("unknown value type {atom:?}")))
+}
+
+/// A list of value-type atoms.
+pub fn parse_val_types(term: Term) -> WbResult<Vec<ValType>> {
+    let atoms: Vec<Atom> = term
+        .decode()
+        .map_err(|_| WbError::new(Kind::Argument, "value types must be a list of atoms"))?;
+    atoms.into_iter().map(parse_val_type).collect()
 }
 
 pub fn val_type_atom(t: &ValType) -> rustler::Atom {

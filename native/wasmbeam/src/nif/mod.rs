@@ -1,0 +1,23 @@
+//! Layer 4: NIF entry points (one file per concept) and the codecs they
+//! share. Codecs come first in this list; entry-point files name codecs
+//! and, for calls, `func`/`store`/`host`, never each other in a circle.
+
+pub mod cache;
+pub mod engine;
+pub mod error;
+pub mod func;
+pub mod global;
+pub mod handles;
+pub mod host;
+pub mod imports;
+pub mod inspect;
+pub mod instance;
+pub mod linked;
+pub mod memory;
+pub mod module;
+pub mod step;
+pub mod store;
+pub mod table;
+pub mod types;
+pub mod values;
+pub mod wasi;

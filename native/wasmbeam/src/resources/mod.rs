@@ -1,0 +1,14 @@
+//! Layer 3: Rustler resources around the driver's objects, and what only
+//! the BEAM has (monitors, pids, terms kept between calls). Names only
+//! `wasmbeam_runtime` and files earlier in this list; never `crate::nif`.
+
+pub mod atoms;
+pub mod engine;
+pub mod handlers;
+pub mod handles;
+pub mod instance;
+pub mod linked;
+pub mod module;
+pub mod pipe;
+pub mod send;
+pub mod store;
