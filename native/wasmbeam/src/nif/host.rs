@@ -4,11 +4,11 @@
 
 use crate::nif::error::{error, guarded, reply};
 use crate::nif::step::{encode_poll_result, me};
-use crate::nif::values::{decode_arg, decode_args, encode_out, encode_outs};
+use crate::nif::values::{decode_arg, decode_args};
 use crate::resources::atoms;
 use crate::resources::handlers::Handlers;
 use crate::resources::store::StoreResource;
-use rustler::{Atom, Binary, Encoder, Env, NewBinary, ResourceArc, Term};
+use rustler::{Atom, Binary, Env, ResourceArc, Term};
 use wasmbeam_runtime::driver::error::{msg, Kind, WbError, WbResult};
 use wasmbeam_runtime::driver::host_slot::{Answer, FailureCause, HandlerFailure, Op, OpResult};
 use wasmbeam_runtime::driver::memory::check_normal_scheduler_copy;
@@ -206,26 +206,4 @@ fn decode_op<'a>(
         }
         _ => return Err(bad()),
     })
-}
-
-pub fn encode_op_result<'a>(
-    env: Env<'a>,
-    result: OpResult,
-    store: &ResourceArc<StoreResource>,
-) -> Term<'a> {
-    let ok = |t: Term<'a>| reply(env, Ok(t));
-    match result {
-        OpResult::Bytes(bytes) => {
-            let mut bin = NewBinary::new(env, bytes.len());
-            bin.as_mut_slice().copy_from_slice(&bytes);
-            ok(Binary::from(bin).to_term(env))
-        }
-        OpResult::Size(bytes, pages) => ok((bytes, pages).encode(env)),
-        OpResult::Unit => ok(atoms::ok().encode(env)),
-        OpResult::Value(out) => ok(encode_out(env, &out, store)),
-        OpResult::Values(outs) => ok(encode_outs(env, &outs, store)),
-        OpResult::Fuel(fuel) => ok(fuel.encode(env)),
-        OpResult::GlobalType(..) | OpResult::Func(..) => ok(atoms::ok().encode(env)),
-        OpResult::Error(e) => error(env, &e),
-    }
 }

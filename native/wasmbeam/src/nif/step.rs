@@ -4,15 +4,15 @@
 //! `{:wait, store_id}` for a caller queued behind a busy store.
 
 use crate::nif::error::{error, reply};
-use crate::nif::host::encode_op_result;
-use crate::nif::values::encode_outs;
+use crate::nif::values::{encode_out, encode_outs};
 use crate::resources::atoms;
 use crate::resources::instance::InstanceResource;
 use crate::resources::module::ModuleResource;
 use crate::resources::send::raw_pid;
 use crate::resources::store::StoreResource;
-use rustler::{Encoder, Env, ResourceArc, Term};
+use rustler::{Binary, Encoder, Env, NewBinary, ResourceArc, Term};
 use wasmbeam_runtime::driver::error::{Kind, WbError, WbResult};
+use wasmbeam_runtime::driver::host_slot::OpResult;
 use wasmbeam_runtime::driver::store::{Begin, Outcome, Polled, RunOptions, Step};
 
 /// The calling process, as the driver knows it.
@@ -123,5 +123,28 @@ pub fn busy_or_wait<'a>(
             (atoms::wait(), store.id()).encode(env)
         }
         Err(e) => error(env, &e),
+    }
+}
+
+/// The result of a caller operation.
+pub fn encode_op_result<'a>(
+    env: Env<'a>,
+    result: OpResult,
+    store: &ResourceArc<StoreResource>,
+) -> Term<'a> {
+    let ok = |t: Term<'a>| reply(env, Ok(t));
+    match result {
+        OpResult::Bytes(bytes) => {
+            let mut bin = NewBinary::new(env, bytes.len());
+            bin.as_mut_slice().copy_from_slice(&bytes);
+            ok(Binary::from(bin).to_term(env))
+        }
+        OpResult::Size(bytes, pages) => ok((bytes, pages).encode(env)),
+        OpResult::Unit => ok(atoms::ok().encode(env)),
+        OpResult::Value(out) => ok(encode_out(env, &out, store)),
+        OpResult::Values(outs) => ok(encode_outs(env, &outs, store)),
+        OpResult::Fuel(fuel) => ok(fuel.encode(env)),
+        OpResult::GlobalType(..) | OpResult::Func(..) => ok(atoms::ok().encode(env)),
+        OpResult::Error(e) => error(env, &e),
     }
 }

@@ -2,16 +2,11 @@
 //! becomes a run: through a typed fast path where the signature has one,
 //! else through Wasmtime's general `call_async`.
 
+use crate::domain::typed::{fast_call, FastCall};
 use crate::driver::store::{Outcome, RunFuture, RunResult, WStore};
 use crate::driver::values::{arg_to_val, val_to_out, Args, FuncSig};
 use std::sync::Arc;
 use wasmtime::{Func, RootScope, Val};
-
-/// Makes the run of a call whose arguments were decoded against the
-/// function's parameter types.
-pub trait FastCall: Send + Sync {
-    fn run(&self, store: WStore, args: Args) -> RunFuture;
-}
 
 /// A function's types, and its typed path if it has one.
 pub struct Signature {
@@ -23,7 +18,7 @@ impl Signature {
     /// The signature of `func`, with a typed path when its types allow.
     pub fn of(func: &Func, store: impl wasmtime::AsContext) -> Signature {
         let types = FuncSig::of(func, &store);
-        let fast = crate::domain::typed::fast_call(func, &store, &types.params, &types.results);
+        let fast = fast_call(func, &store, &types.params, &types.results);
         Signature {
             types: Arc::new(types),
             fast,

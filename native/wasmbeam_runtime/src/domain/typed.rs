@@ -12,7 +12,6 @@
 //! (`Func::wrap_async`): Wasmtime then hands their arguments over as Rust
 //! values and takes the results back without `Val` slices.
 
-use crate::domain::signature::FastCall;
 use crate::driver::host_slot::{call_handler, HostImport};
 use crate::driver::store::{Outcome, RunFuture, WStore};
 use crate::driver::store_data::StoreData;
@@ -23,6 +22,12 @@ use wasmtime::{
     AsContext, Caller, Func, Linker, TypedFunc, Val, ValType, WasmParams, WasmResults, WasmTy,
     WasmTyList,
 };
+
+/// Makes the run of a call whose arguments were decoded against the
+/// function's parameter types.
+pub trait FastCall: Send + Sync {
+    fn run(&self, store: WStore, args: Args) -> RunFuture;
+}
 
 trait Scalar: WasmTy + Copy + Send + Sync + 'static {
     fn from_arg(arg: &Arg) -> Self;

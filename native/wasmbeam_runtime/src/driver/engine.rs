@@ -32,7 +32,7 @@ pub struct EngineCore {
     pub epoch_interruption: bool,
     pub ticker: Ticker,
     /// Wasmtime's WASI preview 1 functions, linked once per engine
-    /// (see `crate::domain::imports`).
+    /// (made by the domain layer's import resolver).
     pub wasi_linker:
         once_cell::sync::OnceCell<wasmtime::Linker<crate::driver::store_data::StoreData>>,
 }
