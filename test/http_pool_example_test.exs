@@ -10,6 +10,8 @@ defmodule Wasmbeam.HttpPoolExampleTest do
   @app Path.expand("../examples/http_pool", __DIR__)
 
   setup_all do
+    # :inets (for :httpc) is this test's own; test_helper.exs puts it on
+    # the code path.
     {:ok, _} = Application.ensure_all_started(:inets)
     mix = System.find_executable("mix")
 

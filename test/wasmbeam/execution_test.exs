@@ -26,8 +26,10 @@ defmodule Wasmbeam.ExecutionTest do
     (func (export "spin") (result i32) (loop br 0) i32.const 0)
     (func (export "plain") (param i32) (result i32) local.get 0 i32.const 1 i32.add))]
 
+  # Not `:module`: from Elixir 1.15 on, ExUnit's own `:module` key (the
+  # test module) wins over a setup_all key of that name.
   setup_all do
-    %{module: Module.compile!(@wat)}
+    %{compiled: Module.compile!(@wat)}
   end
 
   defp new_instance(module, handler),
@@ -43,7 +45,7 @@ defmodule Wasmbeam.ExecutionTest do
 
   describe "a host call inside a call with a timeout" do
     test "the handler sleeps past the deadline and the guest returns right after: ok", %{
-      module: module
+      compiled: module
     } do
       instance =
         new_instance(module, fn _c, x ->
@@ -58,7 +60,7 @@ defmodule Wasmbeam.ExecutionTest do
     end
 
     test "the handler sleeps past the deadline and the guest works on: :timeout", %{
-      module: module
+      compiled: module
     } do
       instance =
         new_instance(module, fn _c, x ->
@@ -75,7 +77,7 @@ defmodule Wasmbeam.ExecutionTest do
     end
 
     test "a handler process that answers after the deadline, the guest works on: :timeout", %{
-      module: module
+      compiled: module
     } do
       sleeper =
         spawn(fn ->
@@ -113,7 +115,7 @@ defmodule Wasmbeam.ExecutionTest do
       end
     end
 
-    test "while its guest waits for another process's handler", %{module: module} do
+    test "while its guest waits for another process's handler", %{compiled: module} do
       {:ok, blocker} = Blocker.start(self())
       instance = new_instance(module, {:process, blocker, timeout: :infinity})
 
@@ -140,7 +142,7 @@ defmodule Wasmbeam.ExecutionTest do
       assert {:ok, [9]} = Instance.call(instance2, "run", [3])
     end
 
-    test "while its own handler blocks", %{module: module} do
+    test "while its own handler blocks", %{compiled: module} do
       test = self()
 
       instance =
@@ -165,7 +167,7 @@ defmodule Wasmbeam.ExecutionTest do
       assert {:ok, [2]} = Instance.call(instance, "run", [2])
     end
 
-    test "while its guest spins without a timeout", %{module: module} do
+    test "while its guest spins without a timeout", %{compiled: module} do
       instance = new_instance(module, fn _c, x -> x end)
       caller = spawn(fn -> Instance.call(instance, "spin", []) end)
       assert await_busy(instance.store)
@@ -178,7 +180,7 @@ defmodule Wasmbeam.ExecutionTest do
       assert {:ok, [7]} = Instance.call(instance, "run", [7])
     end
 
-    test "while deep in nested host calls", %{module: module} do
+    test "while deep in nested host calls", %{compiled: module} do
       test = self()
 
       instance =
@@ -201,7 +203,7 @@ defmodule Wasmbeam.ExecutionTest do
   end
 
   describe "concurrency" do
-    test "200 processes, each with its own instance, 100 host calls each", %{module: module} do
+    test "200 processes, each with its own instance, 100 host calls each", %{compiled: module} do
       tasks =
         for p <- 1..200 do
           Task.async(fn ->
@@ -221,14 +223,14 @@ defmodule Wasmbeam.ExecutionTest do
       assert Enum.all?(results, &(&1 == [])), inspect(Enum.reject(results, &(&1 == [])))
     end
 
-    test "a guest loop with 1000 host calls", %{module: module} do
+    test "a guest loop with 1000 host calls", %{compiled: module} do
       instance = new_instance(module, fn _c, x -> x end)
       # sum of 1..1000
       assert {:ok, [500_500]} = Instance.call(instance, "host_loop", [1000])
     end
 
     test "many processes on one instance: a correct result or :busy, nothing else", %{
-      module: module
+      compiled: module
     } do
       instance =
         new_instance(module, fn _c, x ->
@@ -276,7 +278,7 @@ defmodule Wasmbeam.ExecutionTest do
 
   describe "many guests at once" do
     @tag timeout: 120_000
-    test "1000 guests wait in host calls at once; no thread per guest", %{module: module} do
+    test "1000 guests wait in host calls at once; no thread per guest", %{compiled: module} do
       test = self()
       # warm up: the first call may start the engine's ticker
       warm = new_instance(module, fn _c, x -> x end)
@@ -320,7 +322,7 @@ defmodule Wasmbeam.ExecutionTest do
 
     @tag timeout: 120_000
     test "100 guests in endless loops with timeout: 200 all time out; the engine works after",
-         %{module: module} do
+         %{compiled: module} do
       tasks =
         for _ <- 1..100 do
           Task.async(fn ->
@@ -355,7 +357,7 @@ defmodule Wasmbeam.ExecutionTest do
     end
 
     @tag timeout: 120_000
-    test "a plain GenServer keeps answering while 20 guests spin", %{module: module} do
+    test "a plain GenServer keeps answering while 20 guests spin", %{compiled: module} do
       {:ok, pong} = Pong.start_link()
       test = self()
 
