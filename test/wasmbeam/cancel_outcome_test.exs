@@ -82,7 +82,7 @@ defmodule Wasmbeam.CancelOutcomeTest do
     down = Process.monitor(old)
 
     {:ok, request} = Server.async_call(old, "read_stdin", [])
-    assert eventually(fn -> match?(%{running: %{parked: true}}, :sys.get_state(old)) end)
+    assert eventually(fn -> parked?(old) end), "the call never parked in its stdin read"
 
     Server.cancel(request)
     # An unrelated caller, after the cancel, of the same process.
@@ -108,6 +108,15 @@ defmodule Wasmbeam.CancelOutcomeTest do
            end)
 
     assert {:ok, [42]} = Instance.call(server, "answer", [], timeout: 1_000)
+  end
+
+  # Whether the server's running call waits for I/O.
+  defp parked?(server) do
+    case :sys.get_state(server) do
+      %{running: %{parked: parked}} -> parked
+      # (another shape of state: only the public view is left)
+      _ -> match?({:ok, %{running: true}}, Server.info(server))
+    end
   end
 
   defp until_parked(:continue, store), do: store |> Native.store_resume() |> until_parked(store)

@@ -75,11 +75,13 @@ defmodule Wasmbeam.NestedIoWaitTest do
            "the handler server no longer answers"
   end
 
+  # Waiting in the driver's `receive` for the wake of an I/O wait (not,
+  # say, in the code server loading a module on first use).
   defp parked_in_driver?(pid) do
-    match?(
-      [status: :waiting, current_function: {Wasmbeam.Driver, :drive, 3}],
-      Process.info(pid, [:status, :current_function])
-    )
+    case Process.info(pid, [:status, :current_function]) do
+      [status: :waiting, current_function: {Wasmbeam.Driver, _, _}] -> true
+      _ -> false
+    end
   end
 
   defp stray_wakes(acc \\ []) do

@@ -45,10 +45,12 @@ defmodule Wasmbeam.SharedPipeReadersTest do
            "the readers read #{inspect(out_a)} and #{inspect(out_b)}"
   end
 
+  # Waiting in the driver's `receive` for the wake of an I/O wait (not,
+  # say, in the code server loading a module on first use).
   defp parked_in_driver?(pid) do
-    match?(
-      [status: :waiting, current_function: {Wasmbeam.Driver, :drive, 3}],
-      Process.info(pid, [:status, :current_function])
-    )
+    case Process.info(pid, [:status, :current_function]) do
+      [status: :waiting, current_function: {Wasmbeam.Driver, _, _}] -> true
+      _ -> false
+    end
   end
 end
