@@ -26,25 +26,27 @@ defmodule Wasmbeam.StoreStateAnswersTest do
     instance = Instance.new!(Module.compile!(engine, wat))
     test = self()
 
-    # A few hundred ms of guest work in one slice (nothing interrupts it).
-    spawn_link(fn ->
-      Process.flag(:scheduler, 1)
-      :erlang.yield()
-      send(test, :long_call_starting)
-      send(test, {:long_call_done, Instance.call(instance, "work", [500_000_000])})
-    end)
-
-    assert_receive :long_call_starting, 5_000
-
-    # On the other scheduler: calls with wait: false until one answers
-    # :busy. Before the long call starts they just run; while it runs, the
-    # answer must be :busy at once.
+    # On scheduler 2: calls with wait: false until one answers :busy.
+    # Before the long call starts they just run; while it runs, the answer
+    # must be :busy at once. Started first, so that it loops on its own
+    # scheduler whatever the long call does to scheduler 1.
     second =
       spawn_link(fn ->
         Process.flag(:scheduler, 2)
         :erlang.yield()
+        send(test, {:second_caller_on, :erlang.system_info(:scheduler_id)})
         until_busy(instance, test)
       end)
+
+    assert_receive {:second_caller_on, 2}, 5_000
+
+    # On scheduler 1: a few hundred ms of guest work in one slice (nothing
+    # interrupts it).
+    spawn_link(fn ->
+      Process.flag(:scheduler, 1)
+      :erlang.yield()
+      send(test, {:long_call_done, Instance.call(instance, "work", [500_000_000])})
+    end)
 
     first =
       receive do
