@@ -19,25 +19,58 @@ use crate::resources::handles::{
 use rustler::{Atom, ResourceArc, Term};
 use std::sync::Arc;
 use wasmbeam_runtime::domain::host_funcs::HostFuncSpec;
-use wasmbeam_runtime::domain::imports::ImportSpec;
+use wasmbeam_runtime::domain::imports::{precheck, ImportSpec};
 use wasmbeam_runtime::driver::error::WbResult;
 use wasmbeam_runtime::driver::host_slot::HostImport;
 
-/// Decodes every binding. Host functions' handlers go into `handlers` (an
-/// equal handler registered before is reused). `store_id` is the store the
-/// bindings are for (0 for a link, which belongs to no store).
+/// Decodes every binding of `module`'s imports and checks that each fits
+/// its import; only then are host functions' handlers registered in
+/// `handlers` (an equal handler registered before is reused), so a
+/// binding that does not fit leaves no registration behind. `store_id` is
+/// the store the bindings are for (0 for a link, which belongs to no store).
 pub fn decode(
-    terms: &[Term],
+    list: Term,
+    module: &wasmtime::Module,
     handlers: &Arc<Handlers>,
     store_id: u64,
 ) -> WbResult<Vec<ImportSpec>> {
-    terms
+    let not_a_list = || bad_term("imports must be a proper list", list);
+    // The length first: iterating an improper list would stop early.
+    list.list_length().map_err(|_| not_a_list())?;
+    let terms: Vec<Term> = list.decode().map_err(|_| not_a_list())?;
+    let mut handler_terms = Vec::new();
+    let mut specs = terms
         .iter()
-        .map(|t| decode_one(*t, handlers, store_id))
-        .collect()
+        .enumerate()
+        .map(|(position, t)| decode_one(*t, position, store_id, &mut handler_terms))
+        .collect::<WbResult<Vec<ImportSpec>>>()?;
+    precheck(module, &specs)?;
+    for (position, handler) in handler_terms {
+        if let ImportSpec::DefineFunc(spec) = &mut specs[position] {
+            let index = handlers.register(handler);
+            let registry: Arc<dyn std::any::Any + Send + Sync> = handlers.clone();
+            spec.import = HostImport::new(
+                registry,
+                handlers.id,
+                index,
+                spec.import.name(),
+                &spec.results,
+            );
+            spec.registry = handlers.id;
+            spec.index = index;
+        }
+    }
+    Ok(specs)
 }
 
-fn decode_one(term: Term, handlers: &Arc<Handlers>, store_id: u64) -> WbResult<ImportSpec> {
+/// One binding; a host function's handler is set aside in `handlers`
+/// (with the binding's position) to be registered once all bindings fit.
+fn decode_one<'a>(
+    term: Term<'a>,
+    position: usize,
+    store_id: u64,
+    handlers: &mut Vec<(usize, Term<'a>)>,
+) -> WbResult<ImportSpec> {
     let bad = || bad_term("not a resolved import", term);
     let items = rustler::types::tuple::get_tuple(term).map_err(|_| bad())?;
     let tag: Atom = items.first().ok_or_else(bad)?.decode().map_err(|_| bad())?;
@@ -79,12 +112,12 @@ fn decode_one(term: Term, handlers: &Arc<Handlers>, store_id: u64) -> WbResult<I
             let name: String = at(1)?.decode().map_err(|_| bad())?;
             let params = parse_val_types(at(2)?)?;
             let results = parse_val_types(at(3)?)?;
-            let index = handlers.register(at(4)?);
-            let registry: Arc<dyn std::any::Any + Send + Sync> = handlers.clone();
+            // Registered (and these placeholders replaced) by `decode`.
+            handlers.push((position, at(4)?));
             ImportSpec::DefineFunc(HostFuncSpec {
-                import: HostImport::new(registry, handlers.id, index, &name, &results),
-                registry: handlers.id,
-                index,
+                import: HostImport::new(Arc::new(()), 0, 0, &name, &results),
+                registry: 0,
+                index: 0,
                 params,
                 results,
             })

@@ -31,14 +31,14 @@ fn instance_new<'a>(
     env: Env<'a>,
     store: ResourceArc<StoreResource>,
     module: ResourceArc<ModuleResource>,
-    imports: Vec<Term<'a>>,
+    imports: Term<'a>,
     options: CallOptions,
 ) -> Term<'a> {
     guarded(env, || {
         if let Err(e) = same_engine(&store.engine.core, module.engine.engine(), "the module") {
             return error(env, &e);
         }
-        let specs = match imports::decode(&imports, &store.handlers, store.id()) {
+        let specs = match imports::decode(imports, &module.module, &store.handlers, store.id()) {
             Ok(specs) => specs,
             Err(e) => return error(env, &e),
         };

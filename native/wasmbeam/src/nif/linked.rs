@@ -20,11 +20,11 @@ use wasmbeam_runtime::driver::store::Outcome;
 fn linked_new<'a>(
     env: Env<'a>,
     module: ResourceArc<ModuleResource>,
-    imports: Vec<Term<'a>>,
+    imports: Term<'a>,
 ) -> Term<'a> {
     let result = guard(|| {
         let handlers = Arc::new(Handlers::default());
-        let specs = imports::decode(&imports, &handlers, 0)?;
+        let specs = imports::decode(imports, &module.module, &handlers, 0)?;
         let linked = link(&module.engine.core, &module.module, &specs)?;
         Ok(ResourceArc::new(LinkedResource {
             engine: module.engine.clone(),

@@ -87,7 +87,7 @@ fn same_types(a: &[ValType], b: impl ExactSizeIterator<Item = ValType>) -> bool 
 /// Checks what can be checked before anything is made: one binding per
 /// import, of the import's kind, and host functions of the import's type.
 /// A mismatch found here leaves nothing behind in a store.
-fn precheck<'m>(module: &'m Module, specs: &[ImportSpec]) -> WbResult<Vec<ImportType<'m>>> {
+pub fn precheck<'m>(module: &'m Module, specs: &[ImportSpec]) -> WbResult<Vec<ImportType<'m>>> {
     let declared: Vec<ImportType> = module.imports().collect();
     if declared.len() != specs.len() {
         return Err(WbError::new(
@@ -102,6 +102,21 @@ fn precheck<'m>(module: &'m Module, specs: &[ImportSpec]) -> WbResult<Vec<Import
             (ImportSpec::Wasi, ExternType::Func(_)) => true,
             (ImportSpec::DefineFunc(f), ExternType::Func(t)) => {
                 same_types(&f.params, t.params()) && same_types(&f.results, t.results())
+            }
+            (ImportSpec::DefineGlobal { ty, mutable, .. }, ExternType::Global(g)) => {
+                ValType::eq(ty, g.content()) && *mutable == (g.mutability() == Mutability::Var)
+            }
+            (ImportSpec::DefineMemory { min, max }, ExternType::Memory(m)) => {
+                !m.is_64() && !m.is_shared() && limits_fit(*min, *max, m.minimum(), m.maximum())
+            }
+            (ImportSpec::DefineTable { element, min, max }, ExternType::Table(t)) => {
+                let element_fits = match element {
+                    ValType::Ref(r) => {
+                        r.heap_type().is_extern() == t.element().heap_type().is_extern()
+                    }
+                    _ => false,
+                };
+                element_fits && limits_fit(*min, *max, t.minimum(), t.maximum())
             }
             (spec, _) => spec.kind() == expected,
         };
@@ -119,6 +134,17 @@ fn precheck<'m>(module: &'m Module, specs: &[ImportSpec]) -> WbResult<Vec<Import
         }
     }
     Ok(declared)
+}
+
+/// Whether limits `min..max` satisfy an import that asks for
+/// `want_min..want_max` (Wasm's subtyping of limits).
+fn limits_fit(min: u64, max: Option<u64>, want_min: u64, want_max: Option<u64>) -> bool {
+    min >= want_min
+        && match (max, want_max) {
+            (_, None) => true,
+            (Some(max), Some(want)) => max <= want,
+            (None, Some(_)) => false,
+        }
 }
 
 fn same_store(store_id: u64, owner: u64, what: &str) -> WbResult<()> {

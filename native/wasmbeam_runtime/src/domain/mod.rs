@@ -3,5 +3,5 @@
 
 pub mod host_funcs;
 pub mod imports;
-pub mod typed;
 pub mod signature;
+pub mod typed;
