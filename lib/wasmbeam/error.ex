@@ -45,27 +45,30 @@ defmodule Wasmbeam.Error do
       :validation
   """
 
-  @type kind ::
-          :parse
-          | :validation
-          | :compile
-          | :deserialize
-          | :link
-          | :trap
-          | :timeout
-          | :out_of_fuel
-          | :limit
-          | :arity
-          | :type
-          | :not_found
-          | :argument
-          | :busy
-          | :overloaded
-          | :cancelled
-          | :down
-          | :poisoned
-          | :panic
-          | :exit
+  @kinds [
+    :parse,
+    :validation,
+    :compile,
+    :deserialize,
+    :link,
+    :trap,
+    :timeout,
+    :out_of_fuel,
+    :limit,
+    :arity,
+    :type,
+    :not_found,
+    :argument,
+    :busy,
+    :overloaded,
+    :cancelled,
+    :down,
+    :poisoned,
+    :panic,
+    :exit
+  ]
+
+  @type kind :: unquote(Enum.reduce(Enum.reverse(@kinds), &{:|, [], [&1, &2]}))
 
   @type frame :: %{
           func_index: non_neg_integer(),
@@ -125,4 +128,14 @@ defmodule Wasmbeam.Error do
   @spec unwrap!({:ok, value} | {:error, t()}) :: value when value: term()
   def unwrap!({:ok, value}), do: value
   def unwrap!({:error, %__MODULE__{} = error}), do: raise(error)
+
+  @doc """
+  Every kind an error can have. The native code's kinds are among them
+  (checked by the test suite against `Wasmbeam.Native.error_kinds/0`).
+
+      iex> :trap in Wasmbeam.Error.kinds()
+      true
+  """
+  @spec kinds() :: [kind()]
+  def kinds, do: @kinds
 end

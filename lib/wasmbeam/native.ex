@@ -43,6 +43,7 @@ defmodule Wasmbeam.Native do
   def store_wasi_output(_store), do: err()
   def caller_op(_store, _id, _op), do: err()
   def caller_op_large(_store, _id, _op), do: err()
+  def error_kinds, do: err()
   def host_handlers(_store, _id), do: err()
 
   def instance_new(_store, _module, _imports, _options), do: err()

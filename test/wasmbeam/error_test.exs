@@ -179,6 +179,12 @@ defmodule Wasmbeam.ErrorTest do
     end
   end
 
+  test "every kind the native code gives an error is one Wasmbeam.Error knows" do
+    native = Wasmbeam.Native.error_kinds()
+    assert length(native) > 10
+    assert native -- Wasmbeam.Error.kinds() == []
+  end
+
   test "every error the library returns is a %Wasmbeam.Error{} with a known kind" do
     kinds = [
       :parse,

@@ -78,3 +78,13 @@ pub fn bad_term(what: &str, term: Term) -> WbError {
         format!("{what}: {}", crate::nif::inspect::inspect(term)),
     )
 }
+
+/// The kinds native code can give an error, as atoms: the test suite checks
+/// that `Wasmbeam.Error` knows each of them.
+#[rustler::nif]
+fn error_kinds(env: Env) -> Vec<Atom> {
+    Kind::ALL
+        .iter()
+        .map(|k| Atom::from_str(env, k.name()).expect("valid atom"))
+        .collect()
+}
