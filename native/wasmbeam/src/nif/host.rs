@@ -18,15 +18,17 @@ use wasmtime::ValType;
 /// a tuple: what a process copies once to run that registry's handlers.
 #[rustler::nif]
 fn host_handlers(env: Env, store: ResourceArc<StoreResource>, id: u64) -> Term {
-    let registry = store
-        .core
-        .host
-        .registry_of(id)
-        .and_then(|r| r.downcast::<Handlers>().ok());
-    match registry {
-        Some(handlers) => reply(env, Ok(handlers.all(env))),
-        None => error(env, &WbError::new(Kind::Argument, msg::CALLER_GONE)),
-    }
+    guarded(env, || {
+        let registry = store
+            .core
+            .host
+            .registry_of(id)
+            .and_then(|r| r.downcast::<Handlers>().ok());
+        match registry {
+            Some(handlers) => reply(env, Ok(handlers.all(env))),
+            None => error(env, &WbError::new(Kind::Argument, msg::CALLER_GONE)),
+        }
+    })
 }
 
 /// Answers the innermost pending host call with `{:ok, results}`,

@@ -151,11 +151,13 @@ fn instance_export<'a>(
 /// The names of the exports, in order, with their types.
 #[rustler::nif]
 fn instance_exports(env: Env, instance: ResourceArc<InstanceResource>) -> Term {
-    instance
-        .module
-        .module
-        .exports()
-        .map(|e| (e.name(), crate::nif::types::extern_type(env, &e.ty())).encode(env))
-        .collect::<Vec<_>>()
-        .encode(env)
+    guarded(env, || {
+        instance
+            .module
+            .module
+            .exports()
+            .map(|e| (e.name(), crate::nif::types::extern_type(env, &e.ty())).encode(env))
+            .collect::<Vec<_>>()
+            .encode(env)
+    })
 }

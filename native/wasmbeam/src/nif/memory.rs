@@ -9,24 +9,28 @@ use wasmbeam_runtime::driver::memory::{check_normal_scheduler_copy, range};
 
 #[rustler::nif]
 fn memory_size(env: Env, memory: ResourceArc<MemoryResource>) -> Term {
-    let r = memory
-        .store
-        .core
-        .with_idle(|s| Ok((memory.memory.data_size(&*s), memory.memory.size(&*s))));
-    reply(env, r)
+    guarded(env, || {
+        let r = memory
+            .store
+            .core
+            .with_idle(|s| Ok((memory.memory.data_size(&*s), memory.memory.size(&*s))));
+        reply(env, r)
+    })
 }
 
 #[rustler::nif]
 fn memory_grow(env: Env, memory: ResourceArc<MemoryResource>, pages: u64) -> Term {
-    let r = memory.store.core.with_idle(|s| {
-        memory.memory.grow(&mut *s, pages).map_err(|e| {
-            WbError::new(
-                Kind::Limit,
-                format!("memory cannot grow by {pages} page(s): {e}"),
-            )
-        })
-    });
-    reply(env, r)
+    guarded(env, || {
+        let r = memory.store.core.with_idle(|s| {
+            memory.memory.grow(&mut *s, pages).map_err(|e| {
+                WbError::new(
+                    Kind::Limit,
+                    format!("memory cannot grow by {pages} page(s): {e}"),
+                )
+            })
+        });
+        reply(env, r)
+    })
 }
 
 /// Copies out of the memory. On a normal scheduler (`dirty: false`) at

@@ -1,6 +1,6 @@
 //! Modules: compiled code, shareable by any number of stores of one engine.
 
-use crate::nif::error::reply;
+use crate::nif::error::{guarded, reply};
 use crate::nif::types::extern_type;
 use crate::resources::atoms;
 use crate::resources::engine::EngineResource;
@@ -95,22 +95,26 @@ fn module_name(module: ResourceArc<ModuleResource>) -> Option<String> {
 
 #[rustler::nif]
 fn module_imports(env: Env, module: ResourceArc<ModuleResource>) -> Term {
-    module
-        .module
-        .imports()
-        .map(|i| (i.module(), i.name(), extern_type(env, &i.ty())).encode(env))
-        .collect::<Vec<_>>()
-        .encode(env)
+    guarded(env, || {
+        module
+            .module
+            .imports()
+            .map(|i| (i.module(), i.name(), extern_type(env, &i.ty())).encode(env))
+            .collect::<Vec<_>>()
+            .encode(env)
+    })
 }
 
 #[rustler::nif]
 fn module_exports(env: Env, module: ResourceArc<ModuleResource>) -> Term {
-    module
-        .module
-        .exports()
-        .map(|e| (e.name(), extern_type(env, &e.ty())).encode(env))
-        .collect::<Vec<_>>()
-        .encode(env)
+    guarded(env, || {
+        module
+            .module
+            .exports()
+            .map(|e| (e.name(), extern_type(env, &e.ty())).encode(env))
+            .collect::<Vec<_>>()
+            .encode(env)
+    })
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]

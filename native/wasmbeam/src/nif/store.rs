@@ -97,28 +97,34 @@ fn store_usable(store: ResourceArc<StoreResource>) -> bool {
 
 #[rustler::nif]
 fn store_fuel(env: Env, store: ResourceArc<StoreResource>) -> Term {
-    let result = store
-        .core
-        .with_idle(|s| s.get_fuel().map_err(|_| WbError::fuel_disabled()));
-    reply(env, result)
+    guarded(env, || {
+        let result = store
+            .core
+            .with_idle(|s| s.get_fuel().map_err(|_| WbError::fuel_disabled()));
+        reply(env, result)
+    })
 }
 
 /// The fuel the last call used: what it started with minus what is left.
 #[rustler::nif]
 fn store_fuel_consumed(env: Env, store: ResourceArc<StoreResource>) -> Term {
-    let result = store.core.with_idle(|s| {
-        let left = s.get_fuel().map_err(|_| WbError::fuel_disabled())?;
-        Ok(s.data().fuel_at_start.saturating_sub(left))
-    });
-    reply(env, result)
+    guarded(env, || {
+        let result = store.core.with_idle(|s| {
+            let left = s.get_fuel().map_err(|_| WbError::fuel_disabled())?;
+            Ok(s.data().fuel_at_start.saturating_sub(left))
+        });
+        reply(env, result)
+    })
 }
 
 #[rustler::nif]
 fn store_set_fuel(env: Env, store: ResourceArc<StoreResource>, fuel: u64) -> Term {
-    let result = store
-        .core
-        .with_idle(|s| s.set_fuel(fuel).map_err(|_| WbError::fuel_disabled()));
-    reply(env, result.map(|()| atoms::ok()))
+    guarded(env, || {
+        let result = store
+            .core
+            .with_idle(|s| s.set_fuel(fuel).map_err(|_| WbError::fuel_disabled()));
+        reply(env, result.map(|()| atoms::ok()))
+    })
 }
 
 /// Cancels the call running on `store`. Only the process driving the call

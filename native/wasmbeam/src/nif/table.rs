@@ -1,6 +1,6 @@
 //! Tables: size and element reads.
 
-use crate::nif::error::reply;
+use crate::nif::error::{guarded, reply};
 use crate::nif::values::encode_out;
 use crate::resources::handles::TableResource;
 use rustler::{Env, ResourceArc, Term};
@@ -10,24 +10,28 @@ use wasmtime::RootScope;
 
 #[rustler::nif]
 fn table_size(env: Env, table: ResourceArc<TableResource>) -> Term {
-    reply(
-        env,
-        table.store.core.with_idle(|s| Ok(table.table.size(&*s))),
-    )
+    guarded(env, || {
+        reply(
+            env,
+            table.store.core.with_idle(|s| Ok(table.table.size(&*s))),
+        )
+    })
 }
 
 #[rustler::nif]
 fn table_get(env: Env, table: ResourceArc<TableResource>, index: u64) -> Term {
-    let out = table.store.core.with_idle(|s| {
-        let mut scope = RootScope::new(&mut *s);
-        let size = table.table.size(&scope);
-        let element = table.table.get(&mut scope, index).ok_or_else(|| {
-            WbError::new(
-                Kind::Argument,
-                format!("index {index} is out of bounds for a table of {size} element(s)"),
-            )
-        })?;
-        Ok(ref_to_out(element, &mut scope))
-    });
-    reply(env, out.map(|o| encode_out(env, &o, &table.store)))
+    guarded(env, || {
+        let out = table.store.core.with_idle(|s| {
+            let mut scope = RootScope::new(&mut *s);
+            let size = table.table.size(&scope);
+            let element = table.table.get(&mut scope, index).ok_or_else(|| {
+                WbError::new(
+                    Kind::Argument,
+                    format!("index {index} is out of bounds for a table of {size} element(s)"),
+                )
+            })?;
+            Ok(ref_to_out(element, &mut scope))
+        });
+        reply(env, out.map(|o| encode_out(env, &o, &table.store)))
+    })
 }

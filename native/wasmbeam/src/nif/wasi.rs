@@ -24,7 +24,9 @@ fn wasi_pipe_new(env: Env) -> Term {
 
 #[rustler::nif]
 fn wasi_pipe_write<'a>(env: Env<'a>, pipe: ResourceArc<PipeResource>, data: Binary) -> Term<'a> {
-    reply(env, pipe.pipe.write(data.as_slice()).map(|()| atoms::ok()))
+    guarded(env, || {
+        reply(env, pipe.pipe.write(data.as_slice()).map(|()| atoms::ok()))
+    })
 }
 
 #[rustler::nif]
@@ -132,22 +134,24 @@ fn store_set_wasi<'a>(
 /// What the guest wrote to captured stdout and stderr since the last take.
 #[rustler::nif]
 fn store_wasi_output<'a>(env: Env<'a>, store: ResourceArc<StoreResource>) -> Term<'a> {
-    let result = match store.core.wasi.get() {
-        None => Err(WbError::new(
-            Kind::Argument,
-            "the store has no WASI context",
-        )),
-        Some(shared) => {
-            let encode = |bytes: Vec<u8>| -> Term<'a> {
-                let mut bin = NewBinary::new(env, bytes.len());
-                bin.as_mut_slice().copy_from_slice(&bytes);
-                Binary::from(bin).to_term(env)
-            };
-            Ok((
-                encode(shared.stdout.take_captured()),
-                encode(shared.stderr.take_captured()),
-            ))
-        }
-    };
-    reply(env, result)
+    guarded(env, || {
+        let result = match store.core.wasi.get() {
+            None => Err(WbError::new(
+                Kind::Argument,
+                "the store has no WASI context",
+            )),
+            Some(shared) => {
+                let encode = |bytes: Vec<u8>| -> Term<'a> {
+                    let mut bin = NewBinary::new(env, bytes.len());
+                    bin.as_mut_slice().copy_from_slice(&bytes);
+                    Binary::from(bin).to_term(env)
+                };
+                Ok((
+                    encode(shared.stdout.take_captured()),
+                    encode(shared.stderr.take_captured()),
+                ))
+            }
+        };
+        reply(env, result)
+    })
 }
