@@ -55,12 +55,14 @@ impl Handlers {
     /// there yet.
     pub fn register(&self, handler: Term) -> usize {
         let mut saved = self.saved.lock();
-        let env = handler.get_env();
+        let raw = handler.as_c_arg();
         let found = saved.env.run(|owned| {
-            saved
-                .terms
-                .iter()
-                .position(|t| t.load(owned).in_env(env) == handler)
+            saved.terms.iter().position(|t| {
+                // SAFETY: both are live terms (one in the registry's own
+                // environment, one in the caller's); comparing reads them
+                // and copies nothing.
+                unsafe { rustler::sys::enif_is_identical(t.load(owned).as_c_arg(), raw) == 1 }
+            })
         });
         if let Some(index) = found {
             return index;
