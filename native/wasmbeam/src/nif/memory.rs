@@ -47,7 +47,7 @@ fn read<'a>(env: Env<'a>, memory: &MemoryResource, offset: u64, len: u64, dirty:
     };
     let core = &memory.store.core;
     let r = if dirty {
-        core.with_idle_lent(&memory.store.notify(env), copy)
+        core.with_idle_notify(&memory.store.notify(env), copy)
     } else {
         check_normal_scheduler_copy(len).and_then(|()| core.with_idle(copy))
     };
@@ -69,7 +69,7 @@ fn write<'a>(
     };
     let core = &memory.store.core;
     let r = if dirty {
-        core.with_idle_lent(&memory.store.notify(env), copy)
+        core.with_idle_notify(&memory.store.notify(env), copy)
     } else {
         check_normal_scheduler_copy(bytes.len() as u64).and_then(|()| core.with_idle(copy))
     };

@@ -223,8 +223,9 @@ impl HostShared {
 
     /// Forgets every pending host call (the run they belonged to is over).
     pub fn reset(&self) {
-        // Most runs make no host call: skip the lock for them.
-        if self.used.swap(false, Ordering::AcqRel) {
+        // Most runs make no host call: skip the lock (and any locked
+        // instruction) for them.
+        if self.used.load(Ordering::Acquire) && self.used.swap(false, Ordering::AcqRel) {
             let mut slot = self.slot.lock();
             slot.outgoing = None;
             slot.incoming = None;

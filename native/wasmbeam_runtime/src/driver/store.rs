@@ -7,10 +7,11 @@
 //! slice; each poll returns a [`Step`]: done, go on (`Continue`), a host
 //! call to run, the result of a caller operation, or a wait for I/O.
 //!
-//! The state lock is never held while guest code runs or memory is
-//! copied: a run, or the store, is taken out of the lock for that (the
-//! state says `Out`), so a question about the store (is it busy, is it
-//! usable, queue me) is answered at once.
+//! The state is one atomic word, never a lock held while guest code runs
+//! or memory is copied: whoever moves it from `IDLE` or `RUNNING` to `OUT`
+//! (one compare-and-swap) owns the store or the run until it moves it on
+//! (one store), so a question about the store (is it busy, is it usable,
+//! queue me) is answered at once, and a call costs no lock.
 //!
 //! Stopping a run (cancellation, a dead caller, a deadline passed while
 //! the guest waited for I/O) polls it to completion with the cancel flag
@@ -36,9 +37,10 @@ use crate::driver::wasi_io::WasiShared;
 use once_cell::sync::OnceCell;
 use parking_lot::Mutex;
 use std::any::Any;
+use std::cell::UnsafeCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -139,16 +141,21 @@ struct Running {
     active: ActiveCall,
 }
 
-enum State {
-    Idle(WStore),
-    Running(Running),
-    /// The run (or the idle store) is out of the lock: being polled, lent
-    /// to an operation, or being stopped. `driver` is the process whose
-    /// run it is (0 for a lent store).
-    Out {
-        driver: u64,
-    },
-    Poisoned(Arc<str>),
+/// The store is idle: its slot holds the store.
+const IDLE: u8 = 0;
+/// A run is in progress, between two polls: its slot holds the run.
+const RUNNING: u8 = 1;
+/// The store or the run is out of its slot: being polled, lent to an
+/// operation, or being stopped. Only whoever moved the state here touches
+/// the slots until it moves it on.
+const OUT: u8 = 2;
+/// The store is lost; `StoreCore::poisoned` says why.
+const POISONED: u8 = 3;
+
+#[derive(Default)]
+struct Slots {
+    store: Option<WStore>,
+    running: Option<Running>,
 }
 
 /// How many polls stopping a run may take before the store is declared lost.
@@ -159,11 +166,18 @@ static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
 pub struct StoreCore {
     pub id: u64,
     pub engine: Arc<EngineCore>,
-    state: Mutex<State>,
+    /// `IDLE`, `RUNNING`, `OUT` or `POISONED`.
+    state: AtomicU8,
+    /// Touched only by whoever moved `state` from `IDLE` or `RUNNING` to
+    /// `OUT` (see [`StoreCore::acquire`]), until it moves it on.
+    slots: UnsafeCell<Slots>,
+    /// The process driving the run in progress (0: none, or a lent store).
+    driver: AtomicU64,
+    poisoned: Mutex<Option<Arc<str>>>,
     cancel: Arc<AtomicBool>,
-    /// The driver of the run died while the run was out of the lock:
-    /// whoever brings it back hands it to the reaper.
-    orphaned: AtomicBool,
+    /// The driver (a pid token) of a run that died while the run was out
+    /// of its slot: whoever brings that run back hands it to the reaper.
+    orphaned: AtomicU64,
     pub host: Arc<HostShared>,
     /// Processes waiting for the store to be free (`wait: true`).
     waiters: Mutex<Vec<u64>>,
@@ -173,6 +187,12 @@ pub struct StoreCore {
     /// Stdio of the store's WASI context, if it has one.
     pub wasi: OnceCell<Arc<WasiShared>>,
 }
+
+// SAFETY: `slots` is only touched by the one thread that moved `state`
+// to `OUT` (a compare-and-swap, so there is one), until it stores the next
+// state; everything else in `StoreCore` is `Sync` on its own. The store and
+// the run in the slots are `Send`.
+unsafe impl Sync for StoreCore {}
 
 impl StoreCore {
     pub fn new(
@@ -214,12 +234,18 @@ impl StoreCore {
             run_waker,
             wasi: OnceCell::new(),
             engine,
-            state: Mutex::new(State::Idle(store)),
+            state: AtomicU8::new(IDLE),
+            slots: UnsafeCell::new(Slots {
+                store: Some(store),
+                running: None,
+            }),
+            driver: AtomicU64::new(0),
+            poisoned: Mutex::new(None),
             host,
             waiters: Mutex::new(Vec::new()),
             has_waiters: AtomicBool::new(false),
             cancel,
-            orphaned: AtomicBool::new(false),
+            orphaned: AtomicU64::new(0),
         }))
     }
 
@@ -227,7 +253,30 @@ impl StoreCore {
 
     /// Whether the store can still run calls (false once it is poisoned).
     pub fn usable(&self) -> bool {
-        !matches!(&*self.state.lock(), State::Poisoned(_))
+        self.state.load(Ordering::Acquire) != POISONED
+    }
+
+    fn poisoned_error(&self) -> WbError {
+        let why = self.poisoned.lock().clone();
+        WbError::poisoned(why.as_deref().unwrap_or("unknown"))
+    }
+
+    /// Moves the state from `from` to `OUT`: on success the caller owns
+    /// the slots until it moves the state on.
+    fn acquire(&self, from: u8) -> bool {
+        self.state
+            .compare_exchange(from, OUT, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// The slots, for whoever acquired them.
+    ///
+    /// # Safety
+    /// Only between a successful [`StoreCore::acquire`] and the store of
+    /// the next state, by the thread that acquired.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slots(&self) -> &mut Slots {
+        &mut *self.slots.get()
     }
 
     /// Queues `caller` for the store if it is busy (see [`RunOptions::wait`]);
@@ -236,68 +285,69 @@ impl StoreCore {
     /// itself (a handler calling its own instance instead of its caller
     /// would wait for ever), it gets `:busy`.
     pub fn wait_for(&self, caller: u64) -> WbResult<bool> {
-        let state = self.state.lock();
-        self.queue_or_refuse(&state, caller, true)
+        self.queue_or_refuse(caller, true)
     }
 
-    fn queue_or_refuse(&self, state: &State, caller: u64, wait: bool) -> WbResult<bool> {
-        let driver = match state {
-            State::Running(r) => r.driver,
-            State::Out { driver } => *driver,
-            State::Idle(_) => return Ok(false),
-            State::Poisoned(why) => return Err(WbError::poisoned(why)),
-        };
-        if wait && driver != caller {
-            self.waiters.lock().push(caller);
-            self.has_waiters.store(true, Ordering::Release);
-            Ok(true)
-        } else {
-            Err(WbError::busy())
+    fn queue_or_refuse(&self, caller: u64, wait: bool) -> WbResult<bool> {
+        match self.state.load(Ordering::SeqCst) {
+            IDLE => return Ok(false),
+            POISONED => return Err(self.poisoned_error()),
+            _ => {}
         }
+        if !wait || self.driver.load(Ordering::Acquire) == caller {
+            return Err(WbError::busy());
+        }
+        self.waiters.lock().push(caller);
+        self.has_waiters.store(true, Ordering::SeqCst);
+        // Freed between the first look and the queueing? Whoever freed it
+        // may have looked for waiters before this one was there: take it
+        // out again and try at once. (Both sides use sequentially
+        // consistent operations: one of them sees the other.)
+        if matches!(self.state.load(Ordering::SeqCst), IDLE | POISONED) {
+            self.waiters.lock().retain(|w| *w != caller);
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     fn take_waiters(&self) -> Vec<u64> {
-        if !self.has_waiters.swap(false, Ordering::AcqRel) {
+        if !self.has_waiters.load(Ordering::SeqCst) || !self.has_waiters.swap(false, Ordering::SeqCst) {
             return Vec::new();
         }
         std::mem::take(&mut *self.waiters.lock())
     }
 
-    // -- Work on the idle store ------------------------------------------
-
-    /// Runs `f` on the store when no call is running on it, under the
-    /// state lock: for operations that take microseconds.
-    pub fn with_idle<R>(&self, f: impl FnOnce(&mut WStore) -> WbResult<R>) -> WbResult<R> {
-        let mut state = self.state.lock();
-        match &mut *state {
-            State::Idle(store) => f(store),
-            State::Poisoned(why) => Err(WbError::poisoned(why)),
-            _ => Err(WbError::busy()),
+    /// Takes the idle store out of its slot.
+    fn take_idle(&self) -> WbResult<WStore> {
+        if !self.acquire(IDLE) {
+            return Err(match self.state.load(Ordering::SeqCst) {
+                POISONED => self.poisoned_error(),
+                _ => WbError::busy(),
+            });
         }
+        // SAFETY: acquired above; an idle state always holds the store.
+        Ok(unsafe { self.slots() }.store.take().expect("an idle store"))
     }
 
-    /// Runs `f` on the store when no call is running on it, with the store
-    /// taken out of the lock: for long operations (copies of many
-    /// megabytes), during which the store answers `:busy` (or queues).
-    pub fn with_idle_lent<R>(
+    // -- Work on the idle store ------------------------------------------
+
+    /// Runs `f` on the store when no call is running on it. The store is
+    /// out of its slot meanwhile: other callers get `:busy` (or queue).
+    /// Processes that queued meanwhile are told through the store's
+    /// events.
+    pub fn with_idle<R>(&self, f: impl FnOnce(&mut WStore) -> WbResult<R>) -> WbResult<R> {
+        let events = self.run_waker.events().clone();
+        self.with_idle_notify(&OffBeam(&*events), f)
+    }
+
+    /// [`StoreCore::with_idle`], telling waiters through `cx`: for long
+    /// operations (copies of many megabytes) made in a NIF.
+    pub fn with_idle_notify<R>(
         &self,
         cx: &dyn Notify,
         f: impl FnOnce(&mut WStore) -> WbResult<R>,
     ) -> WbResult<R> {
-        let mut store = {
-            let mut state = self.state.lock();
-            match std::mem::replace(&mut *state, State::Out { driver: 0 }) {
-                State::Idle(store) => store,
-                other => {
-                    let err = match &other {
-                        State::Poisoned(why) => WbError::poisoned(why),
-                        _ => WbError::busy(),
-                    };
-                    *state = other;
-                    return Err(err);
-                }
-            }
-        };
+        let mut store = self.take_idle()?;
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut store))) {
             Ok(result) => {
                 self.finish(store, cx);
@@ -324,20 +374,17 @@ impl StoreCore {
         make: impl FnOnce(WStore) -> Result<RunFuture, (WStore, WbError)>,
     ) -> WbResult<Begin> {
         opts.check(&self.engine)?;
-        let mut store = {
-            let mut state = self.state.lock();
-            match std::mem::replace(&mut *state, State::Out { driver: caller }) {
-                State::Idle(store) => store,
-                other => {
-                    *state = other;
-                    return match self.queue_or_refuse(&state, caller, opts.wait)? {
-                        true => Ok(Begin::Queued),
-                        // Not reachable: only an idle store is free.
-                        false => Err(WbError::busy()),
-                    };
-                }
+        let mut store = loop {
+            match self.take_idle() {
+                Ok(store) => break store,
+                Err(e) if e.kind == Kind::Poisoned => return Err(e),
+                Err(_) => match self.queue_or_refuse(caller, opts.wait)? {
+                    true => return Ok(Begin::Queued),
+                    false => continue,
+                },
             }
         };
+        self.driver.store(caller, Ordering::Release);
         let deadline = opts
             .timeout
             .map(|ms| Instant::now() + Duration::from_millis(ms));
@@ -347,8 +394,7 @@ impl StoreCore {
         data.nested_out_of_fuel = false;
         data.limiter.take_refusal();
         self.cancel.store(false, Ordering::Relaxed);
-        self.orphaned.store(false, Ordering::Relaxed);
-        self.host.reset();
+        self.orphaned.store(0, Ordering::Relaxed);
         if let Some(fuel) = opts.fuel {
             if let Err(e) = store.set_fuel(fuel) {
                 self.finish(store, cx);
@@ -377,27 +423,20 @@ impl StoreCore {
         Ok(Begin::Polled(self.drive(running, caller, cx)))
     }
 
-    /// Takes the run out of the lock to poll it.
+    /// Takes the run out of its slot to poll it.
     fn take_running(&self) -> WbResult<Running> {
-        let mut state = self.state.lock();
-        match &*state {
-            State::Running(r) => {
-                let driver = r.driver;
-                match std::mem::replace(&mut *state, State::Out { driver }) {
-                    State::Running(r) => Ok(r),
-                    _ => unreachable!("matched above"),
-                }
-            }
-            State::Out { .. } => Err(WbError::new(
+        if self.acquire(RUNNING) {
+            // SAFETY: acquired above; a running state always holds the run.
+            return Ok(unsafe { self.slots() }.running.take().expect("a run"));
+        }
+        Err(match self.state.load(Ordering::SeqCst) {
+            OUT => WbError::new(
                 Kind::Busy,
                 "the call on this store is being polled or stopped by another process",
-            )),
-            State::Idle(_) => Err(WbError::new(
-                Kind::Argument,
-                "no call is running on this store",
-            )),
-            State::Poisoned(why) => Err(WbError::poisoned(why)),
-        }
+            ),
+            IDLE => WbError::new(Kind::Argument, "no call is running on this store"),
+            _ => self.poisoned_error(),
+        })
     }
 
     /// Polls the run on this store for one more slice, by `poller`.
@@ -527,27 +566,32 @@ impl StoreCore {
         }
     }
 
-    /// Returns a run that is still going to the lock, unless its driver
+    /// Returns a run that is still going to its slot, unless its driver
     /// died meanwhile: then it goes to the reaper.
     fn put_back(self: &Arc<Self>, running: Running) {
-        if self.orphaned.load(Ordering::SeqCst) {
+        let driver = running.driver;
+        if self.orphaned.load(Ordering::SeqCst) == driver {
             self.reap(running);
-        } else {
-            *self.state.lock() = State::Running(running);
-            // `driver_down` may have come between the load and the lock.
-            if self.orphaned.load(Ordering::SeqCst) {
-                if let Ok(running) = self.take_running() {
-                    self.reap(running);
-                }
-            }
+            return;
+        }
+        // SAFETY: the state is `OUT`, acquired by this poller.
+        unsafe { self.slots() }.running = Some(running);
+        self.state.store(RUNNING, Ordering::SeqCst);
+        // `driver_down` may have marked the run between the load and the
+        // store, and found it out of its slot.
+        if self.orphaned.load(Ordering::SeqCst) == driver {
+            self.reap_if_orphaned();
         }
     }
 
     /// The end of every run and every lent store: idle again, the host
     /// slot cleared, waiters told.
     fn finish(&self, store: WStore, cx: &dyn Notify) {
-        *self.state.lock() = State::Idle(store);
         self.host.reset();
+        self.driver.store(0, Ordering::Release);
+        // SAFETY: the state is `OUT`, acquired by the caller.
+        unsafe { self.slots() }.store = Some(store);
+        self.state.store(IDLE, Ordering::SeqCst);
         let waiters = self.take_waiters();
         if !waiters.is_empty() {
             cx.store_free(waiters);
@@ -557,8 +601,9 @@ impl StoreCore {
     /// The end of a run that lost the store: poisoned, waiters told (they
     /// find out when they try again).
     fn poison(&self, why: &str, cx: &dyn Notify) {
-        *self.state.lock() = State::Poisoned(Arc::from(why));
         self.host.reset();
+        *self.poisoned.lock() = Some(Arc::from(why));
+        self.state.store(POISONED, Ordering::SeqCst);
         let waiters = self.take_waiters();
         if !waiters.is_empty() {
             cx.store_free(waiters);
@@ -621,18 +666,16 @@ impl StoreCore {
     /// `requester: None` stops it whoever drives it (a deadline passed
     /// while the guest waited for I/O, seen by whichever process polled).
     pub fn cancel(&self, requester: Option<u64>, cx: &dyn Notify) -> WbResult<Cancelled> {
-        {
-            let state = self.state.lock();
-            match &*state {
-                State::Idle(_) => return Ok(Cancelled::Idle),
-                State::Running(r) if requester.is_some_and(|p| p != r.driver) => {
-                    return Err(WbError::new(
-                        Kind::Argument,
-                        "only the process driving a call may cancel it",
-                    ))
-                }
-                _ => {}
-            }
+        match self.state.load(Ordering::SeqCst) {
+            IDLE => return Ok(Cancelled::Idle),
+            POISONED => return Err(self.poisoned_error()),
+            _ => {}
+        }
+        if requester.is_some_and(|p| p != self.driver.load(Ordering::Acquire)) {
+            return Err(WbError::new(
+                Kind::Argument,
+                "only the process driving a call may cancel it",
+            ));
         }
         let running = self.take_running()?;
         self.stop(running, cx).map(|()| Cancelled::Stopped)
@@ -643,25 +686,30 @@ impl StoreCore {
     /// out being polled by another process (a nested call made by a
     /// handler process) is marked, and reaped when it comes back.
     pub fn driver_down(self: &Arc<Self>, pid: u64) {
-        let mut state = self.state.lock();
-        match &*state {
-            State::Running(r) if r.driver == pid => {
-                if let State::Running(running) =
-                    std::mem::replace(&mut *state, State::Out { driver: pid })
-                {
-                    drop(state);
-                    self.reap(running);
-                }
-            }
-            State::Out { driver } if *driver == pid && pid != 0 => {
-                self.cancel.store(true, Ordering::SeqCst);
-                self.orphaned.store(true, Ordering::SeqCst);
-            }
-            _ => {}
+        if pid == 0 || self.driver.load(Ordering::Acquire) != pid {
+            return;
+        }
+        // Marked first: a poller that brings the run back reaps it.
+        self.orphaned.store(pid, Ordering::SeqCst);
+        self.reap_if_orphaned();
+    }
+
+    /// Reaps the run in its slot if its driver is marked dead.
+    fn reap_if_orphaned(self: &Arc<Self>) {
+        let Ok(running) = self.take_running() else {
+            return;
+        };
+        if self.orphaned.load(Ordering::SeqCst) == running.driver {
+            self.reap(running);
+        } else {
+            // Another run (its driver is alive) started meanwhile.
+            // SAFETY: acquired by `take_running`.
+            unsafe { self.slots() }.running = Some(running);
+            self.state.store(RUNNING, Ordering::SeqCst);
         }
     }
 
-    /// Hands a run (taken out of the lock) to the reaper thread, which
+    /// Hands a run (taken out of its slot) to the reaper thread, which
     /// stops it and tells the waiters through the store's events.
     fn reap(self: &Arc<Self>, running: Running) {
         self.cancel.store(true, Ordering::SeqCst);
