@@ -240,11 +240,13 @@ impl HostShared {
         let slot = self.slot.lock();
         match slot.frames.last() {
             Some(frame) if frame.id == id => Ok(()),
-            Some(_) => Err(WbError::new(
+            _ if !slot.frames.iter().any(|f| f.id == id) => {
+                Err(WbError::new(Kind::Argument, msg::CALLER_GONE))
+            }
+            _ => Err(WbError::new(
                 Kind::Busy,
                 "another host call is in progress inside this one; use its caller",
             )),
-            None => Err(WbError::new(Kind::Argument, msg::CALLER_GONE)),
         }
     }
 

@@ -311,7 +311,9 @@ impl StoreCore {
     }
 
     fn take_waiters(&self) -> Vec<u64> {
-        if !self.has_waiters.load(Ordering::SeqCst) || !self.has_waiters.swap(false, Ordering::SeqCst) {
+        if !self.has_waiters.load(Ordering::SeqCst)
+            || !self.has_waiters.swap(false, Ordering::SeqCst)
+        {
             return Vec::new();
         }
         std::mem::take(&mut *self.waiters.lock())
@@ -407,11 +409,18 @@ impl StoreCore {
         if self.engine.epoch_interruption {
             store.set_epoch_deadline(1);
         }
-        let future = match make(store) {
-            Ok(future) => future,
-            Err((store, e)) => {
+        let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| make(store)));
+        let future = match made {
+            Ok(Ok(future)) => future,
+            Ok(Err((store, e))) => {
                 self.finish(store, cx);
                 return Err(e);
+            }
+            Err(panic) => {
+                // The store went into `make` and is lost with it.
+                let why = panic_message(&panic);
+                self.poison(&why, cx);
+                return Err(WbError::new(Kind::Panic, why));
             }
         };
         let running = Running {
