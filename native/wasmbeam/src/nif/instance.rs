@@ -13,7 +13,7 @@ use crate::resources::store::StoreResource;
 use rustler::{Encoder, Env, ResourceArc, Term};
 use std::any::Any;
 use std::sync::Arc;
-use wasmbeam_runtime::domain::imports::{reserve_instance, resolve, same_engine};
+use wasmbeam_runtime::domain::imports::{resolve, same_engine};
 use wasmbeam_runtime::domain::signature::Signature;
 use wasmbeam_runtime::driver::error::{Kind, WbError};
 use wasmbeam_runtime::driver::store::Outcome;
@@ -51,9 +51,7 @@ fn instance_new<'a>(
             &options.run(),
             &store.notify(env),
             move |mut wstore| {
-                let externs = resolve(&engine, store_id, &mut wstore, &wmodule, &specs)
-                    .and_then(|externs| reserve_instance(&mut wstore, &wmodule).map(|()| externs));
-                let externs = match externs {
+                let externs = match resolve(&engine, store_id, &mut wstore, &wmodule, &specs) {
                     Ok(externs) => externs,
                     Err(e) => return Err((wstore, e)),
                 };

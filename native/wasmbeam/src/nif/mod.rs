@@ -1,6 +1,7 @@
 //! Layer 4: NIF entry points (one file per concept) and the codecs they
-//! share. Codecs come first in this list; entry-point files name codecs
-//! and, for calls, `func`/`store`/`host`, never each other in a circle.
+//! share (`inspect`, `error`, `types`, `handles`, `values`, `step`,
+//! `imports`). Files name each other one way only (checked by
+//! `bin/check-native-layers`).
 
 pub mod cache;
 pub mod engine;

@@ -1,6 +1,7 @@
 //! Layer 3: Rustler resources around the driver's objects, and what only
-//! the BEAM has (monitors, pids, terms kept between calls). Names only
-//! `wasmbeam_runtime` and files earlier in this list; never `crate::nif`.
+//! the BEAM has (monitors, pids, terms kept between calls). Names
+//! `wasmbeam_runtime` and, one way only, its own files; never `crate::nif`
+//! (checked by `bin/check-native-layers`).
 
 pub mod atoms;
 pub mod engine;

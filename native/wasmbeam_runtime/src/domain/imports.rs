@@ -158,7 +158,9 @@ fn same_store(store_id: u64, owner: u64, what: &str) -> WbResult<()> {
 }
 
 /// The externs for `module`'s imports, made in `store` (whose id is
-/// `store_id`). Nothing is made when a binding does not fit its import.
+/// `store_id`), and the instance counted against the store's limits.
+/// Nothing is made when a binding does not fit its import or a count
+/// limit would be passed.
 pub fn resolve(
     engine: &EngineCore,
     store_id: u64,
@@ -167,6 +169,10 @@ pub fn resolve(
     specs: &[ImportSpec],
 ) -> WbResult<Vec<Extern>> {
     let declared = precheck(module, specs)?;
+    // A refusal recorded earlier (a `memory.grow` a limit refused while
+    // guest code ran) says nothing about this instantiation.
+    store.data_mut().limiter.take_refusal();
+    reserve_instance(store, module)?;
     let mut externs = Vec::with_capacity(specs.len());
     for (spec, import) in specs.iter().zip(&declared) {
         externs.push(make_extern(engine, store_id, store, spec, import)?);

@@ -1,5 +1,6 @@
 //! Layer 2: what a Wasm embedding decides (see the crate documentation).
-//! Names only `crate::driver` and files earlier in this list.
+//! Names `crate::driver` and, one way only, its own files (checked by
+//! `bin/check-native-layers`).
 
 pub mod host_funcs;
 pub mod imports;

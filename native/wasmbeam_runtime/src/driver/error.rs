@@ -187,10 +187,25 @@ impl WbError {
     }
 }
 
+/// A host call that failed (its handler failed or answered wrongly, or the
+/// call was cancelled): guest code ran, so the run's error is a trap,
+/// whether or not Wasmtime attached a backtrace.
+#[derive(Debug)]
+pub struct HostCallFailed(pub String);
+
+impl std::fmt::Display for HostCallFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HostCallFailed {}
+
 /// Whether an error came from running guest code (as opposed to setting a
 /// run up: linking, allocating).
 pub fn ran_guest_code(err: &wasmtime::Error) -> bool {
     err.downcast_ref::<Trap>().is_some()
+        || err.downcast_ref::<HostCallFailed>().is_some()
         || err.downcast_ref::<WasmBacktrace>().is_some()
         || err.downcast_ref::<wasmtime_wasi::I32Exit>().is_some()
 }

@@ -13,7 +13,7 @@
 //! Calling an export this way runs guest code nested inside the host call,
 //! driven like any call. No thread ever waits.
 
-use crate::driver::error::{chain_message, msg, Kind, WbError, WbResult};
+use crate::driver::error::{chain_message, msg, HostCallFailed, Kind, WbError, WbResult};
 use crate::driver::values::{arg_to_val, val_to_out, Arg, Args, FuncSig, Out, Outs};
 use parking_lot::Mutex;
 use std::any::Any;
@@ -299,11 +299,11 @@ pub async fn host_call<T: HostData>(
     let values = call_handler(&mut caller, args, import.clone()).await?;
     for (slot, arg) in out.iter_mut().zip(values) {
         *slot = arg_to_val(arg, &mut caller).map_err(|e| {
-            wasmtime::Error::msg(format!(
+            wasmtime::Error::new(HostCallFailed(format!(
                 "host function {}: {}",
                 import.0.name,
                 chain_message(&e)
-            ))
+            )))
         })?;
     }
     Ok(())
@@ -347,7 +347,9 @@ pub async fn call_handler<T: HostData>(
         // next reaches an epoch check (it may never).
         return Err(wasmtime::Error::msg(msg::TIMEOUT));
     }
-    outcome.map_err(|(name, why)| wasmtime::Error::msg(format!("host function {name}: {why}")))
+    outcome.map_err(|(name, why)| {
+        wasmtime::Error::new(HostCallFailed(format!("host function {name}: {why}")))
+    })
 }
 
 /// What wakes a waiting host call.

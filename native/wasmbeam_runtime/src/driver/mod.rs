@@ -1,5 +1,6 @@
-//! Layer 1: the execution driver (see the crate documentation). Listed
-//! from the bottom up; each file names only files earlier in this list.
+//! Layer 1: the execution driver (see the crate documentation). Its files
+//! name each other one way only (bottom: `error`, `values`, `memory`;
+//! top: `store`), checked by `bin/check-native-layers`.
 
 pub mod engine;
 pub mod error;

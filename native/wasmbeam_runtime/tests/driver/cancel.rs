@@ -80,7 +80,10 @@ fn cancel_stops_a_spinning_guest_and_keeps_the_store() {
     queue(&f, 5);
 
     let cx = Cx::default();
-    assert_eq!(f.store.cancel(1, &cx).expect("cancel"), Cancelled::Stopped);
+    assert_eq!(
+        f.store.cancel(Some(1), &cx).expect("cancel"),
+        Cancelled::Stopped
+    );
     assert_eq!(cx.freed(), vec![5]);
     assert!(f.store.usable());
     assert_eq!(
@@ -109,7 +112,7 @@ fn cancel_stops_a_guest_parked_in_a_host_call() {
     let request = expect_host_call(settle(&f.store, 1, &f.cx, polled(begin)));
 
     assert_eq!(
-        f.store.cancel(1, &f.cx).expect("cancel"),
+        f.store.cancel(Some(1), &f.cx).expect("cancel"),
         Cancelled::Stopped
     );
     assert!(f.store.usable());
@@ -126,7 +129,10 @@ fn cancel_stops_a_guest_parked_in_a_host_call() {
 fn only_the_driver_may_cancel_and_an_idle_store_has_nothing_to_cancel() {
     let f = Fixture::new(&engine());
     let instance = guest(&f);
-    assert_eq!(f.store.cancel(1, &f.cx).expect("cancel"), Cancelled::Idle);
+    assert_eq!(
+        f.store.cancel(Some(1), &f.cx).expect("cancel"),
+        Cancelled::Idle
+    );
 
     let (func, sig) = f.export(&instance, "f");
     let begin = start_call(
@@ -140,7 +146,7 @@ fn only_the_driver_may_cancel_and_an_idle_store_has_nothing_to_cancel() {
     )
     .unwrap();
     let request = expect_host_call(settle(&f.store, 1, &f.cx, polled(begin)));
-    let e = err_of(f.store.cancel(2, &f.cx));
+    let e = err_of(f.store.cancel(Some(2), &f.cx));
     assert_eq!(e.kind, Kind::Argument);
     // Nor does another process dying touch the run.
     f.store.driver_down(2);
@@ -149,7 +155,10 @@ fn only_the_driver_may_cancel_and_an_idle_store_has_nothing_to_cancel() {
     let polled = answer_values(&f.store, 1, request.id, i32s(&[30]), &f.cx).unwrap();
     let outs = values(expect_done(settle(&f.store, 1, &f.cx, polled)).unwrap()).unwrap();
     assert_eq!(outs_i32(&outs), vec![30]);
-    assert_eq!(f.store.cancel(1, &f.cx).expect("cancel"), Cancelled::Idle);
+    assert_eq!(
+        f.store.cancel(Some(1), &f.cx).expect("cancel"),
+        Cancelled::Idle
+    );
 }
 
 #[test]
@@ -172,7 +181,7 @@ fn a_guest_parked_on_an_empty_open_pipe_cannot_be_stopped_and_poisons_the_store(
     queue(&f, 5);
 
     let cx = Cx::default();
-    let e = err_of(f.store.cancel(1, &cx));
+    let e = err_of(f.store.cancel(Some(1), &cx));
     assert_eq!(e.kind, Kind::Poisoned);
     assert!(e.message.contains(msg::NOT_STOPPABLE), "{}", e.message);
     // The waiters are told (they find out when they try again).
@@ -191,7 +200,7 @@ fn a_guest_parked_on_an_empty_open_pipe_cannot_be_stopped_and_poisons_the_store(
     assert_eq!(e.kind, Kind::Poisoned);
     assert_eq!(err_of(f.store.with_idle(|_| Ok(()))).kind, Kind::Poisoned);
     // A lost store is not "idle" to a later cancel.
-    assert_eq!(err_of(f.store.cancel(1, &cx)).kind, Kind::Poisoned);
+    assert_eq!(err_of(f.store.cancel(Some(1), &cx)).kind, Kind::Poisoned);
     assert_eq!(err_of(f.store.wait_for(6)).kind, Kind::Poisoned);
     // The dropped run's waker is not parked any more: a write wakes nobody.
     pipe.write(b"late").unwrap();

@@ -456,7 +456,6 @@ fn a_wrong_answer_to_a_typed_host_function_is_contained() {
 }
 
 #[test]
-#[ignore = "bug: HostShared::check_frame (host_slot.rs:242) answers Busy for the caller of a host call that has returned"]
 fn a_stale_caller_is_gone_even_while_another_host_call_is_pending() {
     let f = Fixture::new(&engine());
     let instance = f.instance(HOST, host_h());
@@ -472,7 +471,6 @@ fn a_stale_caller_is_gone_even_while_another_host_call_is_pending() {
 }
 
 #[test]
-#[ignore = "bug: with Wasm backtraces off, a handler's failure is classified by StoreCore::classify (store.rs:573) as a setup error: kind Link, not Trap"]
 fn a_failed_answer_is_a_trap_even_without_wasm_backtraces() {
     let mut config = wasmtime::Config::new();
     config

@@ -46,7 +46,6 @@ fn limits(spec: StoreLimitsSpec) -> Fixture {
 }
 
 #[test]
-#[ignore = "bug: nothing calls RecordingLimiter::reserve_instance (store_data.rs:77) and the limiter reports unbounded counts to Wasmtime (store_data.rs:121-131): `instances` is not enforced"]
 fn the_instance_count_limit_refuses_the_second_instantiation() {
     let f = limits(StoreLimitsSpec {
         instances: Some(1),
@@ -284,7 +283,6 @@ fn a_wasi_import_needs_a_wasi_context() {
 }
 
 #[test]
-#[ignore = "bug: a refusal recorded while guest code ran (memory.grow) stays in RecordingLimiter::refused (store_data.rs:106) and turns a later setup error outside `start` into kind Limit"]
 fn a_refused_memory_grow_does_not_make_a_later_link_error_a_limit_error() {
     let f = limits(StoreLimitsSpec {
         memory_size: Some(2 * 65536),

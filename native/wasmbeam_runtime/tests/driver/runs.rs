@@ -329,16 +329,18 @@ fn a_panic_while_polling_poisons_the_store_and_frees_its_waiters() {
 #[test]
 fn a_panic_in_a_lent_store_poisons_it() {
     let f = Fixture::new(&engine());
-    let e = err_of(f.store.with_idle_lent(&f.cx, |_s| -> Result<(), WbError> {
-        panic!("boom in a long copy")
-    }));
+    let e = err_of(
+        f.store
+            .with_idle_notify(&f.cx, |_s| -> Result<(), WbError> {
+                panic!("boom in a long copy")
+            }),
+    );
     assert_eq!(e.kind, Kind::Panic);
     assert!(!f.store.usable());
     assert_eq!(err_of(f.store.with_idle(|_| Ok(()))).kind, Kind::Poisoned);
 }
 
 #[test]
-#[ignore = "bug: StoreCore::start does not guard `make` (store.rs:363); a panic there leaves the state `Out` for ever"]
 fn a_panic_while_making_the_run_does_not_leave_the_store_busy_for_ever() {
     let f = Fixture::new(&engine());
     let instance = f.instance(MIX, vec![]);

@@ -119,7 +119,7 @@ fn questions_are_answered_while_the_run_is_out_being_polled() {
             .map(|_| ());
         let idle = store.with_idle(|_| Ok(()));
         let resumed = store.resume(4, &cx).map(|_| ());
-        let cancelled = store.cancel(4, &cx).map(|_| ());
+        let cancelled = store.cancel(Some(4), &cx).map(|_| ());
         go_tx.send(()).unwrap();
         (usable, queued, busy, idle, resumed, cancelled)
     });
@@ -142,7 +142,8 @@ fn questions_are_answered_while_the_run_is_out_being_polled() {
     assert_eq!(err_of(busy).kind, Kind::Busy);
     assert_eq!(err_of(idle).kind, Kind::Busy);
     assert_eq!(err_of(resumed).kind, Kind::Busy);
-    assert_eq!(err_of(cancelled).kind, Kind::Busy);
+    // Token 4 does not drive the run: refused before anything is touched.
+    assert_eq!(err_of(cancelled).kind, Kind::Argument);
 
     match settle(&f.store, 1, &f.cx, polled(begin)) {
         Step::Done(Ok(Outcome::Values(outs))) => assert_eq!(outs_i32(&outs), vec![42]),
@@ -175,7 +176,7 @@ fn questions_are_answered_during_a_long_lent_operation() {
             |_| unreachable!("busy"),
         );
         let idle = store.with_idle(|_| Ok(()));
-        let lent = store.with_idle_lent(&cx, |_| Ok(()));
+        let lent = store.with_idle_notify(&cx, |_| Ok(()));
         go_tx.send(()).unwrap();
         let queued_start = matches!(queued_start, Ok(Begin::Queued));
         (usable, queued, busy, queued_start, idle, lent, cx.freed())
@@ -183,7 +184,7 @@ fn questions_are_answered_during_a_long_lent_operation() {
 
     let copied = f
         .store
-        .with_idle_lent(&f.cx, |s| {
+        .with_idle_notify(&f.cx, |s| {
             lent_tx.send(()).unwrap();
             go_rx.recv_timeout(WAIT).expect("the asker is done");
             Ok(s.data().deadline.is_none())
