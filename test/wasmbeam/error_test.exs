@@ -186,24 +186,7 @@ defmodule Wasmbeam.ErrorTest do
   end
 
   test "every error the library returns is a %Wasmbeam.Error{} with a known kind" do
-    kinds = [
-      :parse,
-      :validation,
-      :compile,
-      :deserialize,
-      :link,
-      :trap,
-      :timeout,
-      :out_of_fuel,
-      :limit,
-      :arity,
-      :type,
-      :not_found,
-      :argument,
-      :busy,
-      :poisoned,
-      :panic
-    ]
+    kinds = Wasmbeam.Error.kinds()
 
     instance = instance!(~S[(module (func (export "f") (param i32) unreachable)
       (func (export "spin") (loop br 0)))])
