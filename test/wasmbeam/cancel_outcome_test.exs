@@ -26,10 +26,10 @@ defmodule Wasmbeam.CancelOutcomeTest do
     (func (export "answer") (result i32) i32.const 42))]
 
   setup_all do
-    {:ok, module: Module.compile!(@wat)}
+    {:ok, compiled: Module.compile!(@wat)}
   end
 
-  defp reader(ctx), do: Instance.new!(ctx.module, %{}, wasi: [stdin: Pipe.new()])
+  defp reader(ctx), do: Instance.new!(ctx.compiled, %{}, wasi: [stdin: Pipe.new()])
 
   test "cancel on a store with no running call answers :idle", ctx do
     instance = reader(ctx)
@@ -74,7 +74,7 @@ defmodule Wasmbeam.CancelOutcomeTest do
 
     {:ok, old} =
       InstanceSupervisor.start_instance(key,
-        module: ctx.module,
+        module: ctx.compiled,
         instance_options: [wasi: [stdin: Pipe.new()]]
       )
 
