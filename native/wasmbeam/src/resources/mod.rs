@@ -1,6 +1,6 @@
 //! Layer 3: Rustler resources around the driver's objects, and what only
 //! the BEAM has (monitors, pids, terms kept between calls). Names
-//! `wasmbeam_runtime` and, one way only, its own files; never `crate::nif`
+//! `wasmbeam_runtime` and, one way only, its own files; never the NIF layer
 //! (checked by `bin/check-native-layers`).
 
 pub mod atoms;
