@@ -80,7 +80,7 @@ fn store_io_timeout(env: Env, store: ResourceArc<StoreResource>) -> Term {
             Err(e) if e.kind == Kind::Poisoned => "the call ran past its timeout while waiting \
                 for I/O; the store is lost (recreate the instance)"
                 .to_string(),
-            Err(e) => e.message,
+            Err(e) => e.into_message(),
         };
         error(env, &WbError::new(Kind::Timeout, message))
     })

@@ -95,8 +95,14 @@ pub struct Frame {
     pub module_offset: Option<usize>,
 }
 
+/// An error, boxed: results that carry one stay two words wide, so the
+/// call path moves no error-sized values around when nothing failed.
 #[derive(Debug, Clone)]
-pub struct WbError {
+pub struct WbError(Box<ErrorDetail>);
+
+/// What an error says (read through [`WbError`]'s `Deref`).
+#[derive(Debug, Clone)]
+pub struct ErrorDetail {
     pub kind: Kind,
     pub message: String,
     pub trap: Option<&'static str>,
@@ -110,14 +116,19 @@ pub type WbResult<T> = Result<T, WbError>;
 
 impl WbError {
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
-        WbError {
+        WbError(Box::new(ErrorDetail {
             kind,
             message: message.into(),
             trap: None,
             offset: None,
             backtrace: Vec::new(),
             exit_code: None,
-        }
+        }))
+    }
+
+    /// The message alone.
+    pub fn into_message(self) -> String {
+        self.0.message
     }
 
     pub fn with_offset(mut self, offset: Option<usize>) -> Self {
@@ -176,14 +187,27 @@ impl WbError {
         } else {
             (Kind::Trap, chain_message(&err))
         };
-        WbError {
+        WbError(Box::new(ErrorDetail {
             kind,
             message,
             trap: trap.map(trap_name),
             offset: None,
             backtrace,
             exit_code: None,
-        }
+        }))
+    }
+}
+
+impl std::ops::Deref for WbError {
+    type Target = ErrorDetail;
+    fn deref(&self) -> &ErrorDetail {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for WbError {
+    fn deref_mut(&mut self) -> &mut ErrorDetail {
+        &mut self.0
     }
 }
 
