@@ -4,11 +4,14 @@ defmodule Wasmbeam.Engine do
   and expensive to create: one engine serves any number of modules, stores
   and processes. Most programs only need `default/0`.
 
-  Each engine owns one background thread, the epoch ticker, that makes
+  One background thread, the epoch ticker, serves every engine: it makes
   running guests yield back to the BEAM every ~100 µs so that no guest
-  holds a scheduler for long, and enforces `timeout:` on calls. The ticker
-  parks itself when no call is running. It never runs guest code, so busy
-  guests cannot starve it.
+  holds a scheduler for long, and enforces `timeout:` on calls. It only
+  touches engines that ran a call lately and parks when none did, so an
+  engine per tenant costs no thread. It never runs guest code, so busy
+  guests cannot starve it. (Engines created with `ticker_realtime: false`
+  share a second, ordinary thread when real-time scheduling is granted to
+  the first.)
 
   Where the OS allows it (root, `CAP_SYS_NICE`, or an `RLIMIT_RTPRIO` above
   0, e.g. `LimitRTPRIO=1` in a systemd unit), the ticker runs at the lowest

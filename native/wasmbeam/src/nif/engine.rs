@@ -1,5 +1,5 @@
 //! Engines: a Wasmtime `Engine` built from a validated configuration,
-//! with the one epoch ticker that time-slices every store of that engine.
+//! with its place on the shared epoch ticker that time-slices every store.
 
 use crate::nif::error::reply;
 use crate::resources::atoms;

@@ -1,5 +1,5 @@
 //! The engine resource: the driver's engine (a Wasmtime `Engine` and its
-//! epoch ticker), shared by every module and store made from it.
+//! place on the epoch ticker), shared by every module and store made from it.
 
 use std::sync::Arc;
 use wasmbeam_runtime::driver::engine::EngineCore;

@@ -1,9 +1,10 @@
-//! Engines as the driver sees them, and the one epoch ticker per engine
-//! that time-slices every store of that engine.
+//! Engines as the driver sees them, and the epoch ticker that time-slices
+//! every store: one thread for all engines.
 
+use once_cell::sync::OnceCell;
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use wasmtime::Engine;
 
@@ -19,8 +20,8 @@ pub const TICK: Duration = Duration::from_micros(100);
 /// share of a core for nothing.
 const SHORT_CALLS_TICK: Duration = Duration::from_micros(500);
 
-/// Ticks (of [`TICK`]) without any running call before the ticker parks
-/// itself.
+/// Ticks (of [`TICK`]) without any running call before the ticker lets an
+/// engine go (and parks, when it was the last).
 const IDLE_TICKS_BEFORE_PARK: u64 = 200;
 
 /// A Wasmtime engine with the settings the driver must know, and its
@@ -61,37 +62,54 @@ impl EngineCore {
     }
 }
 
-impl Drop for EngineCore {
-    fn drop(&mut self) {
-        self.ticker.stop();
-    }
-}
-
-/// One thread per engine that advances the epoch every [`TICK`] while any
-/// call of that engine is running, and parks when none has run for a while.
-/// It never runs guest code, so busy guests cannot starve it.
+/// An engine's handle on the epoch ticker: one thread for every engine of
+/// the VM (two when some engines ask for real-time scheduling and others
+/// do not), that advances the epoch of each engine with a running call
+/// every [`TICK`] and parks when no engine has had one for a while. It
+/// never runs guest code, so busy guests cannot starve it. An engine per
+/// tenant costs no thread: 5,000 engines once held 5,020 threads when
+/// each had a ticker of its own.
 pub struct Ticker {
-    shared: Arc<TickerShared>,
-    /// Whether the thread got real-time scheduling (see [`ask_realtime`]).
+    entry: Arc<TickerEntry>,
+    hub: &'static Hub,
+    /// Whether the engine's ticks come from a thread that got real-time
+    /// scheduling (see [`ask_realtime`]).
     pub realtime: bool,
 }
 
-struct TickerShared {
+/// One engine as the ticker thread sees it.
+struct TickerEntry {
+    engine: Engine,
+    /// Calls of this engine running now.
     active: AtomicUsize,
     /// Running calls that have used at least one whole slice.
     long: AtomicUsize,
-    /// Ticks since the ticker started: a clock with the resolution of a
+    /// Whether the ticker thread has this engine on its list (or is
+    /// about to take it from `HubState::joining`). Set by the first call
+    /// after the engine was idle, cleared by the thread when it lets the
+    /// engine go: a call reads it without a lock.
+    listed: AtomicBool,
+}
+
+/// A ticker thread and what it shares with the engines it serves.
+struct Hub {
+    state: Mutex<HubState>,
+    wake: Condvar,
+    /// Ticks since the thread started: a clock with the resolution of a
     /// slice that costs one atomic load to read.
     ticks: AtomicU64,
-    parked: AtomicBool,
-    stop: AtomicBool,
-    lock: Mutex<()>,
-    wake: Condvar,
+    realtime: bool,
+}
+
+struct HubState {
+    /// Engines that had a call since the thread last looked.
+    joining: Vec<Weak<TickerEntry>>,
+    parked: bool,
 }
 
 /// Held while a call runs; dropping it tells the ticker the call ended.
 pub struct ActiveCall {
-    shared: Arc<TickerShared>,
+    entry: Arc<TickerEntry>,
     long: bool,
 }
 
@@ -101,7 +119,7 @@ impl ActiveCall {
     pub fn mark_long(&mut self) {
         if !self.long {
             self.long = true;
-            self.shared.long.fetch_add(1, Ordering::SeqCst);
+            self.entry.long.fetch_add(1, Ordering::SeqCst);
         }
     }
 }
@@ -109,54 +127,91 @@ impl ActiveCall {
 impl Drop for ActiveCall {
     fn drop(&mut self) {
         if self.long {
-            self.shared.long.fetch_sub(1, Ordering::SeqCst);
+            self.entry.long.fetch_sub(1, Ordering::SeqCst);
         }
-        self.shared.active.fetch_sub(1, Ordering::SeqCst);
+        self.entry.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The ticker thread serving engines that asked for real-time scheduling
+/// (`realtime`) or not; started on first use.
+fn hub(realtime: bool) -> &'static Hub {
+    static REALTIME: OnceCell<&'static Hub> = OnceCell::new();
+    static ORDINARY: OnceCell<&'static Hub> = OnceCell::new();
+    let cell = if realtime { &REALTIME } else { &ORDINARY };
+    cell.get_or_init(|| Hub::start(realtime))
+}
+
+impl Hub {
+    fn start(realtime: bool) -> &'static Hub {
+        let (hub_tx, hub_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("wasmbeam-epoch".into())
+            .spawn(move || {
+                let hub: &'static Hub = hub_rx.recv().expect("the hub");
+                run_ticker(hub)
+            })
+            .expect("spawn the epoch ticker thread");
+        let hub: &'static Hub = Box::leak(Box::new(Hub {
+            state: Mutex::new(HubState {
+                joining: Vec::new(),
+                parked: false,
+            }),
+            wake: Condvar::new(),
+            ticks: AtomicU64::new(0),
+            realtime: realtime && ask_realtime(&thread),
+        }));
+        hub_tx
+            .send(hub)
+            .expect("the ticker thread waits for its hub");
+        hub
+    }
+
+    /// Puts `entry` on the thread's list, unless it is there already.
+    fn join(&self, entry: &Arc<TickerEntry>) {
+        let mut state = self.state.lock();
+        // Checked again under the lock: the thread lets engines go under it.
+        if entry.listed.load(Ordering::SeqCst) {
+            return;
+        }
+        entry.listed.store(true, Ordering::SeqCst);
+        state.joining.push(Arc::downgrade(entry));
+        if state.parked {
+            self.wake.notify_one();
+        }
     }
 }
 
 impl Ticker {
     fn start(engine: Engine, realtime: bool) -> Ticker {
-        let shared = Arc::new(TickerShared {
-            active: AtomicUsize::new(0),
-            long: AtomicUsize::new(0),
-            ticks: AtomicU64::new(0),
-            parked: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
-            lock: Mutex::new(()),
-            wake: Condvar::new(),
-        });
-        let for_thread = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("wasmbeam-epoch".into())
-            .spawn(move || run_ticker(engine, for_thread))
-            .expect("spawn the epoch ticker thread");
-        let realtime = realtime && ask_realtime(&thread);
-        Ticker { shared, realtime }
+        let hub = hub(realtime);
+        Ticker {
+            entry: Arc::new(TickerEntry {
+                engine,
+                active: AtomicUsize::new(0),
+                long: AtomicUsize::new(0),
+                listed: AtomicBool::new(false),
+            }),
+            hub,
+            realtime: hub.realtime,
+        }
     }
 
     /// Marks a call as running until the returned guard is dropped.
     pub fn enter(&self) -> ActiveCall {
-        self.shared.active.fetch_add(1, Ordering::SeqCst);
-        if self.shared.parked.load(Ordering::SeqCst) {
-            let _guard = self.shared.lock.lock();
-            self.shared.wake.notify_one();
+        self.entry.active.fetch_add(1, Ordering::SeqCst);
+        if !self.entry.listed.load(Ordering::SeqCst) {
+            self.hub.join(&self.entry);
         }
         ActiveCall {
-            shared: self.shared.clone(),
+            entry: self.entry.clone(),
             long: false,
         }
     }
 
-    /// The time so far in ticks of [`TICK`] (see [`TickerShared::ticks`]).
+    /// The time so far in ticks of [`TICK`] (see [`Hub::ticks`]).
     pub fn ticks(&self) -> u64 {
-        self.shared.ticks.load(Ordering::Relaxed)
-    }
-
-    fn stop(&self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        let _guard = self.shared.lock.lock();
-        self.shared.wake.notify_one();
+        self.hub.ticks.load(Ordering::Relaxed)
     }
 }
 
@@ -193,7 +248,13 @@ fn ask_realtime(thread: &std::thread::JoinHandle<()>) -> bool {
     }
 }
 
-fn run_ticker(engine: Engine, shared: Arc<TickerShared>) {
+/// An engine on the ticker thread's list, with the ticks it has been idle.
+struct Listed {
+    entry: Weak<TickerEntry>,
+    idle_ticks: u64,
+}
+
+fn run_ticker(hub: &'static Hub) {
     // Linux lets a sleeping thread wake up to 50 us late by default (timer
     // slack), which would stretch every 100 us tick to ~150 us and every
     // guest slice with it. Ask for precise wake-ups on this thread only.
@@ -204,30 +265,72 @@ fn run_ticker(engine: Engine, shared: Arc<TickerShared>) {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
     }
     let short_ticks = (SHORT_CALLS_TICK.as_micros() / TICK.as_micros()) as u64;
-    let mut idle_ticks = 0u64;
-    while !shared.stop.load(Ordering::SeqCst) {
-        let (period, ticks) = if shared.long.load(Ordering::SeqCst) > 0 {
+    let mut listed: Vec<Listed> = Vec::new();
+    let mut any_long = false;
+    loop {
+        {
+            let mut state = hub.state.lock();
+            listed.extend(state.joining.drain(..).map(|entry| Listed {
+                entry,
+                idle_ticks: 0,
+            }));
+            if listed.is_empty() {
+                state.parked = true;
+                while state.joining.is_empty() {
+                    hub.wake.wait(&mut state);
+                }
+                state.parked = false;
+                continue;
+            }
+        }
+        let (period, ticks) = if any_long {
             (TICK, 1)
         } else {
             (SHORT_CALLS_TICK, short_ticks)
         };
         std::thread::sleep(period);
-        engine.increment_epoch();
-        shared.ticks.fetch_add(ticks, Ordering::Relaxed);
-        if shared.active.load(Ordering::SeqCst) > 0 {
-            idle_ticks = 0;
-            continue;
+        hub.ticks.fetch_add(ticks, Ordering::Relaxed);
+        any_long = false;
+        let mut some_idle = false;
+        for engine in &mut listed {
+            let Some(entry) = engine.entry.upgrade() else {
+                engine.idle_ticks = IDLE_TICKS_BEFORE_PARK;
+                some_idle = true;
+                continue;
+            };
+            entry.engine.increment_epoch();
+            any_long |= entry.long.load(Ordering::SeqCst) > 0;
+            if entry.active.load(Ordering::SeqCst) > 0 {
+                engine.idle_ticks = 0;
+            } else {
+                engine.idle_ticks += ticks;
+                some_idle |= engine.idle_ticks >= IDLE_TICKS_BEFORE_PARK;
+            }
         }
-        idle_ticks += ticks;
-        if idle_ticks < IDLE_TICKS_BEFORE_PARK {
-            continue;
+        if some_idle {
+            let _state = hub.state.lock();
+            listed.retain_mut(|engine| keep_listed(engine));
         }
-        let mut guard = shared.lock.lock();
-        shared.parked.store(true, Ordering::SeqCst);
-        while shared.active.load(Ordering::SeqCst) == 0 && !shared.stop.load(Ordering::SeqCst) {
-            shared.wake.wait_for(&mut guard, Duration::from_millis(500));
-        }
-        shared.parked.store(false, Ordering::SeqCst);
-        idle_ticks = 0;
     }
+}
+
+/// Whether an engine stays on the ticker's list: it does while it has run
+/// a call lately. Called with the hub's lock held: a call that starts
+/// meanwhile either sees the engine still listed, or finds it let go and
+/// (taking the lock) lists it again.
+fn keep_listed(engine: &mut Listed) -> bool {
+    if engine.idle_ticks < IDLE_TICKS_BEFORE_PARK {
+        return true;
+    }
+    let Some(entry) = engine.entry.upgrade() else {
+        return false;
+    };
+    entry.listed.store(false, Ordering::SeqCst);
+    if entry.active.load(Ordering::SeqCst) > 0 {
+        // A call started between the count and the lock: keep it.
+        entry.listed.store(true, Ordering::SeqCst);
+        engine.idle_ticks = 0;
+        return true;
+    }
+    false
 }

@@ -338,8 +338,7 @@ impl StoreCore {
     /// Processes that queued meanwhile are told through the store's
     /// events.
     pub fn with_idle<R>(&self, f: impl FnOnce(&mut WStore) -> WbResult<R>) -> WbResult<R> {
-        let events = self.run_waker.events().clone();
-        self.with_idle_notify(&OffBeam(&*events), f)
+        self.with_idle_notify(&OffBeam(&**self.run_waker.events()), f)
     }
 
     /// [`StoreCore::with_idle`], telling waiters through `cx`: for long

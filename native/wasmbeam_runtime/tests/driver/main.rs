@@ -13,4 +13,5 @@ mod host_calls;
 mod limits;
 mod pipes;
 mod runs;
+mod ticker;
 mod waiters;
