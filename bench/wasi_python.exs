@@ -30,7 +30,8 @@ defmodule Wasmbeam.Bench.WasiPython do
     )
 
     module = Module.compile!(bytes)
-    {:ok, artifact} = Module.serialize(module)
+    key = :crypto.strong_rand_bytes(32)
+    {:ok, artifact} = Module.serialize(module, key: key)
     check!(Wasi.run(module, args: @args))
 
     rows = [
@@ -44,7 +45,7 @@ defmodule Wasmbeam.Bench.WasiPython do
       row("wasmbeam: compile only", cold, fn -> Module.compile!(bytes) end),
       {:section, "with a compiled module"},
       row("wasmbeam: deserialize + run", warm, fn ->
-        {:ok, loaded} = Module.deserialize(artifact)
+        {:ok, loaded} = Module.deserialize(artifact, key: key)
         check!(Wasi.run(loaded, args: @args))
       end),
       row("wasmtime CLI: run precompiled .cwasm", warm, fn ->
@@ -53,7 +54,9 @@ defmodule Wasmbeam.Bench.WasiPython do
       row("wasmbeam: run a held module (instantiate + _start)", warm, fn ->
         check!(Wasi.run(module, args: @args))
       end),
-      row("wasmbeam: deserialize only", warm, fn -> {:ok, _} = Module.deserialize(artifact) end),
+      row("wasmbeam: deserialize only", warm, fn ->
+        {:ok, _} = Module.deserialize(artifact, key: key)
+      end),
       row("wasmtime CLI: process start (--version)", warm, fn ->
         {_, 0} = System.cmd(wasmtime, ["--version"])
       end)

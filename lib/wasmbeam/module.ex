@@ -135,38 +135,120 @@ defmodule Wasmbeam.Module do
 
   @doc """
   Serializes the compiled code, to skip compilation next time with
-  `deserialize/2`. The result is native code for this engine's
-  configuration, Wasmtime version and CPU, wrapped with a checksum.
+  `deserialize/3`. The result is native code for this engine's
+  configuration, Wasmtime version and CPU.
+
+  Options:
+
+    * `:key` - a 32-byte binary the application keeps secret (e.g. made
+      once with `:crypto.strong_rand_bytes(32)` and kept in its
+      configuration). The bytes are sealed with a keyed BLAKE3 MAC under
+      it, and only `deserialize/3` with the same key loads them. Without a
+      key the bytes carry a plain checksum, and only `deserialize_unsafe/2`
+      loads them.
+
+  ## Examples
+
+      iex> key = :crypto.strong_rand_bytes(32)
+      iex> module = Wasmbeam.Module.compile!(~S[(module (func (export "f")))])
+      iex> {:ok, bytes} = Wasmbeam.Module.serialize(module, key: key)
+      iex> {:ok, back} = Wasmbeam.Module.deserialize(bytes, key: key)
+      iex> Wasmbeam.Module.exports(back)
+      [{"f", {:func, [], []}}]
   """
-  @spec serialize(t()) :: {:ok, binary()} | {:error, Error.t()}
-  def serialize(%__MODULE__{ref: ref}), do: Native.module_serialize(ref)
+  @spec serialize(t(), keyword()) :: {:ok, binary()} | {:error, Error.t()}
+  def serialize(%__MODULE__{ref: ref}, options \\ []) do
+    with {:ok, key} <- key_option(options, :optional) do
+      Native.module_serialize(ref, key)
+    end
+  end
 
   @doc """
-  Loads a module produced by `serialize/1`.
+  Loads a module that `serialize/2` sealed with `key: key`.
 
   ## Trust model
 
   A serialized module is native machine code that runs without
-  re-validation. Wasmbeam refuses anything it did not write (no Wasmbeam
-  header), anything damaged or truncated (BLAKE3 digest mismatch), and
-  anything made by an engine with another configuration, Wasmtime version
-  or target (Wasmtime's own check) — each with a `:deserialize` error.
-  The digest detects accidents, not attackers: whoever can write the
-  bytes you pass here can run native code in your VM. Only deserialize
-  artifacts that you produced and stored where untrusted parties cannot
-  write.
+  re-validation: whoever can choose the bytes loaded here can run any
+  code in the VM. So this function loads only bytes sealed with a key the
+  application holds (a keyed BLAKE3 MAC, checked before Wasmtime reads a
+  byte): anything written or changed by someone without the key, damaged
+  or truncated, or made without a key is refused with a `:deserialize`
+  error, as is an artifact of an engine with another configuration,
+  Wasmtime version or target (Wasmtime's own check). Keep the key where
+  untrusted parties cannot read it. `Wasmbeam.ModuleCache` seals its files
+  the same way with a key of its own.
+
+  Options: `:key` (required), the 32-byte key given to `serialize/2`.
   """
-  @spec deserialize(Engine.t(), binary()) :: {:ok, t()} | {:error, Error.t()}
-  def deserialize(engine \\ Engine.default(), bytes)
+  @spec deserialize(Engine.t(), binary(), keyword()) :: {:ok, t()} | {:error, Error.t()}
+  def deserialize(engine \\ Engine.default(), bytes, options)
 
-  def deserialize(%Engine{}, bytes) when not is_binary(bytes), do: {:error, not_bytes(bytes)}
+  # `deserialize(engine, bytes)` without options reads as (bytes, options).
+  def deserialize(%Engine{}, %Engine{}, bytes) when is_binary(bytes),
+    do: key_option([], :required)
 
-  def deserialize(%Engine{} = engine, bytes) do
-    case Native.module_deserialize(engine.ref, bytes) do
-      {:ok, ref} -> {:ok, %__MODULE__{ref: ref, engine: engine}}
-      {:error, _} = error -> error
+  def deserialize(%Engine{}, bytes, _options) when not is_binary(bytes),
+    do: {:error, not_bytes(bytes)}
+
+  def deserialize(%Engine{} = engine, bytes, options) do
+    with {:ok, key} <- key_option(options, :required) do
+      wrap_loaded(engine, Native.module_deserialize(engine.ref, bytes, key))
     end
   end
+
+  def deserialize(engine, _bytes, _options), do: {:error, not_an_engine(engine)}
+
+  @doc """
+  Loads serialized bytes without a key: those of `serialize/2` without
+  `:key` (checked against their checksum) or with one (not checked).
+
+  **Unsafe**: the bytes are native code that runs in the VM unvalidated,
+  and a checksum stops accidents, not attackers (a crafted artifact can
+  run any code or crash the VM). Use it only for bytes that never left
+  storage only you can write; prefer `deserialize/3` with a key.
+  """
+  @spec deserialize_unsafe(Engine.t(), binary()) :: {:ok, t()} | {:error, Error.t()}
+  def deserialize_unsafe(engine \\ Engine.default(), bytes)
+
+  def deserialize_unsafe(%Engine{}, bytes) when not is_binary(bytes),
+    do: {:error, not_bytes(bytes)}
+
+  def deserialize_unsafe(%Engine{} = engine, bytes),
+    do: wrap_loaded(engine, Native.module_deserialize_unsafe(engine.ref, bytes))
+
+  def deserialize_unsafe(engine, _bytes), do: {:error, not_an_engine(engine)}
+
+  defp wrap_loaded(engine, {:ok, ref}), do: {:ok, %__MODULE__{ref: ref, engine: engine}}
+  defp wrap_loaded(_engine, {:error, _} = error), do: error
+
+  defp key_option(options, need) when is_list(options) do
+    case Keyword.get(options, :key) do
+      nil when need == :optional ->
+        {:ok, nil}
+
+      nil ->
+        {:error,
+         Error.new(
+           :argument,
+           "deserialize/3 needs the :key the bytes were sealed with (serialize(module, key: key)); " <>
+             "bytes without one load only with deserialize_unsafe/2"
+         )}
+
+      key when is_binary(key) and byte_size(key) == 32 ->
+        {:ok, key}
+
+      other ->
+        {:error,
+         Error.new(:argument, ":key must be a 32-byte binary, got: #{inspect(other, limit: 5)}")}
+    end
+  end
+
+  defp key_option(options, _need),
+    do: {:error, Error.new(:argument, "options must be a keyword list, got: #{inspect(options)}")}
+
+  defp not_an_engine(engine),
+    do: Error.new(:argument, "expected a %Wasmbeam.Engine{}, got: #{inspect(engine, limit: 5)}")
 
   defimpl Inspect do
     def inspect(module, _opts) do

@@ -28,8 +28,9 @@ defmodule Wasmbeam.Native do
   def module_name(_module), do: err()
   def module_imports(_module), do: err()
   def module_exports(_module), do: err()
-  def module_serialize(_module), do: err()
-  def module_deserialize(_engine, _bytes), do: err()
+  def module_serialize(_module, _key), do: err()
+  def module_deserialize(_engine, _bytes, _key), do: err()
+  def module_deserialize_unsafe(_engine, _bytes), do: err()
 
   def store_new(_engine, _options), do: err()
   def store_resume(_store), do: err()

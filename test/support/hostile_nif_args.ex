@@ -388,10 +388,13 @@ defmodule Wasmbeam.Test.HostileNifArgs do
       {:module_exports, 1} ->
         [[fx.module]]
 
-      {:module_serialize, 1} ->
-        [[fx.module]]
+      {:module_serialize, 2} ->
+        [[fx.module, nil], [fx.module, :binary.copy(<<1>>, 32)]]
 
-      {:module_deserialize, 2} ->
+      {:module_deserialize, 3} ->
+        [[fx.engine, "not a serialized module", :binary.copy(<<1>>, 32)]]
+
+      {:module_deserialize_unsafe, 2} ->
         [[fx.engine, "not a serialized module"]]
 
       {:store_new, 2} ->

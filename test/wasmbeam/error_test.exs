@@ -194,7 +194,7 @@ defmodule Wasmbeam.ErrorTest do
     errors = [
       Module.compile("(module"),
       Module.compile(<<0, "asm", 1, 0, 0, 0, 99>>),
-      Module.deserialize("nope"),
+      Module.deserialize("nope", key: :binary.copy(<<7>>, 32)),
       Instance.new(Module.compile!(~S[(module (import "a" "b" (func)))])),
       Instance.call(instance, "f", [1]),
       Instance.call(instance, "spin", [], timeout: 5),

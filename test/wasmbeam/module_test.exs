@@ -185,8 +185,10 @@ defmodule Wasmbeam.ModuleTest do
 
     test "uses the engine's features" do
       mem64 = ~S[(module (memory i64 1))]
-      assert {:error, %Error{kind: :validation}} = Module.validate(mem64)
-      assert :ok = Module.validate(Engine.new!(features: [memory64: true]), mem64)
+      assert :ok = Module.validate(mem64)
+
+      assert {:error, %Error{kind: :validation}} =
+               Module.validate(Engine.new!(features: [memory64: false]), mem64)
     end
 
     test "a non-binary is an :argument error like compile/2, not a FunctionClauseError" do
@@ -254,69 +256,116 @@ defmodule Wasmbeam.ModuleTest do
     end
   end
 
-  describe "serialize/1 and deserialize/2" do
+  describe "serialize/2, deserialize/3 and deserialize_unsafe/2" do
     setup do
       module = Module.compile!(~S[(module $ser (memory (export "mem") 1)
         (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))])
 
-      {:ok, bytes} = Module.serialize(module)
-      %{module: module, bytes: bytes}
+      key = :crypto.strong_rand_bytes(32)
+      {:ok, bytes} = Module.serialize(module, key: key)
+      %{module: module, bytes: bytes, key: key}
     end
 
-    test "round trip gives a working module", %{module: module, bytes: bytes} do
+    test "round trip gives a working module", %{module: module, bytes: bytes, key: key} do
       assert is_binary(bytes) and byte_size(bytes) > 44
-      assert {:ok, %Module{} = back} = Module.deserialize(bytes)
+      assert {:ok, %Module{} = back} = Module.deserialize(bytes, key: key)
       assert Module.exports(back) == Module.exports(module)
       assert Module.name(back) == "ser"
       assert {:ok, [5]} = add(back)
     end
 
-    test "an engine with the same configuration loads it", %{bytes: bytes} do
+    test "an engine with the same configuration loads it", %{bytes: bytes, key: key} do
       engine = Engine.new!()
-      assert {:ok, back} = Module.deserialize(engine, bytes)
+      assert {:ok, back} = Module.deserialize(engine, bytes, key: key)
       assert back.engine == engine
       assert {:ok, [5]} = add(back)
     end
 
-    test "serializing twice gives bytes that both load", %{module: module, bytes: bytes} do
-      assert {:ok, again} = Module.serialize(module)
-      assert {:ok, _} = Module.deserialize(again)
-      assert {:ok, _} = Module.deserialize(bytes)
+    test "serializing twice gives bytes that both load", %{module: module, bytes: bytes, key: key} do
+      assert {:ok, again} = Module.serialize(module, key: key)
+      assert {:ok, _} = Module.deserialize(again, key: key)
+      assert {:ok, _} = Module.deserialize(bytes, key: key)
     end
 
-    test "random bytes and plain wasm are refused" do
-      :rand.seed(:exsss, {7, 8, 9})
+    test "without the key, or with another, nothing loads", %{bytes: bytes, key: key} do
+      assert {:error, %Error{kind: :argument, message: msg}} = Module.deserialize(bytes, [])
+      assert msg =~ "needs the :key"
+      # The old two-argument form (engine, bytes) says the same.
+      assert {:error, %Error{kind: :argument}} = Module.deserialize(Engine.default(), bytes)
 
-      for bytes <- ["", :rand.bytes(10), :rand.bytes(10_000), @add_wasm, "WASMBEAM-M1\n"] do
-        assert {:error, %Error{kind: :deserialize}} = Module.deserialize(bytes)
+      assert {:error, %Error{kind: :deserialize, message: msg}} =
+               Module.deserialize(bytes, key: :crypto.strong_rand_bytes(32))
+
+      assert msg =~ "keyed check"
+
+      for bad <- [<<1, 2, 3>>, :key, binary_part(key, 0, 31)] do
+        assert {:error, %Error{kind: :argument}} = Module.deserialize(bytes, key: bad)
+
+        assert {:error, %Error{kind: :argument}} =
+                 Module.serialize(Module.compile!("(module)"), key: bad)
       end
     end
 
-    test "a truncated artifact is refused", %{bytes: bytes} do
+    test "unkeyed bytes load only through deserialize_unsafe/2", %{module: module, key: key} do
+      {:ok, unkeyed} = Module.serialize(module)
+
+      assert {:error, %Error{kind: :deserialize, message: msg}} =
+               Module.deserialize(unkeyed, key: key)
+
+      assert msg =~ "not sealed with a key"
+      assert {:ok, back} = Module.deserialize_unsafe(unkeyed)
+      assert {:ok, [5]} = add(back)
+      # A forger who rewrites the payload and recomputes the plain
+      # checksum still cannot get past the keyed check.
+      <<"WASMBEAM-M1\n", _digest::binary-size(32), payload::binary>> = unkeyed
+      forged = "WASMBEAM-M2\n" <> :crypto.hash(:sha256, payload) <> payload
+      assert {:error, %Error{kind: :deserialize}} = Module.deserialize(forged, key: key)
+    end
+
+    test "random bytes and plain wasm are refused", %{key: key} do
+      :rand.seed(:exsss, {7, 8, 9})
+
+      for bytes <- [
+            "",
+            :rand.bytes(10),
+            :rand.bytes(10_000),
+            @add_wasm,
+            "WASMBEAM-M1\n",
+            "WASMBEAM-M2\n"
+          ] do
+        assert {:error, %Error{kind: :deserialize}} = Module.deserialize(bytes, key: key)
+        assert {:error, %Error{kind: :deserialize}} = Module.deserialize_unsafe(bytes)
+      end
+    end
+
+    test "a truncated artifact is refused", %{bytes: bytes, key: key} do
       for cut <- [0, 5, 12, 20, 44, div(byte_size(bytes), 2), byte_size(bytes) - 1] do
         assert {:error, %Error{kind: :deserialize}} =
-                 Module.deserialize(binary_part(bytes, 0, cut)),
+                 Module.deserialize(binary_part(bytes, 0, cut), key: key),
                "cut at #{cut}"
       end
     end
 
-    test "an artifact with extra bytes is refused", %{bytes: bytes} do
-      assert {:error, %Error{kind: :deserialize}} = Module.deserialize(bytes <> <<0>>)
+    test "an artifact with extra bytes is refused", %{bytes: bytes, key: key} do
+      assert {:error, %Error{kind: :deserialize}} = Module.deserialize(bytes <> <<0>>, key: key)
     end
 
-    test "a flipped byte anywhere is refused", %{bytes: bytes} do
+    test "a flipped byte anywhere is refused", %{bytes: bytes, key: key} do
       size = byte_size(bytes)
 
       for position <- [0, 11, 12, 30, 44, 100, div(size, 2), size - 1] do
         <<before::binary-size(position), byte, rest::binary>> = bytes
         flipped = <<before::binary, bxor(byte, 0x40), rest::binary>>
 
-        assert {:error, %Error{kind: :deserialize}} = Module.deserialize(flipped),
+        assert {:error, %Error{kind: :deserialize}} = Module.deserialize(flipped, key: key),
                "flipped byte #{position}"
       end
     end
 
-    test "an artifact from an engine with another configuration is refused", %{bytes: bytes} do
+    test "an artifact from an engine with another configuration is refused", %{
+      bytes: bytes,
+      key: key
+    } do
       for options <- [
             [consume_fuel: true],
             [strategy: :pulley],
@@ -325,7 +374,7 @@ defmodule Wasmbeam.ModuleTest do
         engine = Engine.new!(options)
 
         assert {:error, %Error{kind: :deserialize, message: msg}} =
-                 Module.deserialize(engine, bytes),
+                 Module.deserialize(engine, bytes, key: key),
                inspect(options)
 
         assert is_binary(msg) and msg != ""
@@ -333,16 +382,19 @@ defmodule Wasmbeam.ModuleTest do
 
       # and the other way round: made with fuel or with a proposal this
       # engine does not enable
-      for options <- [[consume_fuel: true], [features: [memory64: true]]] do
-        {:ok, other} = options |> Engine.new!() |> Module.compile!(@add_wat) |> Module.serialize()
+      for options <- [[consume_fuel: true], [features: [wide_arithmetic: true]]] do
+        {:ok, other} =
+          options |> Engine.new!() |> Module.compile!(@add_wat) |> Module.serialize(key: key)
 
-        assert {:error, %Error{kind: :deserialize}} = Module.deserialize(other),
+        assert {:error, %Error{kind: :deserialize}} = Module.deserialize(other, key: key),
                inspect(options)
       end
     end
 
-    test "a non-binary is an :argument error, not a FunctionClauseError" do
-      assert {:error, %Error{kind: :argument}} = Module.deserialize(:not_bytes)
+    test "a non-binary is an :argument error, not a FunctionClauseError", %{key: key} do
+      assert {:error, %Error{kind: :argument}} = Module.deserialize(:not_bytes, key: key)
+      assert {:error, %Error{kind: :argument}} = Module.deserialize_unsafe(:not_bytes)
+      assert {:error, %Error{kind: :argument}} = Module.deserialize(:engine, "x", key: key)
     end
   end
 

@@ -6,6 +6,7 @@ use crate::resources::atoms;
 use crate::resources::engine::EngineResource;
 use crate::resources::module::ModuleResource;
 use rustler::{Binary, Encoder, Env, NewBinary, ResourceArc, Term};
+use wasmbeam_core::artifact;
 use wasmbeam_runtime::driver::error::{chain_message, guard, Kind, WbError, WbResult};
 use wasmtime::Module;
 
@@ -117,16 +118,40 @@ fn module_exports(env: Env, module: ResourceArc<ModuleResource>) -> Term {
     })
 }
 
+/// The 32-byte key of a keyed (de)serialization.
+fn module_key(key: Binary) -> WbResult<[u8; artifact::KEY_LEN]> {
+    <[u8; artifact::KEY_LEN]>::try_from(key.as_slice()).map_err(|_| {
+        WbError::new(
+            Kind::Argument,
+            format!(
+                "the key must be {} bytes (e.g. :crypto.strong_rand_bytes(32)), got {}",
+                artifact::KEY_LEN,
+                key.len()
+            ),
+        )
+    })
+}
+
+/// Serializes a module: sealed with `key` (a binary), or with an unkeyed
+/// digest (`nil`, for `deserialize_unsafe` only).
 #[rustler::nif(schedule = "DirtyCpu")]
-fn module_serialize(env: Env, module: ResourceArc<ModuleResource>) -> Term {
+fn module_serialize<'a>(
+    env: Env<'a>,
+    module: ResourceArc<ModuleResource>,
+    key: Option<Binary<'a>>,
+) -> Term<'a> {
     let result = guard(|| {
-        module
+        let key = key.map(module_key).transpose()?;
+        let payload = module
             .module
             .serialize()
-            .map_err(|e| WbError::new(Kind::Compile, chain_message(&e)))
+            .map_err(|e| WbError::new(Kind::Compile, chain_message(&e)))?;
+        Ok(match key {
+            Some(key) => artifact::seal(&key, &payload),
+            None => artifact::wrap(&payload),
+        })
     })
-    .map(|payload| {
-        let wrapped = wasmbeam_core::artifact::wrap(&payload);
+    .map(|wrapped| {
         let mut out = NewBinary::new(env, wrapped.len());
         out.as_mut_slice().copy_from_slice(&wrapped);
         Binary::from(out).to_term(env)
@@ -134,26 +159,56 @@ fn module_serialize(env: Env, module: ResourceArc<ModuleResource>) -> Term {
     reply(env, result)
 }
 
+/// Loads a module sealed with `key`; anything else is refused before
+/// Wasmtime sees a byte.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn module_deserialize<'a>(
     env: Env<'a>,
     engine: ResourceArc<EngineResource>,
     bytes: Binary<'a>,
+    key: Binary<'a>,
 ) -> Term<'a> {
     let result = guard(|| {
-        let payload = wasmbeam_core::artifact::unwrap(bytes.as_slice())
+        let key = module_key(key)?;
+        let payload = artifact::open_sealed(&key, bytes.as_slice())
             .map_err(|m| WbError::new(Kind::Deserialize, m))?;
-        // SAFETY: compiled code runs unvalidated. The envelope's unkeyed
-        // digest only catches corruption, not forgery: the bytes must come
-        // from a source the caller trusts, as `Wasmbeam.Module.deserialize/2`
-        // documents (the module cache loads only files sealed with its own
-        // key). Wasmtime then checks its own header against this engine.
-        let module = unsafe { Module::deserialize(engine.engine(), payload) }
-            .map_err(|e| WbError::new(Kind::Deserialize, chain_message(&e)))?;
-        Ok(ResourceArc::new(ModuleResource {
-            module,
-            engine: engine.clone(),
-        }))
+        // SAFETY: compiled code runs unvalidated; these bytes carry a MAC
+        // made with the application's key, so they are bytes it sealed
+        // itself. Wasmtime then checks its own header against the engine.
+        unsafe { load(&engine, payload) }
     });
     reply(env, result)
+}
+
+/// Loads a module from bytes whose source the caller vouches for: an
+/// unkeyed digest (or a keyed envelope, without checking its MAC).
+#[rustler::nif(schedule = "DirtyCpu")]
+fn module_deserialize_unsafe<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    bytes: Binary<'a>,
+) -> Term<'a> {
+    let result = guard(|| {
+        let payload =
+            artifact::unwrap(bytes.as_slice()).map_err(|m| WbError::new(Kind::Deserialize, m))?;
+        // SAFETY: as `Wasmbeam.Module.deserialize_unsafe/2` documents, the
+        // caller vouches that the bytes come from a source it trusts; the
+        // digest only catches damage.
+        unsafe { load(&engine, payload) }
+    });
+    reply(env, result)
+}
+
+/// # Safety
+/// `payload` runs as native code: it must be an artifact Wasmtime made.
+unsafe fn load(
+    engine: &ResourceArc<EngineResource>,
+    payload: &[u8],
+) -> WbResult<ResourceArc<ModuleResource>> {
+    let module = Module::deserialize(engine.engine(), payload)
+        .map_err(|e| WbError::new(Kind::Deserialize, chain_message(&e)))?;
+    Ok(ResourceArc::new(ModuleResource {
+        module,
+        engine: engine.clone(),
+    }))
 }
