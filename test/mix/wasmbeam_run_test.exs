@@ -85,6 +85,17 @@ defmodule Mix.Tasks.Wasmbeam.RunTest do
     assert stderr =~ "cannot read"
   end
 
+  test "-W switches proposals as the Wasmtime CLI does" do
+    wat = "test/fixtures/exceptions.wat"
+    assert {0, "42\n", ""} = run(["--invoke", "catch", wat, "41"])
+    assert {0, "42\n", ""} = run(["-W", "exceptions=y", "--invoke", "catch", wat, "41"])
+    assert {1, "", stderr} = run(["-W", "exceptions=n", "--invoke", "catch", wat, "41"])
+    assert stderr =~ "(validation)"
+    assert {1, "", _} = run(["-W", "gc=n,exceptions=no", "--invoke", "catch", wat, "41"])
+    assert {2, "", "-W: unknown proposal \"bogus\"" <> _} = run(["-W", "bogus", wat])
+    assert {2, "", "-W exceptions takes y or n" <> _} = run(["-W", "exceptions=maybe", wat])
+  end
+
   test "bad usage exits with 2; a missing file with 1", ctx do
     assert {2, "", "unknown or invalid option --bogus" <> _} = run(["--bogus", ctx.tool])
     assert {2, "", "missing FILE" <> _} = run([])

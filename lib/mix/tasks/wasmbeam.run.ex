@@ -34,6 +34,11 @@ defmodule Mix.Tasks.Wasmbeam.Run do
     * `--timeout MS` - stop the program after MS milliseconds
     * `--fuel N` - run with a fuel budget of N (uses a fuel-metering engine)
     * `--invoke NAME` - call this export instead of running `_start`
+    * `-W PROPOSAL[=y|n][,...]` (or `--wasm`) - turn a WebAssembly
+      proposal on or off, named as the Wasmtime CLI names them:
+      `-W exceptions=n`, `-W threads`, `-W gc=n,function-references=n`;
+      may be repeated. The defaults are Wasmtime's (see
+      `Wasmbeam.Engine.Config`); known names: #{Enum.map_join(Keyword.keys(Wasmbeam.Engine.Config.default_features()), ", ", &("`" <> String.replace(Atom.to_string(&1), "_", "-") <> "`"))}
 
   Exit status: the program's own status for a WASI command; 0 when an
   `--invoke` call succeeds; 1 when the module cannot be loaded or the run
@@ -44,13 +49,20 @@ defmodule Mix.Tasks.Wasmbeam.Run do
 
   alias Wasmbeam.{Engine, Error, Instance, Module, Wasi}
 
-  @switches [invoke: :string, timeout: :integer, fuel: :integer, dir: :keep, env: :keep]
+  @switches [
+    invoke: :string,
+    timeout: :integer,
+    fuel: :integer,
+    dir: :keep,
+    env: :keep,
+    wasm: :keep
+  ]
 
   @impl true
   def run(argv) do
     Mix.Task.run("app.start")
 
-    case OptionParser.parse(argv, strict: @switches) do
+    case OptionParser.parse(argv, strict: @switches, aliases: [W: :wasm]) do
       {opts, [file | args], []} -> exit_with(execute(file, args, opts))
       {_, _, [{bad, _} | _]} -> usage("unknown or invalid option #{bad}")
       {_, [], _} -> usage("missing FILE")
@@ -58,12 +70,8 @@ defmodule Mix.Tasks.Wasmbeam.Run do
   end
 
   defp execute(file, args, opts) do
-    engine =
-      if opts[:fuel],
-        do: Engine.new!(consume_fuel: true),
-        else: Engine.default()
-
-    with {:ok, dirs} <- dirs(Keyword.get_values(opts, :dir)),
+    with {:ok, engine} <- engine(opts),
+         {:ok, dirs} <- dirs(Keyword.get_values(opts, :dir)),
          {:ok, env} <- env(Keyword.get_values(opts, :env)),
          {:ok, module} <- Wasmbeam.ModuleCache.compile_file(engine, file) do
       printer = start_printer()
@@ -150,6 +158,53 @@ defmodule Mix.Tasks.Wasmbeam.Run do
     end)
 
     pipe
+  end
+
+  # The default engine, unless fuel or proposals ask for another.
+  defp engine(opts) do
+    with {:ok, features} <- features(Keyword.get_values(opts, :wasm)) do
+      case {opts[:fuel], features} do
+        {nil, []} ->
+          {:ok, Engine.default()}
+
+        {fuel, features} ->
+          case Engine.new(consume_fuel: fuel != nil, features: features) do
+            {:ok, engine} -> {:ok, engine}
+            {:error, %Error{message: message}} -> bad_usage("-W: #{message}")
+          end
+      end
+    end
+  end
+
+  @known_features Keyword.keys(Wasmbeam.Engine.Config.default_features())
+
+  defp features(specs) do
+    specs
+    |> Enum.flat_map(&String.split(&1, ",", trim: true))
+    |> Enum.reduce_while({:ok, []}, fn spec, {:ok, acc} ->
+      {name, value} =
+        case String.split(spec, "=", parts: 2) do
+          [name] -> {name, "y"}
+          [name, value] -> {name, value}
+        end
+
+      feature =
+        Enum.find(@known_features, &(Atom.to_string(&1) == String.replace(name, "-", "_")))
+
+      cond do
+        feature == nil ->
+          {:halt, bad_usage("-W: unknown proposal #{inspect(name)}")}
+
+        value in ["y", "yes", "true"] ->
+          {:cont, {:ok, Keyword.put(acc, feature, true)}}
+
+        value in ["n", "no", "false"] ->
+          {:cont, {:ok, Keyword.put(acc, feature, false)}}
+
+        true ->
+          {:halt, bad_usage("-W #{name} takes y or n, got #{inspect(value)}")}
+      end
+    end)
   end
 
   defp dirs(specs) do

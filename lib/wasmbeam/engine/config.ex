@@ -17,9 +17,10 @@ defmodule Wasmbeam.Engine.Config do
     * `:backtrace_details` - resolve trap backtraces to source lines from
       DWARF (default `false`; function names work without it)
     * `:parallel_compilation` - compile functions on several threads (default `true`)
-    * `:ticker_realtime` - ask the OS to run the engine's epoch ticker at
-      real-time priority (default `true`; see `Wasmbeam.Engine`). Without
-      the privilege the OS refuses and the ticker is an ordinary thread.
+    * `:ticker_realtime` - have the engine served by the epoch ticker
+      thread that asks the OS for real-time priority (default `true`; see
+      `Wasmbeam.Engine`). Without the privilege the OS refuses and the
+      ticker is an ordinary thread.
     * `:max_wasm_stack` - bytes of native stack a guest may use (default 512 KiB)
     * `:async_stack_size` - the fiber stack per running call; must exceed
       `:max_wasm_stack` by at least 256 KiB (default 2 MiB)
@@ -34,9 +35,19 @@ defmodule Wasmbeam.Engine.Config do
       is taken, instantiation fails with a `:limit` error until an
       instance is freed. Default `false`: memory is allocated per instance.
     * `:features` - keyword list of Wasm proposals; see `default_features/0`.
-      `threads` and `memory64` are off by default. A `:winch` engine leaves
-      `relaxed_simd` and `tail_call` off unless they are given, as Winch
-      does not implement them.
+      The defaults are Wasmtime 48's own (the WebAssembly 3.0 set: its
+      `Config` starts from wasmparser's `WASM3` features), so a module
+      that runs under the Wasmtime CLI loads here too: `exceptions` (C++
+      exceptions, `setjmp`/`longjmp` from clang), `gc` and
+      `function_references`, `memory64`, `tail_call`, `multi_memory`,
+      `relaxed_simd`, `extended_const`, with the WebAssembly 2.0 ones.
+      Two differ, on purpose: `threads` is off (shared memories are for
+      guests that spawn threads; Wasmbeam runs a store on one BEAM process
+      at a time and has no `wasi-threads`), and `wide_arithmetic` and
+      `custom_page_sizes` are off as in Wasmtime. A `:winch` engine leaves
+      `relaxed_simd`, `tail_call`, `gc`, `function_references` and
+      `exceptions` off unless they are given, as Winch does not implement
+      them.
 
   ## Examples
 
@@ -57,13 +68,13 @@ defmodule Wasmbeam.Engine.Config do
     bulk_memory: true,
     reference_types: true,
     multi_memory: true,
-    memory64: false,
+    memory64: true,
     threads: false,
     tail_call: true,
     extended_const: true,
-    function_references: false,
-    gc: false,
-    exceptions: false,
+    function_references: true,
+    gc: true,
+    exceptions: true,
     wide_arithmetic: false,
     custom_page_sizes: false
   ]
@@ -164,7 +175,13 @@ defmodule Wasmbeam.Engine.Config do
 
   # Winch does not implement every default feature: unless the caller says
   # otherwise, a Winch engine starts without them.
-  @winch_unsupported [relaxed_simd: false, tail_call: false]
+  @winch_unsupported [
+    relaxed_simd: false,
+    tail_call: false,
+    gc: false,
+    function_references: false,
+    exceptions: false
+  ]
 
   defp baseline(options) do
     if Keyword.keyword?(options) and options[:strategy] == :winch,
