@@ -11,9 +11,20 @@ defmodule Wasmbeam.Store do
   ## Options for `new/2`
 
     * `:memory_size` - the most bytes any one linear memory may grow to
+      (default 256 MiB; `:infinity` for no limit)
     * `:table_elements` - the most elements any one table may hold
+      (default 1,000,000; `:infinity` for no limit)
     * `:instances`, `:tables`, `:memories` - how many the store may hold
+      (no limit by default)
     * `:fuel` - initial fuel (engines with `consume_fuel: true`)
+
+  The defaults bound what one instruction can do: `memory.fill`,
+  `memory.copy`, `table.grow` and `table.fill` run without a time-slice
+  check inside them, so their size is the time a guest holds a scheduler
+  in one go. Without limits a single `table.grow` by 10^9 took 7.7 s and a
+  4 GiB `memory.fill` 4.4 s; under the defaults the longest such stall is
+  the one `bench/stalls.exs` measures (see "Reliability" in the README).
+  Raise them for guests that need more, knowing that cost.
 
   A `memory.grow` past the limit returns -1 to the guest, as the spec says;
   instantiating a module whose initial memory is over the limit fails with
@@ -53,16 +64,32 @@ defmodule Wasmbeam.Store do
   @spec limit_keys() :: [atom()]
   def limit_keys, do: @limit_keys
 
-  defp native_options(options) do
-    Enum.reduce_while(options, {:ok, Map.new(@limit_keys, &{&1, nil})}, fn
+  @default_limits %{memory_size: 256 * 1024 * 1024, table_elements: 1_000_000}
+
+  @doc false
+  @spec default_limits() :: %{atom() => non_neg_integer()}
+  def default_limits, do: @default_limits
+
+  defp native_options(options) when is_list(options) do
+    defaults = Map.merge(Map.new(@limit_keys, &{&1, nil}), @default_limits)
+
+    Enum.reduce_while(options, {:ok, defaults}, fn
       {key, n}, {:ok, acc}
       when key in @limit_keys and is_integer(n) and n >= 0 and n <= @max_u64 ->
         {:cont, {:ok, Map.put(acc, key, n)}}
+
+      {key, :infinity}, {:ok, acc} when key in @limit_keys and key != :fuel ->
+        {:cont, {:ok, Map.put(acc, key, nil)}}
 
       other, _ ->
         {:halt, {:error, Error.new(:argument, "invalid store option: #{inspect(other)}")}}
     end)
   end
+
+  defp native_options(other),
+    do:
+      {:error,
+       Error.new(:argument, "store options must be a keyword list, got: #{inspect(other)}")}
 
   @doc """
   The fuel the store has left (engines with `consume_fuel: true`).

@@ -309,7 +309,7 @@ fn run_ticker(hub: &'static Hub) {
         }
         if some_idle {
             let _state = hub.state.lock();
-            listed.retain_mut(|engine| keep_listed(engine));
+            listed.retain_mut(keep_listed);
         }
     }
 }
