@@ -39,6 +39,18 @@ defmodule Wasmbeam.CallOptions do
          "call options must be a keyword list, got: #{inspect(other)}"
        )}
 
+  @doc false
+  # Whether `term` is what `to_native/1` makes: checked by an instance
+  # process on every request it receives, since any process can send one.
+  @spec native?(term()) :: boolean()
+  def native?(%{timeout: timeout, fuel: fuel, wait: wait} = native)
+      when map_size(native) == 3 and is_boolean(wait) do
+    (timeout == nil or (is_integer(timeout) and timeout >= 0 and timeout <= @max_u64)) and
+      (fuel == nil or (is_integer(fuel) and fuel >= 0 and fuel <= @max_u64))
+  end
+
+  def native?(_other), do: false
+
   defp parse([], acc), do: {:ok, acc}
 
   defp parse([{:wait, wait} | rest], acc) when is_boolean(wait),

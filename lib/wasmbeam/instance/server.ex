@@ -51,7 +51,7 @@ defmodule Wasmbeam.Instance.Server do
 
   use GenServer
 
-  alias Wasmbeam.{CallOptions, Driver, Error, Instance, Module, Native, StartOptions}
+  alias Wasmbeam.{CallOptions, Driver, Error, ExportName, Instance, Module, Native, StartOptions}
 
   @default_max_queue 64
   # Extra time a caller waits beyond its call's `:timeout` before giving up
@@ -140,7 +140,8 @@ defmodule Wasmbeam.Instance.Server do
   def async_call(server, name, args, options \\ [])
 
   def async_call(server, name, args, options) when is_binary(name) and is_list(args) do
-    with {:ok, native} <- CallOptions.to_native(options),
+    with :ok <- ExportName.check(name),
+         {:ok, native} <- CallOptions.to_native(options),
          {:ok, pid} <- whereis(server),
          :ok <- not_self(pid) do
       # An alias monitor: a reply that arrives after the caller gave up is
@@ -329,39 +330,13 @@ defmodule Wasmbeam.Instance.Server do
   end
 
   @impl true
-  def handle_info({:"$wasmbeam_call", pid, tag, name, args, native}, state) do
-    deadline = native.timeout && System.monotonic_time(:millisecond) + native.timeout
-
-    call = %{
-      pid: pid,
-      tag: tag,
-      name: name,
-      args: args,
-      native: native,
-      deadline: deadline,
-      parked: false
-    }
-
-    state = watch(state, pid)
-
-    cond do
-      state.running == nil ->
-        start(call, state)
-
-      state.queued < state.max_queue ->
-        # A queued call is answered at its deadline, even if the running one
-        # goes on.
-        if deadline, do: Process.send_after(self(), {:"$wasmbeam_expire", tag}, native.timeout)
-        {:noreply, %{state | queue: :queue.in(call, state.queue), queued: state.queued + 1}}
-
-      true ->
-        error =
-          Error.new(
-            :overloaded,
-            "the instance process has #{state.queued} call(s) queued (max_queue: #{state.max_queue})"
-          )
-
-        {:noreply, reply(call, {:error, error}, state)}
+  def handle_info({:"$wasmbeam_call", pid, tag, name, args, native}, state)
+      when is_pid(pid) and is_reference(tag) do
+    # Any process can send a request: one that `async_call/4` would not
+    # have sent is answered with an error, never run.
+    case check_request(name, args, native) do
+      :ok -> accept(pid, tag, name, args, native, state)
+      {:error, _} = error -> {:noreply, reply(%{tag: tag}, error, state)}
     end
   end
 
@@ -411,6 +386,56 @@ defmodule Wasmbeam.Instance.Server do
   end
 
   ## Running calls
+
+  # Runs a request at once, queues it, or refuses it when the queue is full.
+  defp accept(pid, tag, name, args, native, state) do
+    deadline = native.timeout && System.monotonic_time(:millisecond) + native.timeout
+
+    call = %{
+      pid: pid,
+      tag: tag,
+      name: name,
+      args: args,
+      native: native,
+      deadline: deadline,
+      parked: false
+    }
+
+    state = watch(state, pid)
+
+    cond do
+      state.running == nil ->
+        start(call, state)
+
+      state.queued < state.max_queue ->
+        # A queued call is answered at its deadline, even if the running one
+        # goes on.
+        if deadline, do: Process.send_after(self(), {:"$wasmbeam_expire", tag}, native.timeout)
+        {:noreply, %{state | queue: :queue.in(call, state.queue), queued: state.queued + 1}}
+
+      true ->
+        error =
+          Error.new(
+            :overloaded,
+            "the instance process has #{state.queued} call(s) queued (max_queue: #{state.max_queue})"
+          )
+
+        {:noreply, reply(call, {:error, error}, state)}
+    end
+  end
+
+  defp check_request(name, args, native) do
+    cond do
+      not is_list(args) ->
+        {:error, Error.new(:argument, "arguments must be a list, got: #{inspect(args)}")}
+
+      not CallOptions.native?(native) ->
+        {:error, Error.new(:argument, "malformed call options: #{inspect(native)}")}
+
+      true ->
+        ExportName.check(name)
+    end
+  end
 
   # Starts `call`, or answers it at once when its deadline passed while it
   # was queued. Like every function below, returns a GenServer result.
