@@ -99,6 +99,8 @@ defmodule Wasmbeam.ModuleCache do
 
   use GenServer
 
+  require Logger
+
   import Bitwise, only: [<<<: 2]
 
   alias Wasmbeam.{Engine, Error, Native}
@@ -458,7 +460,6 @@ defmodule Wasmbeam.ModuleCache do
     else
       {:error, %Error{message: message}} ->
         bump(cache, :write_errors)
-        require Logger
         Logger.warning("Wasmbeam.ModuleCache could not write an artifact: #{message}")
     end
   end
@@ -586,6 +587,13 @@ defmodule Wasmbeam.ModuleCache do
     {:reply, :ok, cache}
   end
 
+  # A request meant for another kind of process is answered, not a crash.
+  def handle_call(request, _from, cache) do
+    {:reply,
+     {:error, Error.new(:argument, "not a request for a module cache: #{inspect(request)}")},
+     cache}
+  end
+
   @impl true
   def handle_cast(:written, cache) do
     removed = Disk.evict(Disk.modules_dir(cache.dir), cache.max_bytes)
@@ -606,6 +614,19 @@ defmodule Wasmbeam.ModuleCache do
       :counters.add(cache.counters, index(:memory_evictions), excess)
     end
 
+    {:noreply, cache}
+  end
+
+  def handle_cast(request, cache) do
+    Logger.debug("Wasmbeam.ModuleCache ignored the cast #{inspect(request)}")
+    {:noreply, cache}
+  end
+
+  # Stray messages (it traps exits: exit signals of processes it is not
+  # linked to come as messages too).
+  @impl true
+  def handle_info(message, cache) do
+    Logger.debug("Wasmbeam.ModuleCache ignored #{inspect(message)}")
     {:noreply, cache}
   end
 

@@ -51,6 +51,8 @@ defmodule Wasmbeam.Instance.Server do
 
   use GenServer
 
+  require Logger
+
   alias Wasmbeam.{CallOptions, Driver, Error, ExportName, Instance, Module, Native, StartOptions}
 
   @default_max_queue 64
@@ -258,7 +260,21 @@ defmodule Wasmbeam.Instance.Server do
   def info(server) do
     with {:ok, pid} <- whereis(server) do
       try do
-        {:ok, GenServer.call(pid, :"$wasmbeam_info")}
+        case GenServer.call(pid, :"$wasmbeam_info") do
+          %{running: _, queued: _} = info ->
+            {:ok, info}
+
+          # Another of Wasmbeam's processes (a pool, say) answers so.
+          {:error, %Error{}} ->
+            {:error, Error.new(:argument, "not an instance process: #{inspect(server)}")}
+
+          other ->
+            {:error,
+             Error.new(
+               :argument,
+               "not an instance process: #{inspect(server)} answered #{inspect(other)}"
+             )}
+        end
       catch
         :exit, reason ->
           {:error, Error.new(:down, "the instance process exited: #{inspect(reason)}")}
@@ -327,6 +343,13 @@ defmodule Wasmbeam.Instance.Server do
     {:reply,
      {:error, Error.new(:argument, "not a request for an instance process: #{inspect(other)}")},
      state}
+  end
+
+  # Nobody casts to an instance process.
+  @impl true
+  def handle_cast(request, state) do
+    Logger.debug("Wasmbeam.Instance.Server ignored the cast #{inspect(request)}")
+    {:noreply, state}
   end
 
   @impl true
