@@ -239,7 +239,12 @@ defmodule Wasmbeam.Instance do
   """
   @spec stop(GenServer.server(), term(), timeout()) :: :ok | {:error, Error.t()}
   def stop(server, reason \\ :normal, timeout \\ :infinity) do
-    GenServer.stop(server, reason, timeout)
+    # Only an instance process: stopping another process by mistake would
+    # be worse than an error.
+    with {:ok, pid} <- Wasmbeam.Instance.Server.whereis(server),
+         :ok <- Wasmbeam.Instance.Server.check_instance_process(pid) do
+      GenServer.stop(pid, reason, timeout)
+    end
   catch
     :exit, why ->
       {:error, Error.new(:down, "no instance process #{inspect(server)}: #{inspect(why)}")}
