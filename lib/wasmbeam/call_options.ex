@@ -3,7 +3,8 @@ defmodule Wasmbeam.CallOptions do
   Options accepted by every function that runs guest code
   (`Wasmbeam.Instance.call/4`, `Wasmbeam.Func.call/3`, `Wasmbeam.Instance.new/3`):
 
-    * `:timeout` - milliseconds of wall-clock time the call may run, or
+    * `:timeout` - milliseconds of wall-clock time the call may run (at
+      most 2^32-1, about 49 days, as for any Erlang timer), or
       `:infinity` (the default). A call past its deadline stops with a
       `:timeout` error and the store stays usable.
     * `:fuel` - fuel to give the store for this call (engines created with
@@ -18,6 +19,8 @@ defmodule Wasmbeam.CallOptions do
   """
 
   @type t :: [timeout: timeout(), fuel: non_neg_integer(), wait: boolean()]
+
+  require Wasmbeam.Timeout
 
   @max_u64 0xFFFF_FFFF_FFFF_FFFF
 
@@ -45,7 +48,7 @@ defmodule Wasmbeam.CallOptions do
   @spec native?(term()) :: boolean()
   def native?(%{timeout: timeout, fuel: fuel, wait: wait} = native)
       when map_size(native) == 3 and is_boolean(wait) do
-    (timeout == nil or (is_integer(timeout) and timeout >= 0 and timeout <= @max_u64)) and
+    (timeout == nil or Wasmbeam.Timeout.is_ms(timeout)) and
       (fuel == nil or (is_integer(fuel) and fuel >= 0 and fuel <= @max_u64))
   end
 
@@ -58,8 +61,15 @@ defmodule Wasmbeam.CallOptions do
 
   defp parse([{:timeout, :infinity} | rest], acc), do: parse(rest, %{acc | timeout: nil})
 
-  defp parse([{:timeout, ms} | rest], acc) when is_integer(ms) and ms >= 0 and ms <= @max_u64,
+  defp parse([{:timeout, ms} | rest], acc) when Wasmbeam.Timeout.is_ms(ms),
     do: parse(rest, %{acc | timeout: ms})
+
+  defp parse([{:timeout, other} | _], _acc) do
+    {:error, error} = Wasmbeam.Timeout.check(other, ":timeout")
+
+    {:error,
+     %{error | message: "invalid call option: #{inspect({:timeout, other})}; #{error.message}"}}
+  end
 
   defp parse([{:fuel, n} | rest], acc) when is_integer(n) and n >= 0 and n <= @max_u64,
     do: parse(rest, %{acc | fuel: n})

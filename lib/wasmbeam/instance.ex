@@ -241,7 +241,8 @@ defmodule Wasmbeam.Instance do
   def stop(server, reason \\ :normal, timeout \\ :infinity) do
     # Only an instance process: stopping another process by mistake would
     # be worse than an error.
-    with {:ok, pid} <- Wasmbeam.Instance.Server.whereis(server),
+    with {:ok, timeout} <- Wasmbeam.Timeout.check(timeout, "stop/3's timeout"),
+         {:ok, pid} <- Wasmbeam.Instance.Server.whereis(server),
          :ok <- Wasmbeam.Instance.Server.check_instance_process(pid) do
       GenServer.stop(pid, reason, timeout)
     end

@@ -307,9 +307,7 @@ defmodule Wasmbeam.Pool do
   defp checkout_timeout(options) do
     case Keyword.get(options, :checkout_timeout) do
       nil -> {:ok, nil}
-      :infinity -> {:ok, :infinity}
-      ms when is_integer(ms) and ms >= 0 -> {:ok, ms}
-      other -> {:error, Error.new(:argument, "invalid checkout_timeout: #{inspect(other)}")}
+      timeout -> Wasmbeam.Timeout.check(timeout, ":checkout_timeout")
     end
   end
 

@@ -166,7 +166,7 @@ defmodule Wasmbeam.Instance.Server do
        )}
 
   defp await_timeout(nil), do: :infinity
-  defp await_timeout(ms), do: ms + @await_grace_ms
+  defp await_timeout(ms), do: min(ms + @await_grace_ms, Wasmbeam.Timeout.max_ms())
 
   @doc false
   # The pid of `server`, or a `:down` error (an `:argument` error for a
@@ -211,8 +211,9 @@ defmodule Wasmbeam.Instance.Server do
   """
   @spec await(request(), timeout() | nil) :: {:ok, [Wasmbeam.Types.value()]} | {:error, Error.t()}
   def await(%{tag: _} = request, timeout \\ nil) do
-    timeout = timeout || request.timeout
-    receive_answer(request, timeout, answer_deadline(timeout), :unchecked)
+    with {:ok, timeout} <-
+           Wasmbeam.Timeout.check(timeout || request.timeout, "await/2's timeout"),
+         do: receive_answer(request, timeout, answer_deadline(timeout), :unchecked)
   end
 
   # A process that is not an instance process never answers a request.
