@@ -36,9 +36,11 @@ defmodule Wasmbeam.ModuleCache do
   artifact. Before a file is mapped as code, the hash is checked over the
   very bytes Wasmtime then maps (the same open file, not the path again):
   a corrupt, truncated, foreign or tampered file, a file made under
-  another key or renamed to another entry, a symbolic link, or a file that
-  other users can write, is refused: reported with a `Logger` warning,
-  removed, and the module recompiled. Wasmtime then checks its own header
+  another key or renamed to another entry, a symbolic link, a file that
+  other users can write, or anything but a regular file (a directory, a
+  FIFO, a device: looked at with `File.lstat/1` and never opened), is
+  refused: reported with a `Logger` warning, removed, and the module
+  recompiled. Wasmtime then checks its own header
   against the engine. Files are written to a temporary file, flushed and
   renamed into place, never modified in place, so a reader never sees a
   torn file.
