@@ -38,12 +38,24 @@ defmodule Wasmbeam.Store do
 
   @doc "Creates a store on `engine` (see the module doc for options)."
   @spec new(Engine.t(), keyword()) :: {:ok, t()} | {:error, Error.t()}
-  def new(engine \\ Engine.default(), options \\ []) do
-    with {:ok, native} <- native_options(options),
+  def new(engine \\ Engine.default(), options \\ [])
+
+  def new(%Engine{} = engine, options) when is_list(options) do
+    with {:ok, native} <- native_options(options, Map.new(@limit_keys, &{&1, nil})),
          {:ok, ref} <- Native.store_new(engine.ref, native) do
       {:ok, %__MODULE__{ref: ref, engine: engine}}
     end
   end
+
+  def new(%Engine{}, options),
+    do:
+      {:error,
+       Error.new(:argument, "store options must be a keyword list, got: #{inspect(options)}")}
+
+  def new(other, _options),
+    do:
+      {:error,
+       Error.new(:argument, "expected an engine (a %Wasmbeam.Engine{}), got: #{inspect(other)}")}
 
   @doc "Like `new/2`, but raises `Wasmbeam.Error`."
   @spec new!(Engine.t(), keyword()) :: t()
@@ -53,16 +65,22 @@ defmodule Wasmbeam.Store do
   @spec limit_keys() :: [atom()]
   def limit_keys, do: @limit_keys
 
-  defp native_options(options) do
-    Enum.reduce_while(options, {:ok, Map.new(@limit_keys, &{&1, nil})}, fn
-      {key, n}, {:ok, acc}
-      when key in @limit_keys and is_integer(n) and n >= 0 and n <= @max_u64 ->
-        {:cont, {:ok, Map.put(acc, key, n)}}
+  defp native_options([], acc), do: {:ok, acc}
 
-      other, _ ->
-        {:halt, {:error, Error.new(:argument, "invalid store option: #{inspect(other)}")}}
-    end)
-  end
+  defp native_options([{key, n} | rest], acc)
+       when key in @limit_keys and is_integer(n) and n >= 0 and n <= @max_u64,
+       do: native_options(rest, Map.put(acc, key, n))
+
+  defp native_options([other | _], _acc),
+    do: {:error, Error.new(:argument, "invalid store option: #{inspect(other)}")}
+
+  defp native_options(improper, _acc),
+    do:
+      {:error,
+       Error.new(
+         :argument,
+         "store options must be a keyword list, got an improper tail: #{inspect(improper)}"
+       )}
 
   @doc """
   The fuel the store has left (engines with `consume_fuel: true`).
