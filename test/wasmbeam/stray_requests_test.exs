@@ -11,6 +11,8 @@ defmodule Wasmbeam.StrayRequestsTest do
   alias Wasmbeam.Instance.Server
 
   @moduletag :tmp_dir
+  # Ignored messages are logged at debug level.
+  @moduletag :capture_log
 
   @wat ~S[(module
     (global $n (mut i32) (i32.const 0))
