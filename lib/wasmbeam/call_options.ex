@@ -3,7 +3,8 @@ defmodule Wasmbeam.CallOptions do
   Options accepted by every function that runs guest code
   (`Wasmbeam.Instance.call/4`, `Wasmbeam.Func.call/3`, `Wasmbeam.Instance.new/3`):
 
-    * `:timeout` - milliseconds of wall-clock time the call may run, or
+    * `:timeout` - milliseconds of wall-clock time the call may run (at
+      most 2^32-1, about 49 days, as for any Erlang timer), or
       `:infinity` (the default). A call past its deadline stops with a
       `:timeout` error and the store stays usable.
     * `:fuel` - fuel to give the store for this call (engines created with
@@ -15,9 +16,15 @@ defmodule Wasmbeam.CallOptions do
       waiting processes are woken when the store is free, with no polling.
       A host function must not call its own instance directly (it would
       wait for itself: it gets `:busy`); it uses `Wasmbeam.Caller.call/3`.
+      A process whose wait ended with `:busy` is still in the store's
+      queue (the native side cannot take it out yet): when the store frees,
+      it receives one `{:wasmbeam_store_idle, store_id}` message, to be
+      ignored (a GenServer sees it in `handle_info/2`).
   """
 
   @type t :: [timeout: timeout(), fuel: non_neg_integer(), wait: boolean()]
+
+  require Wasmbeam.Timeout
 
   @max_u64 0xFFFF_FFFF_FFFF_FFFF
 
@@ -39,6 +46,18 @@ defmodule Wasmbeam.CallOptions do
          "call options must be a keyword list, got: #{inspect(other)}"
        )}
 
+  @doc false
+  # Whether `term` is what `to_native/1` makes: checked by an instance
+  # process on every request it receives, since any process can send one.
+  @spec native?(term()) :: boolean()
+  def native?(%{timeout: timeout, fuel: fuel, wait: wait} = native)
+      when map_size(native) == 3 and is_boolean(wait) do
+    (timeout == nil or Wasmbeam.Timeout.is_ms(timeout)) and
+      (fuel == nil or (is_integer(fuel) and fuel >= 0 and fuel <= @max_u64))
+  end
+
+  def native?(_other), do: false
+
   defp parse([], acc), do: {:ok, acc}
 
   defp parse([{:wait, wait} | rest], acc) when is_boolean(wait),
@@ -46,8 +65,15 @@ defmodule Wasmbeam.CallOptions do
 
   defp parse([{:timeout, :infinity} | rest], acc), do: parse(rest, %{acc | timeout: nil})
 
-  defp parse([{:timeout, ms} | rest], acc) when is_integer(ms) and ms >= 0 and ms <= @max_u64,
+  defp parse([{:timeout, ms} | rest], acc) when Wasmbeam.Timeout.is_ms(ms),
     do: parse(rest, %{acc | timeout: ms})
+
+  defp parse([{:timeout, other} | _], _acc) do
+    {:error, error} = Wasmbeam.Timeout.check(other, ":timeout")
+
+    {:error,
+     %{error | message: "invalid call option: #{inspect({:timeout, other})}; #{error.message}"}}
+  end
 
   defp parse([{:fuel, n} | rest], acc) when is_integer(n) and n >= 0 and n <= @max_u64,
     do: parse(rest, %{acc | fuel: n})

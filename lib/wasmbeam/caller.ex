@@ -83,6 +83,15 @@ defmodule Wasmbeam.Caller do
   @large 64 * 1024
 
   defp op(%__MODULE__{store: store, id: id}, op) do
+    with :ok <- check_name(op), do: run(store, id, op)
+  end
+
+  # Every operation but `{:fuel}` names an export (a memory, a global, a
+  # function) first.
+  defp check_name({:fuel}), do: :ok
+  defp check_name(op), do: Wasmbeam.ExportName.check(elem(op, 1))
+
+  defp run(store, id, op) do
     step =
       if large?(op),
         do: Native.caller_op_large(store, id, op),

@@ -29,6 +29,11 @@ defmodule Wasmbeam.Driver do
   # timeout. (The deadline is taken at the first `:wait`: the attempt
   # before it ran no guest code.)
   @spec run(reference(), map(), (map() -> term())) :: {:ok, term()} | {:error, Error.t()}
+  def run(store_ref, %{timeout: 0, wait: true} = native_options, start),
+    # No time to wait: not queued at all (a queued process is told when
+    # the store frees, even after it gave up).
+    do: attempt(store_ref, %{native_options | wait: false}, start, nil)
+
   def run(store_ref, native_options, start), do: attempt(store_ref, native_options, start, nil)
 
   defp attempt(store_ref, options, start, deadline) do
@@ -44,17 +49,31 @@ defmodule Wasmbeam.Driver do
   defp deadline(%{timeout: nil}), do: :infinity
   defp deadline(%{timeout: ms}), do: System.monotonic_time(:millisecond) + ms
 
+  #
+  # Giving up leaves no message behind that has arrived by then. The NIF
+  # keeps a queued process queued until the store is free, though, with no
+  # way to take it out, so a process that gave up while queued is still
+  # told `{:wasmbeam_store_idle, store_id}` when the store frees, later
+  # (see `Wasmbeam.CallOptions`). To keep that to the one unavoidable
+  # case, a retry with no time left does not queue again.
   defp wait(store_id, store_ref, options, start, deadline) do
-    remaining = remaining(deadline)
-
     receive do
       {:wasmbeam_store_idle, ^store_id} ->
-        options =
-          if deadline == :infinity, do: options, else: %{options | timeout: remaining(deadline)}
-
-        attempt(store_ref, options, start, deadline)
+        case remaining(deadline) do
+          :infinity -> attempt(store_ref, options, start, deadline)
+          0 -> attempt(store_ref, %{options | timeout: 0, wait: false}, start, deadline)
+          ms -> attempt(store_ref, %{options | timeout: ms}, start, deadline)
+        end
     after
-      remaining ->
+      remaining(deadline) ->
+        # Freed just as the wait ended: the store told this process
+        # already; take that message out of the mailbox.
+        receive do
+          {:wasmbeam_store_idle, ^store_id} -> :ok
+        after
+          0 -> :ok
+        end
+
         {:error, Error.new(:busy, "another call kept the store busy for the whole timeout")}
     end
   end

@@ -46,14 +46,27 @@ defmodule Wasmbeam.Engine do
   def new(options \\ [])
 
   def new(%Config{} = config) do
+    # A struct built or changed by hand is checked as options are.
+    with {:ok, config} <- Config.validate(config), do: create(config)
+  end
+
+  def new(options) when is_list(options) do
+    with {:ok, config} <- Config.new(options), do: create(config)
+  end
+
+  def new(other),
+    do:
+      {:error,
+       Wasmbeam.Error.new(
+         :argument,
+         "engine options must be a keyword list or a %Wasmbeam.Engine.Config{}, got: #{inspect(other)}"
+       )}
+
+  defp create(config) do
     case Wasmbeam.Native.engine_new(Config.to_native(config)) do
       {:ok, ref} -> {:ok, %__MODULE__{ref: ref, config: config}}
       {:error, _} = error -> error
     end
-  end
-
-  def new(options) when is_list(options) do
-    with {:ok, config} <- Config.new(options), do: new(config)
   end
 
   @doc "Like `new/1`, but raises `Wasmbeam.Error`."

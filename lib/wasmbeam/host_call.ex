@@ -17,13 +17,12 @@ defmodule Wasmbeam.HostCall do
     do: handler(name, nil, results, {:process, server, timeout: @default_process_timeout})
 
   def handler(name, _params, results, {:process, server, options}) when is_list(options) do
-    case Keyword.get(options, :timeout, @default_process_timeout) do
-      t when (is_integer(t) and t >= 0) or t == :infinity ->
-        {:ok, {name, {:process, server, t}, length(results)}}
-
-      t ->
-        {:error,
-         "host call timeout must be a non-negative integer or :infinity, got: #{inspect(t)}"}
+    case Wasmbeam.Timeout.check(
+           Keyword.get(options, :timeout, @default_process_timeout),
+           "the host call timeout"
+         ) do
+      {:ok, t} -> {:ok, {name, {:process, server, t}, length(results)}}
+      {:error, error} -> {:error, error.message}
     end
   end
 

@@ -13,8 +13,9 @@ defmodule Wasmbeam.Imports do
     * a new global: `{:global, type, value}` (immutable) or
       `{:global, type, value, :var}` (mutable)
     * a new memory: `{:memory, min_pages}` or `{:memory, min_pages, max_pages}`
+      (a 32-bit memory: at most 65536 pages of 64 KiB)
     * a new table: `{:table, :funcref | :externref, min}` or
-      `{:table, element, min, max}`
+      `{:table, element, min, max}` (at most 2^32-1 elements)
     * a host function, `{:fn, params, results, handler}`, implemented in
       Elixir (see "Host functions" below)
 
@@ -81,6 +82,8 @@ defmodule Wasmbeam.Imports do
   @type t :: %{optional(String.t()) => %{optional(String.t()) => value()} | Instance.t()}
 
   @wasi_preview1 "wasi_snapshot_preview1"
+  @max_memory_pages 65_536
+  @max_table_elements 0xFFFF_FFFF
 
   @doc false
   # Resolves the map into the list the NIF takes, in the module's import
@@ -163,11 +166,34 @@ defmodule Wasmbeam.Imports do
 
   defp to_native({:memory, min}, m, n, t), do: to_native({:memory, min, nil}, m, n, t)
 
+  # Defined memories are 32-bit: at most 65536 pages of 64 KiB (4 GiB).
+  defp to_native({:memory, min, max}, mod, name, {:memory, _})
+       when (is_integer(min) and min > @max_memory_pages) or
+              (is_integer(max) and max > @max_memory_pages) do
+    pages = if is_integer(min) and min > @max_memory_pages, do: min, else: max
+    too_large(mod, name, "a memory of #{pages} pages", @max_memory_pages, "pages")
+  end
+
   defp to_native({:memory, min, max}, _, _, {:memory, _})
        when is_integer(min) and min >= 0 and (is_nil(max) or (is_integer(max) and max >= min)),
        do: {:ok, {:define_memory, min, max}}
 
   defp to_native({:table, elem, min}, m, n, t), do: to_native({:table, elem, min, nil}, m, n, t)
+
+  # Defined tables are 32-bit: at most 2^32-1 elements.
+  defp to_native({:table, _elem, min, max}, mod, name, {:table, _})
+       when (is_integer(min) and min > @max_table_elements) or
+              (is_integer(max) and max > @max_table_elements) do
+    elements = if is_integer(min) and min > @max_table_elements, do: min, else: max
+
+    too_large(
+      mod,
+      name,
+      "a table of #{elements} elements",
+      @max_table_elements,
+      "elements"
+    )
+  end
 
   defp to_native({:table, elem, min, max}, _, _, {:table, _})
        when elem in [:funcref, :externref] and is_integer(min) and min >= 0 and
@@ -191,6 +217,15 @@ defmodule Wasmbeam.Imports do
     link_error(
       "import #{inspect(mod)} #{inspect(name)} needs a #{describe(type)}, got: #{inspect(value)}"
     )
+  end
+
+  defp too_large(mod, name, what, most, unit) do
+    {:error,
+     Error.new(
+       :argument,
+       "import #{inspect(mod)} #{inspect(name)}: #{what} is larger than a 32-bit one can be " <>
+         "(at most #{most} #{unit})"
+     )}
   end
 
   @value_types [:i32, :i64, :f32, :f64, :v128, :funcref, :externref]

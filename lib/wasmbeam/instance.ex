@@ -239,7 +239,13 @@ defmodule Wasmbeam.Instance do
   """
   @spec stop(GenServer.server(), term(), timeout()) :: :ok | {:error, Error.t()}
   def stop(server, reason \\ :normal, timeout \\ :infinity) do
-    GenServer.stop(server, reason, timeout)
+    # Only an instance process: stopping another process by mistake would
+    # be worse than an error.
+    with {:ok, timeout} <- Wasmbeam.Timeout.check(timeout, "stop/3's timeout"),
+         {:ok, pid} <- Wasmbeam.Instance.Server.whereis(server),
+         :ok <- Wasmbeam.Instance.Server.check_instance_process(pid) do
+      GenServer.stop(pid, reason, timeout)
+    end
   catch
     :exit, why ->
       {:error, Error.new(:down, "no instance process #{inspect(server)}: #{inspect(why)}")}
@@ -305,19 +311,11 @@ defmodule Wasmbeam.Instance do
   @spec export(t(), String.t()) ::
           {:ok, Func.t() | Memory.t() | Global.t() | Table.t() | Wasmbeam.Tag.t()}
           | {:error, Error.t()}
-  def export(%__MODULE__{ref: ref}, name) when is_binary(name) do
+  def export(%__MODULE__{ref: ref}, name) do
     with :ok <- check_name(name), do: Native.instance_export(ref, name)
   end
 
-  # Export names are UTF-8 by the spec; anything else cannot name one.
-  defp check_name(name) when not is_binary(name),
-    do: {:error, Error.new(:argument, "an export name must be a string, got: #{inspect(name)}")}
-
-  defp check_name(name) do
-    if String.valid?(name),
-      do: :ok,
-      else: {:error, Error.new(:not_found, "no export named #{inspect(name)}")}
-  end
+  defp check_name(name), do: Wasmbeam.ExportName.check(name)
 
   @doc "Looks up an exported function, for repeated calls with `Wasmbeam.Func.call/3`."
   @spec func(t(), String.t()) :: {:ok, Func.t()} | {:error, Error.t()}

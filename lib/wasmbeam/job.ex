@@ -162,9 +162,29 @@ defmodule Wasmbeam.Job do
       iex> {:error, %Wasmbeam.Error{kind: :type}} = Wasmbeam.Job.coerce_args([:i32], ["three"])
   """
   @spec coerce_args([atom()], list()) :: {:ok, list()} | {:error, Error.t()}
-  def coerce_args(params, args) when length(params) != length(args), do: {:ok, args}
-
   def coerce_args(params, args) do
+    cond do
+      not proper_list?(params) ->
+        {:error,
+         Error.new(:argument, "parameter types must be a proper list, got: #{inspect(params)}")}
+
+      not proper_list?(args) ->
+        {:error, Error.new(:argument, "arguments must be a proper list, got: #{inspect(args)}")}
+
+      # The call reports the wrong number.
+      length(params) != length(args) ->
+        {:ok, args}
+
+      true ->
+        coerce_each(params, args)
+    end
+  end
+
+  defp proper_list?([]), do: true
+  defp proper_list?([_ | rest]), do: proper_list?(rest)
+  defp proper_list?(_), do: false
+
+  defp coerce_each(params, args) do
     params
     |> Enum.zip(args)
     |> Enum.with_index()

@@ -36,9 +36,11 @@ defmodule Wasmbeam.ModuleCache do
   artifact. Before a file is mapped as code, the hash is checked over the
   very bytes Wasmtime then maps (the same open file, not the path again):
   a corrupt, truncated, foreign or tampered file, a file made under
-  another key or renamed to another entry, a symbolic link, or a file that
-  other users can write, is refused: reported with a `Logger` warning,
-  removed, and the module recompiled. Wasmtime then checks its own header
+  another key or renamed to another entry, a symbolic link, a file that
+  other users can write, or anything but a regular file (a directory, a
+  FIFO, a device: looked at with `File.lstat/1` and never opened), is
+  refused: reported with a `Logger` warning, removed, and the module
+  recompiled. Wasmtime then checks its own header
   against the engine. Files are written to a temporary file, flushed and
   renamed into place, never modified in place, so a reader never sees a
   torn file.
@@ -98,6 +100,8 @@ defmodule Wasmbeam.ModuleCache do
   """
 
   use GenServer
+
+  require Logger
 
   import Bitwise, only: [<<<: 2]
 
@@ -458,7 +462,6 @@ defmodule Wasmbeam.ModuleCache do
     else
       {:error, %Error{message: message}} ->
         bump(cache, :write_errors)
-        require Logger
         Logger.warning("Wasmbeam.ModuleCache could not write an artifact: #{message}")
     end
   end
@@ -586,6 +589,13 @@ defmodule Wasmbeam.ModuleCache do
     {:reply, :ok, cache}
   end
 
+  # A request meant for another kind of process is answered, not a crash.
+  def handle_call(request, _from, cache) do
+    {:reply,
+     {:error, Error.new(:argument, "not a request for a module cache: #{inspect(request)}")},
+     cache}
+  end
+
   @impl true
   def handle_cast(:written, cache) do
     removed = Disk.evict(Disk.modules_dir(cache.dir), cache.max_bytes)
@@ -606,6 +616,19 @@ defmodule Wasmbeam.ModuleCache do
       :counters.add(cache.counters, index(:memory_evictions), excess)
     end
 
+    {:noreply, cache}
+  end
+
+  def handle_cast(request, cache) do
+    Logger.debug("Wasmbeam.ModuleCache ignored the cast #{inspect(request)}")
+    {:noreply, cache}
+  end
+
+  # Stray messages (it traps exits: exit signals of processes it is not
+  # linked to come as messages too).
+  @impl true
+  def handle_info(message, cache) do
+    Logger.debug("Wasmbeam.ModuleCache ignored #{inspect(message)}")
     {:noreply, cache}
   end
 

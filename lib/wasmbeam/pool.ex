@@ -77,6 +77,8 @@ defmodule Wasmbeam.Pool do
 
   use GenServer
 
+  require Logger
+
   alias Wasmbeam.{Error, Instance, Module, Native, StartOptions}
 
   @policies [:reuse, :fresh, :reset_after_trap]
@@ -305,9 +307,7 @@ defmodule Wasmbeam.Pool do
   defp checkout_timeout(options) do
     case Keyword.get(options, :checkout_timeout) do
       nil -> {:ok, nil}
-      :infinity -> {:ok, :infinity}
-      ms when is_integer(ms) and ms >= 0 -> {:ok, ms}
-      other -> {:error, Error.new(:argument, "invalid checkout_timeout: #{inspect(other)}")}
+      timeout -> Wasmbeam.Timeout.check(timeout, ":checkout_timeout")
     end
   end
 
@@ -648,8 +648,27 @@ defmodule Wasmbeam.Pool do
   end
 
   def handle_call({:"$checkout", timeout}, {pid, _} = from, state) do
-    timeout = timeout || state.checkout_timeout
+    case checkout_timeout(checkout_timeout: timeout) do
+      {:ok, timeout} -> checkout_or_wait(timeout || state.checkout_timeout, pid, from, state)
+      {:error, _} = error -> {:reply, error, state}
+    end
+  end
 
+  # A request meant for another kind of process (`Wasmbeam.Instance.Server.info/1`
+  # given a pool, say) is answered, not a crash.
+  def handle_call(request, _from, state) do
+    {:reply, {:error, Error.new(:argument, "not a request for a pool: #{inspect(request)}")},
+     state}
+  end
+
+  # Nobody casts to a pool.
+  @impl true
+  def handle_cast(request, state) do
+    Logger.debug("Wasmbeam.Pool ignored the cast #{inspect(request)}")
+    {:noreply, state}
+  end
+
+  defp checkout_or_wait(timeout, pid, from, state) do
     # When others wait already, queue behind them (first come, first served).
     taken =
       if state.waiting_count == 0, do: claim(state.table, pooled_ids(state), pid), else: :none
@@ -698,7 +717,7 @@ defmodule Wasmbeam.Pool do
   end
 
   @impl true
-  def handle_info({:"$watch", pid}, state) do
+  def handle_info({:"$watch", pid}, state) when is_pid(pid) do
     {:noreply, %{state | watched: Map.put(state.watched, Process.monitor(pid), pid)}}
   end
 

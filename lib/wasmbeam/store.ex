@@ -46,15 +46,30 @@ defmodule Wasmbeam.Store do
 
   @max_u64 0xFFFF_FFFF_FFFF_FFFF
   @limit_keys [:memory_size, :table_elements, :instances, :tables, :memories, :fuel]
+  @default_limits %{memory_size: 256 * 1024 * 1024, table_elements: 1_000_000}
 
   @doc "Creates a store on `engine` (see the module doc for options)."
   @spec new(Engine.t(), keyword()) :: {:ok, t()} | {:error, Error.t()}
-  def new(engine \\ Engine.default(), options \\ []) do
-    with {:ok, native} <- native_options(options),
+  def new(engine \\ Engine.default(), options \\ [])
+
+  def new(%Engine{} = engine, options) when is_list(options) do
+    defaults = Map.merge(Map.new(@limit_keys, &{&1, nil}), @default_limits)
+
+    with {:ok, native} <- native_options(options, defaults),
          {:ok, ref} <- Native.store_new(engine.ref, native) do
       {:ok, %__MODULE__{ref: ref, engine: engine}}
     end
   end
+
+  def new(%Engine{}, options),
+    do:
+      {:error,
+       Error.new(:argument, "store options must be a keyword list, got: #{inspect(options)}")}
+
+  def new(other, _options),
+    do:
+      {:error,
+       Error.new(:argument, "expected an engine (a %Wasmbeam.Engine{}), got: #{inspect(other)}")}
 
   @doc "Like `new/2`, but raises `Wasmbeam.Error`."
   @spec new!(Engine.t(), keyword()) :: t()
@@ -64,32 +79,29 @@ defmodule Wasmbeam.Store do
   @spec limit_keys() :: [atom()]
   def limit_keys, do: @limit_keys
 
-  @default_limits %{memory_size: 256 * 1024 * 1024, table_elements: 1_000_000}
-
   @doc false
   @spec default_limits() :: %{atom() => non_neg_integer()}
   def default_limits, do: @default_limits
 
-  defp native_options(options) when is_list(options) do
-    defaults = Map.merge(Map.new(@limit_keys, &{&1, nil}), @default_limits)
+  defp native_options([], acc), do: {:ok, acc}
 
-    Enum.reduce_while(options, {:ok, defaults}, fn
-      {key, n}, {:ok, acc}
-      when key in @limit_keys and is_integer(n) and n >= 0 and n <= @max_u64 ->
-        {:cont, {:ok, Map.put(acc, key, n)}}
+  defp native_options([{key, n} | rest], acc)
+       when key in @limit_keys and is_integer(n) and n >= 0 and n <= @max_u64,
+       do: native_options(rest, Map.put(acc, key, n))
 
-      {key, :infinity}, {:ok, acc} when key in @limit_keys and key != :fuel ->
-        {:cont, {:ok, Map.put(acc, key, nil)}}
+  defp native_options([{key, :infinity} | rest], acc) when key in @limit_keys and key != :fuel,
+    do: native_options(rest, Map.put(acc, key, nil))
 
-      other, _ ->
-        {:halt, {:error, Error.new(:argument, "invalid store option: #{inspect(other)}")}}
-    end)
-  end
+  defp native_options([other | _], _acc),
+    do: {:error, Error.new(:argument, "invalid store option: #{inspect(other)}")}
 
-  defp native_options(other),
+  defp native_options(improper, _acc),
     do:
       {:error,
-       Error.new(:argument, "store options must be a keyword list, got: #{inspect(other)}")}
+       Error.new(
+         :argument,
+         "store options must be a keyword list, got an improper tail: #{inspect(improper)}"
+       )}
 
   @doc """
   The fuel the store has left (engines with `consume_fuel: true`).

@@ -265,13 +265,13 @@ defmodule Wasmbeam.Wasi do
      )}
   end
 
-  defp deadline(:infinity), do: {:ok, :infinity}
-
-  defp deadline(ms) when is_integer(ms) and ms >= 0,
-    do: {:ok, System.monotonic_time(:millisecond) + ms}
-
-  defp deadline(other),
-    do: {:error, Error.new(:argument, "invalid call option: #{inspect({:timeout, other})}")}
+  defp deadline(timeout) do
+    case Wasmbeam.Timeout.check(timeout, ":timeout") do
+      {:ok, :infinity} -> {:ok, :infinity}
+      {:ok, ms} -> {:ok, System.monotonic_time(:millisecond) + ms}
+      {:error, _} = error -> error
+    end
+  end
 
   defp remaining(:infinity), do: :infinity
   defp remaining(deadline), do: max(deadline - System.monotonic_time(:millisecond), 0)

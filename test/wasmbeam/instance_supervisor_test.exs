@@ -73,7 +73,10 @@ defmodule Wasmbeam.InstanceSupervisorTest do
   test "an application can run its own instance supervisor", %{module: module, key: key} do
     sup = start_supervised!({InstanceSupervisor, name: __MODULE__.Sup})
     {:ok, pid} = InstanceSupervisor.start_instance(key, module: module, supervisor: sup)
-    assert [{:undefined, ^pid, :worker, _}] = DynamicSupervisor.which_children(sup)
+    # One child per instance: the small process that supervises it.
+    assert %{active: 1} = DynamicSupervisor.count_children(sup)
+    assert InstanceSupervisor.whereis(key) == pid
     assert InstanceSupervisor.stop_instance(key, sup) == :ok
+    assert %{active: 0} = DynamicSupervisor.count_children(sup)
   end
 end

@@ -31,7 +31,8 @@ defmodule Wasmbeam.Engine.Config do
       so instantiating is a few page-table updates. Limits (defaults):
       `total_instances` (1000), `total_memories` (1000), `total_tables`
       (1000), `total_stacks` (1000, one per running call),
-      `max_memory_size` (4 GiB, bytes per linear memory). When every slot
+      `max_memory_size` (4 GiB, bytes per linear memory); the counts are at
+      most 2^32-1, the size at most 2^64-1. When every slot
       is taken, instantiation fails with a `:limit` error until an
       instance is freed. Default `false`: memory is allocated per instance.
     * `:features` - keyword list of Wasm proposals; see `default_features/0`.
@@ -136,6 +137,17 @@ defmodule Wasmbeam.Engine.Config do
     total_tables: 1000,
     total_stacks: 1000,
     max_memory_size: 4 * 1024 * 1024 * 1024
+  }
+
+  # What the native side can hold: slot counts are 32-bit, a memory size
+  # is a 64-bit byte count.
+  @max_u32 0xFFFF_FFFF
+  @pooling_max %{
+    total_instances: @max_u32,
+    total_memories: @max_u32,
+    total_tables: @max_u32,
+    total_stacks: @max_u32,
+    max_memory_size: 0xFFFF_FFFF_FFFF_FFFF
   }
 
   @doc "The Wasm proposals an engine enables unless told otherwise."
@@ -244,6 +256,13 @@ defmodule Wasmbeam.Engine.Config do
 
   defp put(c, :pooling, limits) when is_list(limits) do
     Enum.reduce_while(limits, {:ok, @default_pooling}, fn
+      {key, n}, {:ok, _acc}
+      when is_map_key(@pooling_max, key) and is_integer(n) and
+             n > :erlang.map_get(key, @pooling_max) ->
+        {:halt,
+         {:error,
+          "pooling limit #{key} must be at most #{Map.fetch!(@pooling_max, key)}, got: #{n}"}}
+
       {key, n}, {:ok, acc} when is_map_key(@default_pooling, key) and is_integer(n) and n > 0 ->
         {:cont, {:ok, Map.put(acc, key, n)}}
 
@@ -281,6 +300,33 @@ defmodule Wasmbeam.Engine.Config do
   end
 
   defp check_stacks(result), do: result
+
+  @doc """
+  Checks a configuration that was not made by `new/1` (a struct built or
+  changed by hand) as `new/1` would, and returns it normalised (a
+  `:pooling` map gets the default for each limit it leaves out).
+
+  ## Examples
+
+      iex> {:ok, config} = Wasmbeam.Engine.Config.new()
+      iex> {:error, %Wasmbeam.Error{kind: :argument}} = Wasmbeam.Engine.Config.validate(%{config | max_wasm_stack: -1})
+      iex> {:ok, _} = Wasmbeam.Engine.Config.validate(config)
+  """
+  @spec validate(t()) :: {:ok, t()} | {:error, Wasmbeam.Error.t()}
+  def validate(%__MODULE__{} = config) do
+    checked =
+      config
+      |> Map.from_struct()
+      |> Map.update!(:pooling, &pooling_option/1)
+      |> Enum.to_list()
+      |> new()
+
+    with {:ok, checked} <- checked, do: {:ok, %{config | pooling: checked.pooling}}
+  end
+
+  defp pooling_option(nil), do: false
+  defp pooling_option(limits) when is_map(limits), do: Map.to_list(limits)
+  defp pooling_option(other), do: other
 
   @doc false
   # The flat map the NIF decodes.

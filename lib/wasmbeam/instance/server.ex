@@ -51,12 +51,17 @@ defmodule Wasmbeam.Instance.Server do
 
   use GenServer
 
-  alias Wasmbeam.{CallOptions, Driver, Error, Instance, Module, Native, StartOptions}
+  require Logger
+
+  alias Wasmbeam.{CallOptions, Driver, Error, ExportName, Instance, Module, Native, StartOptions}
 
   @default_max_queue 64
   # Extra time a caller waits beyond its call's `:timeout` before giving up
   # on the process (a host handler in the process may overrun the deadline).
   @await_grace_ms 1_000
+  # How long `await/2` waits for an answer before it checks that the
+  # server is an instance process at all.
+  @identity_check_ms 50
 
   @typedoc "An instance process: a pid or any GenServer name."
   @type server :: GenServer.server()
@@ -140,7 +145,8 @@ defmodule Wasmbeam.Instance.Server do
   def async_call(server, name, args, options \\ [])
 
   def async_call(server, name, args, options) when is_binary(name) and is_list(args) do
-    with {:ok, native} <- CallOptions.to_native(options),
+    with :ok <- ExportName.check(name),
+         {:ok, native} <- CallOptions.to_native(options),
          {:ok, pid} <- whereis(server),
          :ok <- not_self(pid) do
       # An alias monitor: a reply that arrives after the caller gave up is
@@ -160,9 +166,13 @@ defmodule Wasmbeam.Instance.Server do
        )}
 
   defp await_timeout(nil), do: :infinity
-  defp await_timeout(ms), do: ms + @await_grace_ms
+  defp await_timeout(ms), do: min(ms + @await_grace_ms, Wasmbeam.Timeout.max_ms())
 
-  defp whereis(server) do
+  @doc false
+  # The pid of `server`, or a `:down` error (an `:argument` error for a
+  # malformed name).
+  @spec whereis(server()) :: {:ok, pid()} | {:error, Error.t()}
+  def whereis(server) do
     case GenServer.whereis(server) do
       pid when is_pid(pid) ->
         {:ok, pid}
@@ -200,8 +210,23 @@ defmodule Wasmbeam.Instance.Server do
       iex> {:error, %Wasmbeam.Error{kind: :timeout}} = Wasmbeam.Instance.Server.await(request, 20)
   """
   @spec await(request(), timeout() | nil) :: {:ok, [Wasmbeam.Types.value()]} | {:error, Error.t()}
-  def await(%{tag: tag} = request, timeout \\ nil) do
-    timeout = timeout || request.timeout
+  def await(%{tag: _} = request, timeout \\ nil) do
+    with {:ok, timeout} <-
+           Wasmbeam.Timeout.check(timeout || request.timeout, "await/2's timeout"),
+         do: receive_answer(request, timeout, answer_deadline(timeout), :unchecked)
+  end
+
+  # A process that is not an instance process never answers a request.
+  # Checking who the server is costs more than a call (the check copies
+  # its process dictionary), so it is done only for a request that has
+  # not been answered after @identity_check_ms: a call given the wrong
+  # process fails then with an `:argument` error instead of waiting for
+  # ever, and a quick call never pays for the check.
+  defp receive_answer(%{tag: tag} = request, timeout, deadline, checked) do
+    wait =
+      if checked == :unchecked,
+        do: min(time_left(deadline), @identity_check_ms),
+        else: time_left(deadline)
 
     receive do
       {^tag, result} ->
@@ -209,13 +234,71 @@ defmodule Wasmbeam.Instance.Server do
         result
 
       {:DOWN, ^tag, :process, _pid, reason} ->
-        {:error, Error.new(:down, "the instance process exited: #{inspect(reason)}")}
+        down(reason)
     after
-      timeout ->
-        cancel(request)
-        Process.demonitor(tag, [:flush])
+      wait ->
+        cond do
+          checked == :unchecked ->
+            case check_instance_process(request.server) do
+              :ok -> receive_answer(request, timeout, deadline, :checked)
+              {:error, _} = error -> give_up(request, error)
+            end
 
-        {:error, Error.new(:timeout, "the instance process did not answer within #{timeout} ms")}
+          time_left(deadline) > 0 ->
+            receive_answer(request, timeout, deadline, checked)
+
+          true ->
+            cancel(request)
+            Process.demonitor(tag, [:flush])
+
+            {:error,
+             Error.new(:timeout, "the instance process did not answer within #{timeout} ms")}
+        end
+    end
+  end
+
+  # The answer (or the death) that raced with the check wins over its verdict.
+  defp give_up(%{tag: tag}, error) do
+    receive do
+      {^tag, result} ->
+        Process.demonitor(tag, [:flush])
+        result
+
+      {:DOWN, ^tag, :process, _pid, reason} ->
+        down(reason)
+    after
+      0 ->
+        Process.demonitor(tag, [:flush])
+        error
+    end
+  end
+
+  defp down(reason),
+    do: {:error, Error.new(:down, "the instance process exited: #{inspect(reason)}")}
+
+  defp answer_deadline(:infinity), do: :infinity
+  defp answer_deadline(ms), do: System.monotonic_time(:millisecond) + ms
+
+  defp time_left(:infinity), do: :infinity
+  defp time_left(deadline), do: max(deadline - System.monotonic_time(:millisecond), 0)
+
+  @doc false
+  # `:ok` when `pid` is an instance process; an `:argument` error when it
+  # is another process, a `:down` error when it is not alive. A process on
+  # another node is taken at its word. Costs a copy of the process's
+  # dictionary: not for every call.
+  @spec check_instance_process(pid()) :: :ok | {:error, Error.t()}
+  def check_instance_process(pid) when node(pid) != node(), do: :ok
+
+  def check_instance_process(pid) do
+    case :proc_lib.initial_call(pid) do
+      {__MODULE__, :init, _} ->
+        :ok
+
+      _other ->
+        if Process.alive?(pid),
+          do: {:error, Error.new(:argument, "not an instance process: #{inspect(pid)}")},
+          else: {:error, Error.new(:down, "no instance process is running as #{inspect(pid)}")}
     end
   end
 
@@ -255,9 +338,24 @@ defmodule Wasmbeam.Instance.Server do
   """
   @spec info(server()) :: {:ok, map()} | {:error, Error.t()}
   def info(server) do
-    with {:ok, pid} <- whereis(server) do
+    with {:ok, pid} <- whereis(server),
+         :ok <- check_instance_process(pid) do
       try do
-        {:ok, GenServer.call(pid, :"$wasmbeam_info")}
+        case GenServer.call(pid, :"$wasmbeam_info") do
+          %{running: _, queued: _} = info ->
+            {:ok, info}
+
+          # Another of Wasmbeam's processes (a pool, say) answers so.
+          {:error, %Error{}} ->
+            {:error, Error.new(:argument, "not an instance process: #{inspect(server)}")}
+
+          other ->
+            {:error,
+             Error.new(
+               :argument,
+               "not an instance process: #{inspect(server)} answered #{inspect(other)}"
+             )}
+        end
       catch
         :exit, reason ->
           {:error, Error.new(:down, "the instance process exited: #{inspect(reason)}")}
@@ -328,40 +426,21 @@ defmodule Wasmbeam.Instance.Server do
      state}
   end
 
+  # Nobody casts to an instance process.
   @impl true
-  def handle_info({:"$wasmbeam_call", pid, tag, name, args, native}, state) do
-    deadline = native.timeout && System.monotonic_time(:millisecond) + native.timeout
+  def handle_cast(request, state) do
+    Logger.debug("Wasmbeam.Instance.Server ignored the cast #{inspect(request)}")
+    {:noreply, state}
+  end
 
-    call = %{
-      pid: pid,
-      tag: tag,
-      name: name,
-      args: args,
-      native: native,
-      deadline: deadline,
-      parked: false
-    }
-
-    state = watch(state, pid)
-
-    cond do
-      state.running == nil ->
-        start(call, state)
-
-      state.queued < state.max_queue ->
-        # A queued call is answered at its deadline, even if the running one
-        # goes on.
-        if deadline, do: Process.send_after(self(), {:"$wasmbeam_expire", tag}, native.timeout)
-        {:noreply, %{state | queue: :queue.in(call, state.queue), queued: state.queued + 1}}
-
-      true ->
-        error =
-          Error.new(
-            :overloaded,
-            "the instance process has #{state.queued} call(s) queued (max_queue: #{state.max_queue})"
-          )
-
-        {:noreply, reply(call, {:error, error}, state)}
+  @impl true
+  def handle_info({:"$wasmbeam_call", pid, tag, name, args, native}, state)
+      when is_pid(pid) and is_reference(tag) do
+    # Any process can send a request: one that `async_call/4` would not
+    # have sent is answered with an error, never run.
+    case check_request(name, args, native) do
+      :ok -> accept(pid, tag, name, args, native, state)
+      {:error, _} = error -> {:noreply, reply(%{tag: tag}, error, state)}
     end
   end
 
@@ -411,6 +490,56 @@ defmodule Wasmbeam.Instance.Server do
   end
 
   ## Running calls
+
+  # Runs a request at once, queues it, or refuses it when the queue is full.
+  defp accept(pid, tag, name, args, native, state) do
+    deadline = native.timeout && System.monotonic_time(:millisecond) + native.timeout
+
+    call = %{
+      pid: pid,
+      tag: tag,
+      name: name,
+      args: args,
+      native: native,
+      deadline: deadline,
+      parked: false
+    }
+
+    state = watch(state, pid)
+
+    cond do
+      state.running == nil ->
+        start(call, state)
+
+      state.queued < state.max_queue ->
+        # A queued call is answered at its deadline, even if the running one
+        # goes on.
+        if deadline, do: Process.send_after(self(), {:"$wasmbeam_expire", tag}, native.timeout)
+        {:noreply, %{state | queue: :queue.in(call, state.queue), queued: state.queued + 1}}
+
+      true ->
+        error =
+          Error.new(
+            :overloaded,
+            "the instance process has #{state.queued} call(s) queued (max_queue: #{state.max_queue})"
+          )
+
+        {:noreply, reply(call, {:error, error}, state)}
+    end
+  end
+
+  defp check_request(name, args, native) do
+    cond do
+      not is_list(args) ->
+        {:error, Error.new(:argument, "arguments must be a list, got: #{inspect(args)}")}
+
+      not CallOptions.native?(native) ->
+        {:error, Error.new(:argument, "malformed call options: #{inspect(native)}")}
+
+      true ->
+        ExportName.check(name)
+    end
+  end
 
   # Starts `call`, or answers it at once when its deadline passed while it
   # was queued. Like every function below, returns a GenServer result.

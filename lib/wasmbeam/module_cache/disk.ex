@@ -132,9 +132,35 @@ defmodule Wasmbeam.ModuleCache.Disk do
   @doc false
   # Loads a sealed artifact. A refused file is reported and, when
   # `remove?`, removed; either way the caller goes on as on a miss.
+  #
+  # What is at `path` is looked at first (`File.lstat/1`, which does not
+  # follow links): the native load opens the path, and opening a FIFO
+  # blocks until a writer comes (for ever, in a cache directory), a device
+  # may do anything, and a directory can be neither loaded nor written over.
+  # Anything but a regular file is refused without being opened.
   @spec load(Engine.t(), binary(), String.t(), Path.t(), boolean()) ::
           {:ok, reference()} | :miss | {:refused, String.t()}
-  def load(%Engine{ref: engine}, key, entry, path, remove?) do
+  def load(%Engine{} = engine, key, entry, path, remove?) do
+    case File.lstat(path) do
+      {:ok, %File.Stat{type: :regular}} ->
+        load_regular(engine, key, entry, path, remove?)
+
+      {:ok, %File.Stat{type: type}} ->
+        refuse(path, "a #{describe(type)}, not a regular file", remove?)
+
+      {:error, :enoent} ->
+        :miss
+
+      {:error, reason} ->
+        Logger.warning(
+          "Wasmbeam.ModuleCache could not read #{path}: #{:file.format_error(reason)}"
+        )
+
+        :miss
+    end
+  end
+
+  defp load_regular(%Engine{ref: engine}, key, entry, path, remove?) do
     case Native.module_cache_load(engine, key, entry, path) do
       {:ok, ref} ->
         {:ok, ref}
@@ -143,16 +169,34 @@ defmodule Wasmbeam.ModuleCache.Disk do
         :miss
 
       {:refused, why} ->
-        action = if remove?, do: "removed it; recompiling", else: "ignoring it"
-        Logger.warning("Wasmbeam.ModuleCache refused #{path}: #{why}; #{action}")
-        if remove?, do: File.rm(path)
-        {:refused, why}
+        refuse(path, why, remove?)
 
       {:error, %Error{} = error} ->
         Logger.warning("Wasmbeam.ModuleCache could not read #{path}: #{error.message}")
         :miss
     end
   end
+
+  defp refuse(path, why, remove?) do
+    action = if remove?, do: "removed it; recompiling", else: "ignoring it"
+    Logger.warning("Wasmbeam.ModuleCache refused #{path}: #{why}; #{action}")
+    if remove?, do: remove(path)
+    {:refused, why}
+  end
+
+  # A directory goes with what it holds (the cache's directory is its
+  # own); anything else is unlinked, never opened.
+  defp remove(path) do
+    case File.lstat(path) do
+      {:ok, %File.Stat{type: :directory}} -> File.rm_rf(path)
+      _ -> File.rm(path)
+    end
+  end
+
+  defp describe(:directory), do: "directory"
+  defp describe(:symlink), do: "symbolic link"
+  defp describe(:device), do: "device"
+  defp describe(_other), do: "special file (FIFO, socket or device)"
 
   @doc false
   @spec write(Wasmbeam.Module.t(), binary(), String.t(), Path.t()) ::
