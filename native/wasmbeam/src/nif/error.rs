@@ -6,6 +6,7 @@ use rustler::{Atom, Encoder, Env, Term};
 use wasmbeam_runtime::driver::error::{panic_message, Kind, WbError, WbResult};
 
 /// `%Wasmbeam.Error{}` for `err`.
+#[cold]
 pub fn encode_error<'a>(env: Env<'a>, err: &WbError) -> Term<'a> {
     let frames: Vec<Term<'a>> = err
         .backtrace
@@ -50,11 +51,13 @@ pub fn encode_error<'a>(env: Env<'a>, err: &WbError) -> Term<'a> {
 }
 
 /// `{:error, %Wasmbeam.Error{}}`.
+#[cold]
 pub fn error<'a>(env: Env<'a>, err: &WbError) -> Term<'a> {
     (atoms::error(), encode_error(env, err)).encode(env)
 }
 
 /// `{:ok, value}` or `{:error, %Wasmbeam.Error{}}`.
+#[inline]
 pub fn reply<'a, T: Encoder>(env: Env<'a>, result: WbResult<T>) -> Term<'a> {
     match result {
         Ok(value) => (atoms::ok(), value).encode(env),
@@ -64,6 +67,7 @@ pub fn reply<'a, T: Encoder>(env: Env<'a>, result: WbResult<T>) -> Term<'a> {
 
 /// Runs a NIF's body, turning a Rust panic into `{:error, %Wasmbeam.Error{kind: :panic}}`
 /// instead of an exception: no input may make a NIF raise.
+#[inline(always)]
 pub fn guarded<'a>(env: Env<'a>, body: impl FnOnce() -> Term<'a>) -> Term<'a> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
         Ok(term) => term,

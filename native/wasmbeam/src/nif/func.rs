@@ -5,11 +5,12 @@
 use crate::nif::error::{error, guarded};
 use crate::nif::step::{encode_begin, me};
 use crate::nif::store::CallOptions;
-use crate::nif::values::decode_args;
+use crate::nif::values::decode_args_into;
 use crate::resources::handles::FuncResource;
 use crate::resources::store::StoreResource;
 use rustler::{Env, ResourceArc, Term};
 use wasmbeam_runtime::domain::signature::Signature;
+use wasmbeam_runtime::driver::values::Args;
 use wasmtime::Func;
 
 /// Decodes the arguments and starts the call.
@@ -21,14 +22,14 @@ pub fn call<'a>(
     args: Term<'a>,
     opts: &CallOptions,
 ) -> Term<'a> {
-    let args = match decode_args(args, sig.params(), store.id()) {
-        Ok(args) => args,
-        Err(e) => return error(env, &e),
-    };
+    let mut decoded = Args::new();
+    if let Err(e) = decode_args_into(args, sig.params(), store.id(), &mut decoded) {
+        return error(env, &e);
+    }
     let begin = store
         .core
         .start(me(env), &opts.run(), &store.notify(env), |wstore| {
-            Ok(sig.run(func, wstore, args))
+            Ok(sig.run_taking(func, wstore, &mut decoded))
         });
     encode_begin(env, store, begin)
 }

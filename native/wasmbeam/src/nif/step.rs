@@ -16,6 +16,7 @@ use wasmbeam_runtime::driver::host_slot::OpResult;
 use wasmbeam_runtime::driver::store::{Begin, Outcome, Polled, RunOptions, Step};
 
 /// The calling process, as the driver knows it.
+#[inline]
 pub fn me(env: Env) -> u64 {
     raw_pid(&env.pid())
 }
@@ -33,11 +34,13 @@ pub fn me(env: Env) -> u64 {
 /// guests, `Process.sleep(1)` took 3.4-3.9 ms at the median). A poll within
 /// one tick reports 1 %: it is measured in ticks, because reading a clock
 /// twice per poll would cost more than a short call.
+#[inline]
 fn report_time(env: Env, whole_slice: bool) {
     rustler::schedule::consume_timeslice(env, if whole_slice { 100 } else { 1 });
 }
 
 /// The term for a poll's outcome.
+#[inline]
 pub fn encode_polled<'a>(
     env: Env<'a>,
     store: &ResourceArc<StoreResource>,
@@ -87,6 +90,7 @@ pub fn encode_poll_result<'a>(
 
 /// The term for a started run. A run that goes on past its first poll
 /// is watched: its driver's death stops it.
+#[inline]
 pub fn encode_begin<'a>(
     env: Env<'a>,
     store: &ResourceArc<StoreResource>,

@@ -94,6 +94,7 @@ fn decode_func(term: Term) -> Option<ResourceArc<FuncResource>> {
     term.map_get(key).ok()?.decode().ok()
 }
 
+#[inline]
 pub fn decode_arg(term: Term, ty: &ValType, position: usize, store_id: u64) -> WbResult<Arg> {
     let bad = || type_error(term, ty, position);
     let val = match ty {
@@ -160,7 +161,21 @@ pub fn decode_arg(term: Term, ty: &ValType, position: usize, store_id: u64) -> W
 
 /// Decodes a list of arguments against parameter types (for the store
 /// with id `store_id`: funcrefs of other stores are refused).
+#[inline]
 pub fn decode_args(list: Term, types: &[ValType], store_id: u64) -> WbResult<Args> {
+    let mut args = Args::new();
+    decode_args_into(list, types, store_id, &mut args)?;
+    Ok(args)
+}
+
+/// [`decode_args`] into `args` (empty), where the caller keeps them.
+#[inline]
+pub fn decode_args_into(
+    list: Term,
+    types: &[ValType],
+    store_id: u64,
+    args: &mut Args,
+) -> WbResult<()> {
     let not_a_list = || WbError::new(Kind::Argument, "arguments must be a proper list");
     // Check the length first: iterating an improper list would stop early.
     let len = list.list_length().map_err(|_| not_a_list())?;
@@ -170,14 +185,13 @@ pub fn decode_args(list: Term, types: &[ValType], store_id: u64) -> WbResult<Arg
             format!("expected {} argument(s), got {len}", types.len()),
         ));
     }
-    let mut args = Args::new();
     let mut rest = list;
     for (i, ty) in types.iter().enumerate() {
         let (head, tail) = rest.list_get_cell().map_err(|_| not_a_list())?;
         args.push(decode_arg(head, ty, i, store_id)?);
         rest = tail;
     }
-    Ok(args)
+    Ok(())
 }
 
 /// A float result: a float, `:infinity`/`:neg_infinity`, `:nan` for the
@@ -207,6 +221,7 @@ pub fn encode_f64(env: Env, bits: u64) -> Term {
     encode_float(env, f64::from_bits(bits), bits, bits == F64_CANONICAL_NAN)
 }
 
+#[inline]
 pub fn encode_out<'a>(env: Env<'a>, out: &Out, store: &ResourceArc<StoreResource>) -> Term<'a> {
     match out {
         Out::Val(Val::I32(i)) => i.encode(env),

@@ -37,10 +37,19 @@ impl Signature {
 
     /// The run of a call of `func` with `args` (decoded against
     /// [`Signature::params`]).
-    pub fn run(&self, func: Func, store: WStore, args: Args) -> RunFuture {
+    pub fn run(&self, func: Func, store: WStore, mut args: Args) -> RunFuture {
+        self.run_taking(func, store, &mut args)
+    }
+
+    /// [`Signature::run`] with the arguments where the caller decoded
+    /// them: the typed path reads them in place, the untyped one takes
+    /// them (a call's hot path moves no argument vector around).
+    #[inline]
+    pub fn run_taking(&self, func: Func, store: WStore, args: &mut Args) -> RunFuture {
         if let Some(fast) = &self.fast {
             return fast.run(store, args);
         }
+        let args = std::mem::take(args);
         let results = self.types.results.len();
         let mut store = store;
         Box::pin(async move {

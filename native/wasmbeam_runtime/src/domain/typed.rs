@@ -26,7 +26,7 @@ use wasmtime::{
 /// Makes the run of a call whose arguments were decoded against the
 /// function's parameter types.
 pub trait FastCall: Send + Sync {
-    fn run(&self, store: WStore, args: Args) -> RunFuture;
+    fn run(&self, store: WStore, args: &Args) -> RunFuture;
 }
 
 trait Scalar: WasmTy + Copy + Send + Sync + 'static {
@@ -120,8 +120,8 @@ impl<R: Scalar> Results for R {
 struct Typed<P, R>(Arc<TypedFunc<P, R>>);
 
 impl<P: Params, R: Results> FastCall for Typed<P, R> {
-    fn run(&self, mut store: WStore, args: Args) -> RunFuture {
-        let params = P::from_args(&args);
+    fn run(&self, mut store: WStore, args: &Args) -> RunFuture {
+        let params = P::from_args(args);
         let func = self.0.clone();
         Box::pin(async move {
             let result = func.call_async(&mut store, params).await;

@@ -198,6 +198,7 @@ impl Ticker {
     }
 
     /// Marks a call as running until the returned guard is dropped.
+    #[inline]
     pub fn enter(&self) -> ActiveCall {
         self.entry.active.fetch_add(1, Ordering::SeqCst);
         if !self.entry.listed.load(Ordering::SeqCst) {
@@ -210,6 +211,7 @@ impl Ticker {
     }
 
     /// The time so far in ticks of [`TICK`] (see [`Hub::ticks`]).
+    #[inline]
     pub fn ticks(&self) -> u64 {
         self.hub.ticks.load(Ordering::Relaxed)
     }

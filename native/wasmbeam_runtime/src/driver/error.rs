@@ -115,6 +115,7 @@ pub struct ErrorDetail {
 pub type WbResult<T> = Result<T, WbError>;
 
 impl WbError {
+    #[cold]
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
         WbError(Box::new(ErrorDetail {
             kind,

@@ -210,6 +210,7 @@ impl HostShared {
         }
     }
 
+    #[inline]
     pub fn take_pending(&self) -> Pending {
         let mut slot = self.slot.lock();
         if let Some(req) = slot.outgoing.take() {
@@ -222,6 +223,7 @@ impl HostShared {
     }
 
     /// Forgets every pending host call (the run they belonged to is over).
+    #[inline]
     pub fn reset(&self) {
         // Most runs make no host call: skip the lock (and any locked
         // instruction) for them.

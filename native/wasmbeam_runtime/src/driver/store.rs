@@ -263,6 +263,7 @@ impl StoreCore {
 
     /// Moves the state from `from` to `OUT`: on success the caller owns
     /// the slots until it moves the state on.
+    #[inline]
     fn acquire(&self, from: u8) -> bool {
         self.state
             .compare_exchange(from, OUT, Ordering::SeqCst, Ordering::Relaxed)
@@ -310,6 +311,7 @@ impl StoreCore {
         Ok(true)
     }
 
+    #[inline]
     fn take_waiters(&self) -> Vec<u64> {
         if !self.has_waiters.load(Ordering::SeqCst)
             || !self.has_waiters.swap(false, Ordering::SeqCst)
@@ -320,6 +322,7 @@ impl StoreCore {
     }
 
     /// Takes the idle store out of its slot.
+    #[inline]
     fn take_idle(&self) -> WbResult<WStore> {
         if !self.acquire(IDLE) {
             return Err(match self.state.load(Ordering::SeqCst) {
@@ -337,12 +340,14 @@ impl StoreCore {
     /// out of its slot meanwhile: other callers get `:busy` (or queue).
     /// Processes that queued meanwhile are told through the store's
     /// events.
+    #[inline]
     pub fn with_idle<R>(&self, f: impl FnOnce(&mut WStore) -> WbResult<R>) -> WbResult<R> {
         self.with_idle_notify(&OffBeam(&**self.run_waker.events()), f)
     }
 
     /// [`StoreCore::with_idle`], telling waiters through `cx`: for long
     /// operations (copies of many megabytes) made in a NIF.
+    #[inline]
     pub fn with_idle_notify<R>(
         &self,
         cx: &dyn Notify,
@@ -576,6 +581,7 @@ impl StoreCore {
 
     /// Returns a run that is still going to its slot, unless its driver
     /// died meanwhile: then it goes to the reaper.
+    #[inline]
     fn put_back(self: &Arc<Self>, running: Running) {
         let driver = running.driver;
         if self.orphaned.load(Ordering::SeqCst) == driver {
@@ -594,6 +600,7 @@ impl StoreCore {
 
     /// The end of every run and every lent store: idle again, the host
     /// slot cleared, waiters told.
+    #[inline]
     fn finish(&self, store: WStore, cx: &dyn Notify) {
         self.host.reset();
         self.driver.store(0, Ordering::Release);
@@ -633,6 +640,7 @@ impl StoreCore {
     }
 
     /// Streams what the guest wrote during the last poll.
+    #[inline]
     fn flush(&self, cx: &dyn Notify) {
         if let Some(wasi) = self.wasi.get() {
             if wasi.streams() {
@@ -648,6 +656,7 @@ impl StoreCore {
     /// Tokio: a store with a WASI context is polled inside Wasmtime's
     /// shared Tokio runtime (its I/O completes on that runtime's threads
     /// and wakes the poller through the store's waker).
+    #[inline]
     fn poll(&self, future: &mut RunFuture) -> Result<Poll<(WStore, RunResult)>, String> {
         let mut once = || {
             let mut cx = Context::from_waker(&self.waker);

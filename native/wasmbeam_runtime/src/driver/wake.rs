@@ -58,6 +58,7 @@ impl RunWaker {
     /// which costs as much as a short poll): a wake that must not be lost
     /// comes from a waker registered during the poll, so it happens after
     /// this store, and its swap sees it.
+    #[inline]
     pub fn begin_poll(&self) {
         self.state.store(POLLING, Ordering::Release);
     }
@@ -66,6 +67,7 @@ impl RunWaker {
     /// do: parks, so that the next wake goes to `poller`, the process that
     /// made this poll. Returns false when a wake came during the poll (the
     /// run can go on at once).
+    #[inline]
     pub fn park(&self, poller: u64) -> bool {
         self.poller.store(poller, Ordering::SeqCst);
         self.state
