@@ -16,10 +16,8 @@ defmodule Wasmbeam.CallOptions do
       waiting processes are woken when the store is free, with no polling.
       A host function must not call its own instance directly (it would
       wait for itself: it gets `:busy`); it uses `Wasmbeam.Caller.call/3`.
-      A process whose wait ended with `:busy` is still in the store's
-      queue (the native side cannot take it out yet): when the store frees,
-      it receives one `{:wasmbeam_store_idle, store_id}` message, to be
-      ignored (a GenServer sees it in `handle_info/2`).
+      A process whose wait ended with `:busy` leaves the store's queue and
+      no message behind in its mailbox.
   """
 
   @type t :: [timeout: timeout(), fuel: non_neg_integer(), wait: boolean()]

@@ -50,12 +50,10 @@ defmodule Wasmbeam.Driver do
   defp deadline(%{timeout: ms}), do: System.monotonic_time(:millisecond) + ms
 
   #
-  # Giving up leaves no message behind that has arrived by then. The NIF
-  # keeps a queued process queued until the store is free, though, with no
-  # way to take it out, so a process that gave up while queued is still
-  # told `{:wasmbeam_store_idle, store_id}` when the store frees, later
-  # (see `Wasmbeam.CallOptions`). To keep that to the one unavoidable
-  # case, a retry with no time left does not queue again.
+  # Giving up leaves no message behind: the process takes itself out of
+  # the store's queue (`Native.store_unwait/1`); when it was no longer
+  # queued, the store has told it already, and that one message is taken
+  # out of the mailbox. A retry with no time left does not queue again.
   defp wait(store_id, store_ref, options, start, deadline) do
     receive do
       {:wasmbeam_store_idle, ^store_id} ->
@@ -66,12 +64,15 @@ defmodule Wasmbeam.Driver do
         end
     after
       remaining(deadline) ->
-        # Freed just as the wait ended: the store told this process
-        # already; take that message out of the mailbox.
-        receive do
-          {:wasmbeam_store_idle, ^store_id} -> :ok
-        after
-          0 -> :ok
+        unless Native.store_unwait(store_ref) do
+          # Freed just as the wait ended: the store told this process
+          # already; its message is sent or on the way.
+          receive do
+            {:wasmbeam_store_idle, ^store_id} -> :ok
+          after
+            # Never expected: every path that dequeues a waiter tells it.
+            5_000 -> :ok
+          end
         end
 
         {:error, Error.new(:busy, "another call kept the store busy for the whole timeout")}

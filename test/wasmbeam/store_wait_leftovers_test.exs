@@ -4,15 +4,10 @@ defmodule Wasmbeam.StoreWaitLeftoversTest do
   # in its caller's mailbox (a GenServer caller would see it in
   # `handle_info/2`).
   #
-  # The NIF queues a waiting process (`StoreCore::wait_for`) until the
-  # store is free and has no way to take it out when it gives up, so the
-  # message still comes when the store frees later. The Elixir side does
-  # not queue a call with no time to wait, takes out a message that
-  # arrived by the time it gives up, and does not queue again with no time
-  # left; the rest needs a native `store_unwait`, so the test of the later
-  # message is tagged `:needs_store_unwait` and excluded
-  # (test/test_helper.exs) until then. Run it with
-  # `mix test --include needs_store_unwait`.
+  # The Elixir side does not queue a call with no time to wait; a call
+  # that gives up takes itself out of the store's queue
+  # (`Native.store_unwait/1`), or, when the store had told it already,
+  # takes that message out of its mailbox.
   use ExUnit.Case, async: true
 
   alias Wasmbeam.{Error, Instance, Module}
@@ -76,7 +71,6 @@ defmodule Wasmbeam.StoreWaitLeftoversTest do
     assert {:ok, [1]} = Instance.call(ctx.instance, "one", [], timeout: 1_000)
   end
 
-  @tag :needs_store_unwait
   test "a caller whose wait ended is not told later that the store is free", ctx do
     holder = hold(ctx.instance)
 

@@ -90,6 +90,14 @@ fn store_io_timeout(env: Env, store: ResourceArc<StoreResource>) -> Term {
 /// panic, or a call that could not be stopped, e.g. one that timed out
 /// while its guest was parked in host I/O). Answered at once, whatever
 /// runs on the store.
+/// Takes the calling process out of the store's queue of waiters (it
+/// gave up waiting): `true` when it was still queued, `false` when the
+/// store has told it already.
+#[rustler::nif]
+fn store_unwait(env: Env, store: ResourceArc<StoreResource>) -> bool {
+    store.core.unwait(crate::nif::step::me(env))
+}
+
 #[rustler::nif]
 fn store_usable(store: ResourceArc<StoreResource>) -> bool {
     store.core.usable()

@@ -311,6 +311,16 @@ impl StoreCore {
         Ok(true)
     }
 
+    /// Takes `caller` out of the queue of processes waiting for the store
+    /// (it stopped waiting). Returns whether it was still queued: when it
+    /// was not, the store has told it already (its message is on the way).
+    pub fn unwait(&self, caller: u64) -> bool {
+        let mut waiters = self.waiters.lock();
+        let before = waiters.len();
+        waiters.retain(|w| *w != caller);
+        waiters.len() != before
+    }
+
     #[inline]
     fn take_waiters(&self) -> Vec<u64> {
         if !self.has_waiters.load(Ordering::SeqCst)
