@@ -1,7 +1,10 @@
 defmodule Wasmbeam.Caller do
   @moduledoc """
   Given to a host function's handler as its first argument: the way back
-  into the guest that called it, valid until the handler returns.
+  into the guest that called it, valid until the handler returns and only
+  in the process that runs the handler (another process gets an
+  `:argument` error: it would receive the wake-ups meant for the handler's
+  process).
 
   Through the caller a handler reads and writes the calling instance's
   exported memory, reads and sets its exported globals, reads the fuel
@@ -32,10 +35,15 @@ defmodule Wasmbeam.Caller do
 
   alias Wasmbeam.{Driver, Error, Native}
 
-  @enforce_keys [:store, :id]
-  defstruct [:store, :id]
+  @enforce_keys [:store, :id, :owner]
+  defstruct [:store, :id, :owner]
 
-  @type t :: %__MODULE__{store: reference(), id: pos_integer()}
+  @typedoc """
+  `owner` is the process that runs the host function (the calling process
+  for an in-process handler, the handler process for `{:process, server}`):
+  only it may use the caller.
+  """
+  @type t :: %__MODULE__{store: reference(), id: pos_integer(), owner: pid()}
 
   @doc "Reads `length` bytes at `offset` of the caller's memory (export `memory` by default)."
   @spec read(t(), non_neg_integer(), non_neg_integer(), String.t()) ::
@@ -82,9 +90,25 @@ defmodule Wasmbeam.Caller do
   # refuses them on a normal one), as `Wasmbeam.Memory` does.
   @large 64 * 1024
 
-  defp op(%__MODULE__{store: store, id: id}, op) do
-    with :ok <- check_name(op), do: run(store, id, op)
+  defp op(%__MODULE__{store: store, id: id, owner: owner}, op) do
+    with :ok <- check_owner(owner), :ok <- check_name(op), do: run(store, id, op)
   end
+
+  defp op(other, _op),
+    do: {:error, Error.new(:argument, "expected a %Wasmbeam.Caller{}, got: #{inspect(other)}")}
+
+  # Another process driving the guest from the inside would get the wakes
+  # and messages meant for the process that runs the host call.
+  defp check_owner(owner) when owner == self(), do: :ok
+
+  defp check_owner(owner),
+    do:
+      {:error,
+       Error.new(
+         :argument,
+         "a Wasmbeam.Caller can be used only by the process running its host function " <>
+           "(#{inspect(owner)}), not by #{inspect(self())}"
+       )}
 
   # Every operation but `{:fuel}` names an export (a memory, a global, a
   # function) first.

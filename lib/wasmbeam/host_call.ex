@@ -47,7 +47,7 @@ defmodule Wasmbeam.HostCall do
   @spec answer(pos_integer(), non_neg_integer(), list(), reference(), pos_integer()) ::
           {:ok, list()} | {:error, String.t()} | {:bad_answer, String.t()}
   def answer(registry, index, args, store_ref, id) do
-    caller = %Wasmbeam.Caller{store: store_ref, id: id}
+    caller = %Wasmbeam.Caller{store: store_ref, id: id, owner: self()}
 
     case :erlang.get(@cache_key) do
       %{^registry => handlers} when index < tuple_size(handlers) ->
@@ -81,6 +81,13 @@ defmodule Wasmbeam.HostCall do
   end
 
   def run({name, {:process, server, timeout}, nresults}, caller, args) do
+    # The handler process is the one that may use the caller.
+    caller =
+      case GenServer.whereis(server) do
+        pid when is_pid(pid) -> %{caller | owner: pid}
+        _not_local -> caller
+      end
+
     server
     |> GenServer.call({:wasmbeam_host_call, name, caller, args}, timeout)
     |> results(nresults)

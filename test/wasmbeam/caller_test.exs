@@ -375,23 +375,6 @@ defmodule Wasmbeam.CallerTest do
       assert_received {:direct, {:error, %Error{kind: :busy}}}
     end
 
-    test "the caller works from another process while the handler waits for it" do
-      instance =
-        with_handler(fn caller, x ->
-          task =
-            Task.async(fn ->
-              {:ok, text} = Caller.read(caller, 16, 5)
-              {:ok, [d]} = Caller.call(caller, "double", [x])
-              {text, d}
-            end)
-
-          {"hello", d} = Task.await(task)
-          d
-        end)
-
-      assert {:ok, [10]} = Instance.call(instance, "run", [5])
-    end
-
     test "a nested call that traps: the handler gets the trap and may still answer" do
       instance =
         with_handler(fn caller, x ->
@@ -593,6 +576,33 @@ defmodule Wasmbeam.CallerTest do
       assert {:error, %Error{kind: :trap, message: message}} = result
       assert message =~ "host function env.h"
       assert usable?(instance)
+    end
+  end
+
+  describe "a caller used by another process during its host call" do
+    test "is refused with an :argument error; the owner's use works" do
+      parent = self()
+
+      instance =
+        with_handler(fn caller, x ->
+          task =
+            Task.async(fn ->
+              {Caller.read(caller, 0, 1), Caller.call(caller, "double", [2]),
+               Caller.memory_size(caller)}
+            end)
+
+          send(parent, {:other, Task.await(task)})
+          {:ok, [doubled]} = Caller.call(caller, "double", [x])
+          doubled
+        end)
+
+      assert {:ok, [6]} = Instance.call(instance, "run", [3])
+      assert_received {:other, {read, call, size}}
+
+      for result <- [read, call, size] do
+        assert {:error, %Error{kind: :argument, message: message}} = result
+        assert message =~ "only by the process running its host function"
+      end
     end
   end
 
