@@ -88,8 +88,15 @@ defmodule Wasmbeam.HostCall do
         _not_local -> caller
       end
 
+    # At most the time the call has left (the native side then reports the
+    # call as timed out, whatever came back).
+    timeout = within_call(timeout, Wasmbeam.Native.store_time_left(caller.store))
+    ask(server, {:wasmbeam_host_call, name, caller, args}, timeout, nresults)
+  end
+
+  defp ask(server, request, timeout, nresults) do
     server
-    |> GenServer.call({:wasmbeam_host_call, name, caller, args}, timeout)
+    |> GenServer.call(request, timeout)
     |> results(nresults)
   catch
     :exit, {:timeout, _} ->
@@ -98,6 +105,10 @@ defmodule Wasmbeam.HostCall do
     :exit, {reason, _} ->
       {:error, "the handler process #{inspect(server)} failed: #{inspect(reason)}"}
   end
+
+  defp within_call(timeout, nil), do: timeout
+  defp within_call(:infinity, left), do: left
+  defp within_call(timeout, left), do: min(timeout, left)
 
   defp results(list, _n) when is_list(list), do: {:ok, list}
   defp results(value, 1), do: {:ok, [value]}

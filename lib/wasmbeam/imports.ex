@@ -42,6 +42,13 @@ defmodule Wasmbeam.Imports do
   While the guest waits for a handler, it holds no scheduler thread: the
   guest's stack is parked on a fiber until the answer arrives.
 
+  A call's `timeout:` holds across its host calls: a handler process is
+  given at most the time the call has left (whatever its own `:timeout`),
+  and a call whose handler answers after the deadline returns a `:timeout`
+  error, not the late answer. An in-process handler is ordinary Elixir
+  code running in the caller's process: nothing interrupts it, so a slow
+  one makes the call return late, with `:timeout`.
+
       iex> wat = ~S[(module (import "env" "add" (func $add (param i64 i64) (result i64)))
       ...>   (func (export "sum3") (param i64 i64 i64) (result i64)
       ...>     (call $add (call $add (local.get 0) (local.get 1)) (local.get 2))))]

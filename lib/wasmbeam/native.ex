@@ -35,6 +35,7 @@ defmodule Wasmbeam.Native do
   def store_new(_engine, _options), do: err()
   def store_resume(_store), do: err()
   def store_fuel(_store), do: err()
+  def store_time_left(_store), do: err()
   def store_unwait(_store), do: err()
   def store_usable(_store), do: err()
   def store_set_fuel(_store, _fuel), do: err()

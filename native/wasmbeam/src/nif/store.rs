@@ -90,6 +90,12 @@ fn store_io_timeout(env: Env, store: ResourceArc<StoreResource>) -> Term {
 /// panic, or a call that could not be stopped, e.g. one that timed out
 /// while its guest was parked in host I/O). Answered at once, whatever
 /// runs on the store.
+/// Milliseconds left before the running call's deadline, or `nil`.
+#[rustler::nif]
+fn store_time_left(store: ResourceArc<StoreResource>) -> Option<u64> {
+    store.core.time_left_ms()
+}
+
 /// Takes the calling process out of the store's queue of waiters (it
 /// gave up waiting): `true` when it was still queued, `false` when the
 /// store has told it already.

@@ -28,6 +28,9 @@ pub trait HostData: Send + 'static {
     fn host(&self) -> &HostShared;
     /// The call's deadline passed (set by the epoch callback).
     fn timed_out(&self) -> bool;
+    /// Checks the call's deadline against the clock now (a host call may
+    /// have run past it without an epoch check); marks the call timed out.
+    fn deadline_passed(&mut self) -> bool;
     /// A call made through a caller ran out of fuel.
     fn nested_out_of_fuel(&self) -> bool;
     fn set_nested_out_of_fuel(&mut self);
@@ -338,16 +341,17 @@ pub async fn call_handler<T: HostData>(
         id
     };
     let outcome = serve(caller, id).await;
+    if caller.data_mut().deadline_passed() {
+        // The handler answered (or failed) after the call's deadline: the
+        // call timed out, whatever the answer; no result that came late is
+        // reported as a success.
+        return Err(wasmtime::Error::msg(msg::TIMEOUT));
+    }
     let data = caller.data();
     if outcome.is_ok() && data.nested_out_of_fuel() {
         // A call made through the caller used up the fuel: the whole call
         // is out of it, as it would be had the guest made that call itself.
         return Err(wasmtime::Trap::OutOfFuel.into());
-    }
-    if outcome.is_ok() && data.timed_out() {
-        // Likewise for the deadline: end here rather than when the guest
-        // next reaches an epoch check (it may never).
-        return Err(wasmtime::Error::msg(msg::TIMEOUT));
     }
     outcome.map_err(|(name, why)| {
         wasmtime::Error::new(HostCallFailed(format!("host function {name}: {why}")))

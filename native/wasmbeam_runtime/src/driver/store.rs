@@ -178,6 +178,9 @@ pub struct StoreCore {
     /// The driver (a pid token) of a run that died while the run was out
     /// of its slot: whoever brings that run back hands it to the reaper.
     orphaned: AtomicU64,
+    /// The running call's deadline, in milliseconds after [`clock_base`]
+    /// plus one (0: none), for host handlers that run in another process.
+    deadline_ms: AtomicU64,
     pub host: Arc<HostShared>,
     /// Processes waiting for the store to be free (`wait: true`).
     waiters: Mutex<Vec<u64>>,
@@ -246,6 +249,7 @@ impl StoreCore {
             has_waiters: AtomicBool::new(false),
             cancel,
             orphaned: AtomicU64::new(0),
+            deadline_ms: AtomicU64::new(0),
         }))
     }
 
@@ -309,6 +313,21 @@ impl StoreCore {
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// Milliseconds left before the running call's deadline (`None`: no
+    /// call, or one without a deadline). A host handler in another process
+    /// is given at most this long.
+    pub fn time_left_ms(&self) -> Option<u64> {
+        match self.deadline_ms.load(Ordering::Relaxed) {
+            0 => None,
+            at => {
+                let now = Instant::now()
+                    .saturating_duration_since(clock_base())
+                    .as_millis() as u64;
+                Some((at - 1).saturating_sub(now))
+            }
+        }
     }
 
     /// Takes `caller` out of the queue of processes waiting for the store
@@ -404,6 +423,12 @@ impl StoreCore {
         let deadline = opts
             .timeout
             .map(|ms| Instant::now() + Duration::from_millis(ms));
+        self.deadline_ms.store(
+            deadline.map_or(0, |d| {
+                d.saturating_duration_since(clock_base()).as_millis() as u64 + 1
+            }),
+            Ordering::Relaxed,
+        );
         let data = store.data_mut();
         data.deadline = deadline;
         data.timed_out = false;
@@ -830,6 +855,12 @@ impl Notify for OffBeam<'_> {
     fn streamed(&self, stdout: Vec<u8>, stderr: Vec<u8>) {
         self.0.streamed(stdout, stderr);
     }
+}
+
+/// The instant deadlines are counted from (see `StoreCore::time_left_ms`).
+fn clock_base() -> Instant {
+    static BASE: once_cell::sync::Lazy<Instant> = once_cell::sync::Lazy::new(Instant::now);
+    *BASE
 }
 
 fn reaper() -> &'static Reaper {

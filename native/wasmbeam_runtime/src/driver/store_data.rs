@@ -250,6 +250,12 @@ impl HostData for StoreData {
     fn timed_out(&self) -> bool {
         self.timed_out
     }
+    fn deadline_passed(&mut self) -> bool {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.timed_out = true;
+        }
+        self.timed_out
+    }
     fn nested_out_of_fuel(&self) -> bool {
         self.nested_out_of_fuel
     }
