@@ -23,6 +23,15 @@ use std::sync::Arc;
 use std::task::Poll;
 use wasmtime::{Caller, Extern, Func, Val, ValType};
 
+/// How many host calls may be pending inside one another (guest -> host
+/// -> `Caller.call` -> guest -> host ...) before a further `Caller.call`
+/// is refused with a `:limit` error. Each level makes every later poll
+/// resume one more fiber, so a chain's cost grows with the square of its
+/// depth (100 levels: about 6 ms in all; 400: 95 ms; 1,440: seconds, and as
+/// long to cancel); the limit keeps a chain, its deadline and its
+/// cancellation within milliseconds.
+pub const MAX_NESTED_HOST_CALLS: usize = 100;
+
 /// What a store's data must offer the host slot.
 pub trait HostData: Send + 'static {
     fn host(&self) -> &HostShared;
@@ -511,6 +520,16 @@ async fn run_op<T: HostData>(caller: &mut Caller<'_, T>, op: Op) -> OpResult {
             args,
             results,
         } => {
+            let depth = caller.data().host().slot.lock().frames.len();
+            if depth >= MAX_NESTED_HOST_CALLS {
+                return OpResult::Error(WbError::new(
+                    Kind::Limit,
+                    format!(
+                        "calls through a caller are nested {depth} host calls deep; \
+                         the limit is {MAX_NESTED_HOST_CALLS}"
+                    ),
+                ));
+            }
             let mut params = Vec::with_capacity(args.len());
             for arg in args {
                 match arg_to_val(arg, &mut *caller) {
