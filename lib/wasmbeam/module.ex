@@ -61,12 +61,27 @@ defmodule Wasmbeam.Module do
   def compile(other, _bytes, _options),
     do: {:error, Error.new(:argument, "expected a Wasmbeam.Engine, got: #{inspect(other)}")}
 
+  # Modules up to this size compile on a dirty scheduler (a few ms at
+  # most); larger ones on Wasmbeam's compile threads, so that they never
+  # hold one of the VM's dirty schedulers (others need them: hashing,
+  # deserializing, large copies) for the seconds a big module can take.
+  @inline_compile_limit 128 * 1024
+
+  defp compile_now(engine, bytes) when byte_size(bytes) <= @inline_compile_limit,
+    do: loaded(engine, Native.module_compile(engine.ref, bytes))
+
   defp compile_now(engine, bytes) do
-    case Native.module_compile(engine.ref, bytes) do
-      {:ok, ref} -> {:ok, %__MODULE__{ref: ref, engine: engine}}
-      {:error, _} = error -> error
+    {:compiling, id} = Native.module_compile_start(engine.ref, bytes)
+
+    # The compile threads always answer; a caller that dies meanwhile
+    # makes a queued compile be dropped unrun.
+    receive do
+      {:wasmbeam_compiled, ^id, result} -> loaded(engine, result)
     end
   end
+
+  defp loaded(engine, {:ok, ref}), do: {:ok, %__MODULE__{ref: ref, engine: engine}}
+  defp loaded(_engine, {:error, _} = error), do: error
 
   defp not_bytes(other),
     do: Error.new(:argument, "expected wasm bytes or WAT text, got: #{inspect(other)}")

@@ -24,6 +24,7 @@ defmodule Wasmbeam.Native do
   def engine_ticker_realtime(_engine), do: err()
 
   def module_compile(_engine, _bytes), do: err()
+  def module_compile_start(_engine, _bytes), do: err()
   def module_validate(_engine, _bytes), do: err()
   def module_name(_module), do: err()
   def module_imports(_module), do: err()

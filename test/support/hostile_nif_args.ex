@@ -394,6 +394,9 @@ defmodule Wasmbeam.Test.HostileNifArgs do
       {:module_deserialize, 3} ->
         [[fx.engine, "not a serialized module", :binary.copy(<<1>>, 32)]]
 
+      {:module_compile_start, 2} ->
+        [[fx.engine, "(module)"]]
+
       {:module_deserialize_unsafe, 2} ->
         [[fx.engine, "not a serialized module"]]
 

@@ -3,9 +3,10 @@
 use crate::nif::error::{guarded, reply};
 use crate::nif::types::extern_type;
 use crate::resources::atoms;
+use crate::resources::compiler;
 use crate::resources::engine::EngineResource;
 use crate::resources::module::ModuleResource;
-use rustler::{Binary, Encoder, Env, NewBinary, ResourceArc, Term};
+use rustler::{Binary, Encoder, Env, NewBinary, OwnedEnv, ResourceArc, Term};
 use wasmbeam_core::artifact;
 use wasmbeam_runtime::driver::error::{chain_message, guard, Kind, WbError, WbResult};
 use wasmtime::Module;
@@ -71,6 +72,39 @@ fn module_compile<'a>(
         env,
         guard(|| compile(&engine, bytes.as_slice()).map(ResourceArc::new)),
     )
+}
+
+/// Compiles on Wasmbeam's compile threads instead of a dirty scheduler
+/// (for large modules): answers `{:compiling, id}` at once, and the
+/// calling process receives `{:wasmbeam_compiled, id, {:ok, module} |
+/// {:error, error}}` (see `resources::compiler`).
+#[rustler::nif]
+fn module_compile_start<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    bytes: Binary<'a>,
+) -> Term<'a> {
+    guarded(env, || {
+        // The binary is kept, not copied: saving a large binary in an
+        // environment of the job's own takes a reference to it.
+        let owned = OwnedEnv::new();
+        let saved = owned.save(bytes.to_term(env));
+        let id = compiler::submit(
+            env,
+            Box::new(move |id| {
+                let result = owned
+                    .run(|e| {
+                        let bytes: Binary = saved.load(e).decode().expect("a binary, as saved");
+                        guard(|| compile(&engine, bytes.as_slice()))
+                    })
+                    .map(ResourceArc::new);
+                Box::new(move |env| {
+                    (atoms::wasmbeam_compiled(), id, reply(env, result.clone())).encode(env)
+                })
+            }),
+        );
+        (atoms::compiling(), id).encode(env)
+    })
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]

@@ -36,6 +36,8 @@ rustler::atoms! {
     idle,
     bad_answer,
     wasmbeam_store_idle,
+    wasmbeam_compiled,
+    compiling,
     define_global,
     define_memory,
     define_table,

@@ -4,6 +4,7 @@
 //! (checked by `bin/check-native-layers`).
 
 pub mod atoms;
+pub mod compiler;
 pub mod engine;
 pub mod handlers;
 pub mod handles;
