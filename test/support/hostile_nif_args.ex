@@ -298,6 +298,10 @@ defmodule Wasmbeam.Test.HostileNifArgs do
       {:stream, self(), {:deep, [1, 2, 3]}},
       {:stream, :not_a_pid, 1},
       {:stream, self()},
+      {:stream, self(), 1, -1},
+      {:stream, self(), 1, :infinity},
+      {:stream, self(), 1, @u64_max},
+      {:stream, self(), 1, :nope},
       :capture
     ]
   end

@@ -82,8 +82,9 @@ defmodule Mix.Tasks.Wasmbeam.Run do
         env: env,
         dirs: dirs,
         stdin: stdin,
-        stdout: {:stream, printer},
-        stderr: {:stream, printer}
+        # The printer writes everything out as it comes: no limit.
+        stdout: {:stream, printer, nil, :infinity},
+        stderr: {:stream, printer, nil, :infinity}
       ]
 
       budget = Keyword.take(opts, [:timeout, :fuel])

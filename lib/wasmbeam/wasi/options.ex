@@ -21,11 +21,16 @@ defmodule Wasmbeam.Wasi.Options do
     * `:stdout`, `:stderr` - where the guest's output goes:
       `:capture` (the default: kept as a binary, up to 64 MiB; writing
       more traps the guest), `{:capture, max_bytes}`, `:discard`, or
-      `{:stream, pid}` / `{:stream, pid, tag}`: the bytes written during
-      each time slice are sent to `pid` as
+      `{:stream, pid}` / `{:stream, pid, tag}` /
+      `{:stream, pid, tag, max_bytes}`: the bytes written during each time
+      slice are sent to `pid` as
       `{:wasmbeam_output, tag, :stdout | :stderr, binary}` (tag `nil` by
-      default) while the program runs. Output is bytes: any data, not only
-      UTF-8.
+      default) while the program runs, at most `max_bytes` in all (default
+      64 MiB, as for `:capture`; `:infinity` for a reader that keeps up):
+      writing more traps the guest, because output the process does not
+      read piles up in its mailbox (1 GiB streamed to a process that never
+      read once took the VM from 83 MB to 1.1 GB). Output is bytes: any
+      data, not only UTF-8.
     * `:deterministic` - `true` makes the wall and monotonic clocks start
       at zero and advance 1 ms per read, so every run sees the same times
       (default `false`: the host's clocks)
@@ -45,6 +50,7 @@ defmodule Wasmbeam.Wasi.Options do
           | :discard
           | {:stream, pid()}
           | {:stream, pid(), term()}
+          | {:stream, pid(), term(), non_neg_integer() | :infinity}
   @type t :: [
           args: [String.t()],
           program_name: String.t(),
@@ -72,6 +78,7 @@ defmodule Wasmbeam.Wasi.Options do
   ]
 
   @default_capture_limit 64 * 1024 * 1024
+  @default_stream_limit 64 * 1024 * 1024
 
   @doc false
   # Checks the options and turns them into what `store_set_wasi` takes:
@@ -216,12 +223,20 @@ defmodule Wasmbeam.Wasi.Options do
 
   defp sink(:discard, _), do: {:ok, :discard}
   defp sink({:stream, pid}, name), do: sink({:stream, pid, nil}, name)
-  defp sink({:stream, pid, tag}, _) when is_pid(pid), do: {:ok, {:stream, pid, tag}}
+
+  defp sink({:stream, pid, tag}, name),
+    do: sink({:stream, pid, tag, @default_stream_limit}, name)
+
+  defp sink({:stream, pid, tag, limit}, _)
+       when is_pid(pid) and
+              ((is_integer(limit) and limit >= 0 and limit <= 0xFFFF_FFFF_FFFF_FFFF) or
+                 limit == :infinity),
+       do: {:ok, {:stream, pid, tag, limit}}
 
   defp sink(other, name) do
     invalid(
-      ":#{name} must be :capture, {:capture, max_bytes}, :discard, {:stream, pid} or " <>
-        "{:stream, pid, tag}, got: #{inspect(other)}"
+      ":#{name} must be :capture, {:capture, max_bytes}, :discard, {:stream, pid}, " <>
+        "{:stream, pid, tag} or {:stream, pid, tag, max_bytes | :infinity}, got: #{inspect(other)}"
     )
   end
 

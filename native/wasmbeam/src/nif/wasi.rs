@@ -46,12 +46,12 @@ pub struct WasiOptions {
     random_seed: Option<u64>,
 }
 
-/// `:discard`, `{:capture, limit}` or `{:stream, pid, tag}`.
+/// `:discard`, `{:capture, limit}` or `{:stream, pid, tag, limit | :infinity}`.
 fn decode_sink(term: Term, name: &'static str) -> WbResult<(Arc<Sink>, Option<StreamTarget>)> {
     let bad = || {
         WbError::new(
             Kind::Argument,
-            format!("{name} must be :discard, {{:capture, limit}} or {{:stream, pid, tag}}"),
+            format!("{name} must be :discard, {{:capture, limit}} or {{:stream, pid, tag, limit}}"),
         )
     };
     if let Ok(atom) = term.decode::<rustler::Atom>() {
@@ -68,10 +68,16 @@ fn decode_sink(term: Term, name: &'static str) -> WbResult<(Arc<Sink>, Option<St
             let limit: usize = items[1].decode().map_err(|_| bad())?;
             Ok((Sink::new(name, SinkMode::Capture { limit }), None))
         }
-        3 if tag == atoms::stream() => {
+        4 if tag == atoms::stream() => {
             let pid: LocalPid = items[1].decode().map_err(|_| bad())?;
             let target = StreamTarget::new(pid, items[2]);
-            Ok((Sink::new(name, SinkMode::Stream), Some(target)))
+            let limit: Option<u64> =
+                if items[3].decode::<rustler::Atom>().ok() == Some(atoms::infinity()) {
+                    None
+                } else {
+                    Some(items[3].decode().map_err(|_| bad())?)
+                };
+            Ok((Sink::new(name, SinkMode::Stream { limit }), Some(target)))
         }
         _ => Err(bad()),
     }

@@ -164,8 +164,13 @@ pub enum SinkMode {
     Capture {
         limit: usize,
     },
-    /// Keep what a slice writes until the driver hands it on.
-    Stream,
+    /// Keep what a slice writes until the driver hands it on; at most
+    /// `limit` bytes in all (`None`: no limit), writing more traps the
+    /// guest: the receiving process may not read, and what it has not read
+    /// piles up in its mailbox.
+    Stream {
+        limit: Option<u64>,
+    },
 }
 
 pub struct Sink {
@@ -198,7 +203,16 @@ impl Sink {
                     )));
                 }
             }
-            SinkMode::Stream => {}
+            SinkMode::Stream { limit: None } => {}
+            SinkMode::Stream { limit: Some(limit) } => {
+                let total = self.written.load(Ordering::Relaxed) + bytes.len() as u64;
+                if total > *limit {
+                    return Err(StreamError::Trap(wasmtime::format_err!(
+                        "the guest streamed more than {limit} bytes to {}, its stream limit",
+                        self.name
+                    )));
+                }
+            }
         }
         self.written
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -209,7 +223,7 @@ impl Sink {
     /// What a streaming sink holds now (empty for other modes).
     pub fn take_streamed(&self) -> Vec<u8> {
         match self.mode {
-            SinkMode::Stream => std::mem::take(&mut *self.buf.lock()),
+            SinkMode::Stream { .. } => std::mem::take(&mut *self.buf.lock()),
             _ => Vec::new(),
         }
     }
@@ -223,7 +237,7 @@ impl Sink {
     }
 
     pub fn is_streaming(&self) -> bool {
-        matches!(self.mode, SinkMode::Stream)
+        matches!(self.mode, SinkMode::Stream { .. })
     }
 }
 

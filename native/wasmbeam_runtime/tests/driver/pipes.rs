@@ -179,7 +179,11 @@ fn closing_a_pipe_wakes_every_reader() {
 
 #[test]
 fn streamed_stdout_is_handed_to_the_poller() {
-    let (f, instance, _) = wasi_fixture(&engine(), Pipe::filled(b""), SinkMode::Stream);
+    let (f, instance, _) = wasi_fixture(
+        &engine(),
+        Pipe::filled(b""),
+        SinkMode::Stream { limit: None },
+    );
     let errno = as_i32(&f.call(1, &instance, "hello", i32s(&[])).unwrap()[0]);
     assert_eq!(errno, 0);
     assert_eq!(f.cx.stdout.lock().unwrap().as_slice(), b"hello\n");
