@@ -67,11 +67,11 @@ defmodule Wasmbeam.Test.Mutation do
 
     # Positions below `lo` are left alone: the header, in most binary mutants.
     lo = if header?(bytes) and :rand.uniform(100) <= 80, do: 8, else: 0
-    count = Enum.random([1, 1, 1, 1, 1, 1, 2, 2, 3, 4])
+    count = one_of([1, 1, 1, 1, 1, 1, 2, 2, 3, 4])
 
     {bytes, ops} =
       Enum.reduce(1..count, {bytes, []}, fn _, {bytes, ops} ->
-        op = Enum.random(@ops)
+        op = one_of(@ops)
         {apply_op(op, bytes, lo, corpus), [op | ops]}
       end)
 
@@ -137,12 +137,12 @@ defmodule Wasmbeam.Test.Mutation do
 
   def apply_op(:interesting_bytes, bytes, lo, _corpus) do
     Enum.reduce(1..:rand.uniform(4), bytes, fn _, b ->
-      overwrite(b, pos(b, lo), <<Enum.random(@interesting)>>)
+      overwrite(b, pos(b, lo), <<one_of(@interesting)>>)
     end)
   end
 
   def apply_op(:leb, bytes, lo, _corpus) do
-    leb = Enum.random(@lebs)
+    leb = one_of(@lebs)
 
     if :rand.uniform(2) == 1,
       do: overwrite(bytes, pos(bytes, lo), leb),
@@ -175,7 +175,7 @@ defmodule Wasmbeam.Test.Mutation do
     run =
       case :rand.uniform(3) do
         1 -> random_bytes(len)
-        2 -> :binary.copy(<<Enum.random(@interesting)>>, len)
+        2 -> :binary.copy(<<one_of(@interesting)>>, len)
         3 -> slice(bytes, len)
       end
 
@@ -230,12 +230,12 @@ defmodule Wasmbeam.Test.Mutation do
 
     size_bytes =
       case :rand.uniform(6) do
-        1 -> leb(max(size + Enum.random([-3, -2, -1, 1, 2, 3]), 0))
+        1 -> leb(max(size + one_of([-3, -2, -1, 1, 2, 3]), 0))
         2 -> leb(0)
         3 -> leb(size * 2 + 1)
         4 -> leb(0xFFFF_FFFF)
         5 -> overlong_leb(size, :rand.uniform(3))
-        6 -> Enum.random(@lebs)
+        6 -> one_of(@lebs)
       end
 
     {before, [_ | after_]} = Enum.split(sections, i)
@@ -262,7 +262,7 @@ defmodule Wasmbeam.Test.Mutation do
   end
 
   defp section_op(:section_duplicate, head, sections, rest, _lo, _corpus) do
-    section = Enum.random(sections)
+    section = one_of(sections)
     encode(head, List.insert_at(sections, :rand.uniform(length(sections) + 1) - 1, section), rest)
   end
 
@@ -275,7 +275,7 @@ defmodule Wasmbeam.Test.Mutation do
     i = :rand.uniform(length(sections)) - 1
 
     op =
-      Enum.random([
+      one_of([
         :flip_bits,
         :interesting_bytes,
         :leb,
@@ -295,7 +295,7 @@ defmodule Wasmbeam.Test.Mutation do
 
     case sections(other) do
       {_, [_ | _] = theirs, _} ->
-        {id, _} = section = Enum.random(theirs)
+        {id, _} = section = one_of(theirs)
 
         sections =
           case Enum.find_index(sections, &(elem(&1, 0) == id)) do
@@ -383,6 +383,10 @@ defmodule Wasmbeam.Test.Mutation do
     p = :rand.uniform(byte_size(bytes) - len + 1) - 1
     binary_part(bytes, p, len)
   end
+
+  # A random element, drawn the same way by every Elixir version (unlike
+  # Enum.random/1), so that a seed names the same mutants everywhere.
+  defp one_of(list), do: Enum.at(list, :rand.uniform(length(list)) - 1)
 
   # Mostly short runs, sometimes long ones.
   defp run_length do
@@ -623,7 +627,7 @@ defmodule Wasmbeam.Test.Mutation do
 
   # Zero most of the time, sometimes a value at an edge.
   defp argument(type) do
-    if :rand.uniform(4) == 1, do: Enum.random(edges(type)), else: zero(type)
+    if :rand.uniform(4) == 1, do: one_of(edges(type)), else: zero(type)
   end
 
   defp zero(type) when type in [:i32, :i64, :v128], do: 0
