@@ -101,8 +101,12 @@ defmodule Wasmbeam.MutationTest do
     threads_before = os_threads()
     started = System.monotonic_time(:millisecond)
 
-    results =
-      for i <- indices do
+    opts = [limits: @limits, max_calls: 64, calls_budget_ms: 500, slow_ms: @slow_ms]
+
+    # Only the tallies are kept from one mutant to the next (and the bytes
+    # of a failing one): a run of 10^5 mutants keeps a small heap.
+    tally =
+      Enum.reduce(indices, new_tally(), fn i, tally ->
         :rand.seed(:exsss, {seed, i, 0})
         kind = if :rand.uniform(4) == 1, do: :fuel, else: :default
         {engine, call: call} = engines[kind]
@@ -111,18 +115,14 @@ defmodule Wasmbeam.MutationTest do
         rewrite(in_flight_fd, mutant.bytes)
         rewrite(in_flight_txt_fd, "WASMBEAM_MUTATION_SEED=#{seed} WASMBEAM_MUTATION_INDEX=#{i}\n")
 
-        opts = [
-          limits: @limits,
-          call: call,
-          max_calls: 64,
-          calls_budget_ms: 500,
-          slow_ms: @slow_ms
-        ]
-
-        result = Mutation.run(mutant.bytes, engine, opts)
+        result = Mutation.run(mutant.bytes, engine, [call: call] ++ opts)
+        # Native resources (stores, modules) go with the terms that hold them.
         if rem(i, 200) == 199, do: :erlang.garbage_collect()
-        Map.merge(result, %{index: i, engine: kind, mutant: mutant})
-      end
+
+        tally
+        |> add_to_tally(kind, mutant, result)
+        |> add_failure(result.bugs, seed, i, kind, mutant, dir)
+      end)
 
     elapsed = System.monotonic_time(:millisecond) - started
     :ok = :file.close(in_flight_fd)
@@ -130,17 +130,8 @@ defmodule Wasmbeam.MutationTest do
     File.rm(in_flight)
     File.rm(in_flight_txt)
 
-    report(results, seed, elapsed)
-
-    failures =
-      for %{bugs: [_ | _]} = r <- results do
-        path = Path.join(dir, "failed-#{seed}-#{r.index}.wasm")
-        File.write!(path, r.mutant.bytes)
-
-        "mutant #{r.index} (#{r.engine} engine, from #{inspect(r.mutant.from)}, " <>
-          "ops #{inspect(r.mutant.ops)}; bytes in #{path}):\n  " <>
-          Enum.join(r.bugs, "\n  ")
-      end
+    report(tally, seed, elapsed)
+    failures = Enum.reverse(tally.failures)
 
     assert failures == [],
            "#{length(failures)} mutant(s) broke the rules (seed #{seed}; reproduce one with " <>
@@ -201,13 +192,42 @@ defmodule Wasmbeam.MutationTest do
     end
   end
 
-  ## Report
+  ## Tallies and report
 
-  defp report(results, seed, elapsed) do
-    counts =
-      for r <- results, {stage, outcome} <- r.outcomes, reduce: %{} do
-        acc -> Map.update(acc, {stage, outcome_key(outcome)}, 1, &(&1 + 1))
-      end
+  defp new_tally,
+    do: %{mutants: 0, counts: %{}, ops: %{}, engines: %{}, slowest: 0, failures: []}
+
+  defp add_to_tally(tally, kind, mutant, result) do
+    %{
+      tally
+      | mutants: tally.mutants + 1,
+        counts:
+          Enum.reduce(result.outcomes, tally.counts, fn {stage, outcome}, counts ->
+            increment(counts, {stage, outcome_key(outcome)})
+          end),
+        ops: Enum.reduce(mutant.ops, tally.ops, &increment(&2, &1)),
+        engines: increment(tally.engines, kind),
+        slowest: max(tally.slowest, result.slowest)
+    }
+  end
+
+  defp increment(map, key), do: Map.update(map, key, 1, &(&1 + 1))
+
+  defp add_failure(tally, [], _seed, _i, _kind, _mutant, _dir), do: tally
+
+  defp add_failure(tally, bugs, seed, i, kind, mutant, dir) do
+    path = Path.join(dir, "failed-#{seed}-#{i}.wasm")
+    File.write!(path, mutant.bytes)
+
+    failure =
+      "mutant #{i} (#{kind} engine, from #{inspect(mutant.from)}, " <>
+        "ops #{inspect(mutant.ops)}; bytes in #{path}):\n  " <> Enum.join(bugs, "\n  ")
+
+    %{tally | failures: [failure | tally.failures]}
+  end
+
+  defp report(tally, seed, elapsed) do
+    counts = tally.counts
 
     stage_total = fn stage ->
       for {{^stage, _}, n} <- counts, reduce: 0, do: (acc -> acc + n)
@@ -215,7 +235,6 @@ defmodule Wasmbeam.MutationTest do
 
     calls = stage_total.(:call) - Map.get(counts, {:call, :skipped}, 0)
     calls = calls - Map.get(counts, {:call, :over_budget}, 0)
-    slowest = results |> Enum.map(& &1.slowest) |> Enum.max(fn -> 0 end)
 
     call_outcomes =
       for {{:call, outcome}, n} <- Enum.sort_by(counts, &(-elem(&1, 1))),
@@ -223,11 +242,11 @@ defmodule Wasmbeam.MutationTest do
           do: "#{format_outcome(outcome)} #{n}"
 
     IO.puts(
-      "\nMutation test: #{length(results)} mutants (seed #{seed}) in #{elapsed} ms: " <>
+      "\nMutation test: #{tally.mutants} mutants (seed #{seed}) in #{elapsed} ms: " <>
         "#{Map.get(counts, {:compile, :ok}, 0)} compiled, " <>
         "#{Map.get(counts, {:instantiate, :ok}, 0)} instantiated, #{calls} calls " <>
         "(#{Enum.join(Enum.take(call_outcomes, 6), ", ")}); " <>
-        "slowest call or instantiation #{slowest} ms"
+        "slowest call or instantiation #{tally.slowest} ms"
     )
 
     if System.get_env("WASMBEAM_MUTATION_VERBOSE") do
@@ -237,19 +256,12 @@ defmodule Wasmbeam.MutationTest do
             String.pad_trailing(format_outcome(outcome), 36) <> String.pad_leading("#{n}", 8)
         end
 
-      ops =
-        results
-        |> Enum.flat_map(& &1.mutant.ops)
-        |> Enum.frequencies()
-        |> Enum.sort()
-        |> Enum.map_join(", ", fn {op, n} -> "#{op} #{n}" end)
-
-      engines = results |> Enum.frequencies_by(& &1.engine) |> inspect()
+      ops = tally.ops |> Enum.sort() |> Enum.map_join(", ", fn {op, n} -> "#{op} #{n}" end)
 
       IO.puts("""
       #{Enum.join(rows, "\n")}
       operators: #{ops}
-      engines: #{engines}
+      engines: #{inspect(tally.engines)}
       """)
     end
   end
