@@ -12,7 +12,7 @@ defmodule Wasmbeam.MutationTest do
   #
   # Environment variables:
   #
-  #   * WASMBEAM_MUTANTS - how many mutants (default 10000, about 6 s on
+  #   * WASMBEAM_MUTANTS - how many mutants (default 10000, about 4 s on
   #     2 cores); e.g. 200000 for a long run
   #   * WASMBEAM_MUTATION_SEED - the seed (an integer, default 15). Mutant
   #     `i` comes from `:rand.seed(:exsss, {seed, i, 0})` alone, so a
