@@ -36,6 +36,42 @@ defmodule Wasmbeam.Test.SpecRunner do
   defp mtime(path), do: File.stat!(path, time: :posix).mtime
 
   @doc """
+  Every distinct module of the converted files under `out_dir`, for tests
+  that use the spec suite as a corpus (test/wasmbeam/mutation_test.exs):
+  `{directive, mod}` in a stable order (files by path, directives by
+  line), `mod` being `{:binary, bytes}` or `{:text, wat}`; the first
+  directive a module appears in names it. `dirs` limits the files to
+  those directories (relative to `out_dir`, e.g. `"wasm-latest"`).
+  """
+  def modules(out_dir, dirs \\ ["."]) do
+    dirs
+    |> Enum.flat_map(&Path.wildcard(Path.join([out_dir, &1, "**/*.terms"])))
+    |> Enum.sort()
+    |> Enum.uniq()
+    |> Enum.flat_map(fn path ->
+      {:ok, [{:file, _} | directives]} = :file.consult(path)
+      Enum.flat_map(directives, &directive_modules/1)
+    end)
+    |> Enum.uniq_by(&elem(&1, 1))
+  end
+
+  defp directive_modules({kind, _line, _name, mod}) when kind in [:module, :module_definition],
+    do: module_of(kind, mod)
+
+  defp directive_modules({kind, _line, {:module, mod}, _}), do: module_of(kind, mod)
+
+  defp directive_modules({kind, _line, mod, _message})
+       when kind in [:assert_invalid, :assert_malformed, :assert_unlinkable],
+       do: module_of(kind, mod)
+
+  defp directive_modules(_other), do: []
+
+  defp module_of(kind, {form, bytes} = mod) when form in [:binary, :text] and is_binary(bytes),
+    do: [{kind, mod}]
+
+  defp module_of(_kind, _component), do: []
+
+  @doc """
   The `spectest` module of the spec interpreter, as WAT: no-op `print*`
   functions, the globals, `table` (10..20 funcref) and `memory` (1..2), plus
   `table64` with memory64 and `shared_memory` with threads.

@@ -19,7 +19,7 @@ defmodule Wasmbeam.DefaultLimitsTest do
 
   @page 65_536
 
-  setup_all do
+  setup do
     {:ok, module: Module.compile!(@wat)}
   end
 
