@@ -191,10 +191,11 @@ defmodule Wasmbeam.InstanceSupervisor do
 
   # The instance registered as `key` and its keeper (`nil` for a process
   # that registered itself with `via/1`).
+  # A process that has exited may stay in the registry for a moment (the
+  # registry removes it when it handles the exit): it is not found.
   defp lookup(key) do
     case Registry.lookup(@registry, key) do
-      [{pid, keeper}] when is_pid(keeper) -> {pid, keeper}
-      [{pid, _}] -> {pid, nil}
+      [{pid, keeper}] -> if Process.alive?(pid), do: {pid, if(is_pid(keeper), do: keeper)}
       [] -> nil
     end
   rescue
