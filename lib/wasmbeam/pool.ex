@@ -245,6 +245,10 @@ defmodule Wasmbeam.Pool do
   """
   @spec stats(pool()) :: {:ok, map()} | {:error, Error.t()}
   def stats(pool) do
+    with :ok <- check_pool(pool), do: stats_of(pool)
+  end
+
+  defp stats_of(pool) do
     case pool_call(pool, :"$stats") do
       {:ok, %{size: _}} = ok -> ok
       {:ok, _other} -> {:error, Error.new(:argument, "#{inspect(pool)} is not a pool")}
@@ -288,6 +292,32 @@ defmodule Wasmbeam.Pool do
   defp handle(pool) do
     pool = with {:by_call, name} <- pool, do: name
 
+    with :ok <- check_pool(pool) do
+      ask_handle(pool)
+    end
+  end
+
+  # Every running pool has its module under `{Wasmbeam.Pool, pid}`: a
+  # local process without one is not a pool, and is not sent a request it
+  # would not understand (an Agent would crash on it).
+  defp check_pool(pool) do
+    case GenServer.whereis(pool) do
+      pid when is_pid(pid) and node(pid) == node() ->
+        cond do
+          :persistent_term.get({__MODULE__, pid}, nil) != nil -> :ok
+          Process.alive?(pid) -> {:error, Error.new(:argument, "#{inspect(pool)} is not a pool")}
+          true -> not_running(pool)
+        end
+
+      nil ->
+        not_running(pool)
+
+      _remote ->
+        :ok
+    end
+  end
+
+  defp ask_handle(pool) do
     case pool_call(pool, :"$handle") do
       {:ok, %{table: _, pid: _} = handle} -> {:ok, handle}
       {:ok, _other} -> {:error, Error.new(:argument, "#{inspect(pool)} is not a pool")}
