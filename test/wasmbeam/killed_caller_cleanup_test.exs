@@ -3,7 +3,9 @@ defmodule Wasmbeam.KilledCallerCleanupTest do
   # issue): when the process driving a call dies, the store's monitor
   # cancels the call. That cleanup must not run for long on a normal
   # scheduler: with the driver parked 400 host calls deep, it used to poll
-  # and sleep there for about 670 ms.
+  # and sleep there for about 670 ms. Chains now stop at 100 pending host
+  # calls (`MAX_NESTED_HOST_CALLS`), so the test parks the driver 99 deep,
+  # the deepest a chain can go.
   #
   # Not async: it holds the VM's single system monitor and counts
   # `long_schedule` reports, which other tests could cause.
@@ -11,7 +13,7 @@ defmodule Wasmbeam.KilledCallerCleanupTest do
 
   alias Wasmbeam.{Caller, Instance, Module}
 
-  @depth 400
+  @depth 99
 
   # `rec(n)` calls the host function `env.h(n)`, whose handler calls
   # `rec(n - 1)` back through its caller until n is 0.
@@ -20,7 +22,7 @@ defmodule Wasmbeam.KilledCallerCleanupTest do
     (func (export "rec") (param i32) (result i32) local.get 0 call $h)
     (func (export "nop")))]
 
-  test "killing a driver parked 400 host calls deep does not stall a scheduler" do
+  test "killing a driver parked 99 host calls deep does not stall a scheduler" do
     test = self()
 
     handler = fn
