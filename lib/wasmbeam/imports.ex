@@ -100,10 +100,17 @@ defmodule Wasmbeam.Imports do
   def resolve(module, imports, options \\ [])
 
   def resolve(%Module{} = module, imports, options) when is_map(imports) do
-    wasi? = Keyword.get(options, :wasi, false)
+    case Wasmbeam.Native.module_imports(module.ref) do
+      {:error, _} = error -> error
+      needed -> resolve_all(needed, imports, Keyword.get(options, :wasi, false))
+    end
+  end
 
-    module
-    |> Module.imports()
+  def resolve(%Module{}, other, _options),
+    do: {:error, Error.new(:argument, "imports must be a map, got: #{inspect(other)}")}
+
+  defp resolve_all(needed, imports, wasi?) do
+    needed
     |> Enum.reduce_while({:ok, []}, fn {mod, name, type}, {:ok, acc} ->
       case resolve_one(imports, mod, name, type, wasi?) do
         {:ok, item} -> {:cont, {:ok, [item | acc]}}
@@ -115,9 +122,6 @@ defmodule Wasmbeam.Imports do
       error -> error
     end
   end
-
-  def resolve(%Module{}, other, _options),
-    do: {:error, Error.new(:argument, "imports must be a map, got: #{inspect(other)}")}
 
   defp resolve_one(imports, mod, name, type, wasi?) do
     case lookup(imports, mod, name) do

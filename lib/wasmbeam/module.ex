@@ -142,11 +142,16 @@ defmodule Wasmbeam.Module do
   (types as in `Wasmbeam.Types`).
   """
   @spec imports(t()) :: [{String.t(), String.t(), Wasmbeam.Types.extern_type()}]
-  def imports(%__MODULE__{ref: ref}), do: Native.module_imports(ref)
+  def imports(%__MODULE__{ref: ref}), do: ref |> Native.module_imports() |> listed()
 
   @doc "The module's exports, in order, as `{name, type}`."
   @spec exports(t()) :: [{String.t(), Wasmbeam.Types.extern_type()}]
-  def exports(%__MODULE__{ref: ref}), do: Native.module_exports(ref)
+  def exports(%__MODULE__{ref: ref}), do: ref |> Native.module_exports() |> listed()
+
+  # A handle whose reference Wasmbeam did not make answers an error: say
+  # so, rather than return something that is not a list.
+  defp listed({:error, %Error{} = error}), do: raise(error)
+  defp listed(list), do: list
 
   @doc """
   Serializes the compiled code, to skip compilation next time with

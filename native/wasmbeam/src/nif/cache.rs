@@ -3,7 +3,9 @@
 //! after their keyed hash is verified (format and checks in
 //! `wasmbeam_core::sealed` and `wasmbeam_core::sealed_file`).
 
+use crate::handle;
 use crate::nif::error::{encode_error, reply};
+use crate::nif::handle_arg::Handle;
 use crate::resources::atoms;
 use crate::resources::engine::EngineResource;
 use crate::resources::module::ModuleResource;
@@ -88,9 +90,10 @@ fn io_error(path: &Path, err: std::io::Error) -> WbError {
 #[rustler::nif(schedule = "DirtyCpu")]
 fn module_cache_entry<'a>(
     env: Env<'a>,
-    engine: ResourceArc<EngineResource>,
+    engine: Handle<EngineResource>,
     bytes: Binary<'a>,
 ) -> Term<'a> {
+    let engine = handle!(env, engine, "engine");
     entry_id(engine.engine(), bytes.as_slice()).encode(env)
 }
 
@@ -100,9 +103,10 @@ fn module_cache_entry<'a>(
 #[rustler::nif]
 fn module_cache_entry_small<'a>(
     env: Env<'a>,
-    engine: ResourceArc<EngineResource>,
+    engine: Handle<EngineResource>,
     bytes: Binary<'a>,
 ) -> Term<'a> {
+    let engine = handle!(env, engine, "engine");
     match check_normal_scheduler_copy(bytes.len() as u64) {
         Ok(()) => entry_id(engine.engine(), bytes.as_slice()).encode(env),
         Err(e) => reply::<()>(env, Err(e)),
@@ -115,11 +119,12 @@ fn module_cache_entry_small<'a>(
 #[rustler::nif(schedule = "DirtyIo")]
 fn module_cache_write<'a>(
     env: Env<'a>,
-    module: ResourceArc<ModuleResource>,
+    module: Handle<ModuleResource>,
     key: Binary<'a>,
     entry: Binary<'a>,
     path: String,
 ) -> Term<'a> {
+    let module = handle!(env, module, "module");
     let result = guard(|| {
         let key = key_of(&key)?;
         let artifact = module
@@ -139,11 +144,12 @@ fn module_cache_write<'a>(
 #[rustler::nif(schedule = "DirtyCpu")]
 fn module_cache_load<'a>(
     env: Env<'a>,
-    engine: ResourceArc<EngineResource>,
+    engine: Handle<EngineResource>,
     key: Binary<'a>,
     entry: Binary<'a>,
     path: String,
 ) -> Term<'a> {
+    let engine = handle!(env, engine, "engine");
     enum Loaded {
         Module(ResourceArc<ModuleResource>),
         Missing,

@@ -2,7 +2,9 @@
 //! handle. Arguments are decoded against the signature, then the run
 //! starts on the store (see `wasmbeam_runtime::driver::store`).
 
+use crate::handle;
 use crate::nif::error::{error, guarded};
+use crate::nif::handle_arg::Handle;
 use crate::nif::step::{encode_begin, me};
 use crate::nif::store::CallOptions;
 use crate::nif::values::decode_args_into;
@@ -37,10 +39,11 @@ pub fn call<'a>(
 #[rustler::nif]
 fn func_call<'a>(
     env: Env<'a>,
-    func: ResourceArc<FuncResource>,
+    func: Handle<FuncResource>,
     arguments: Term<'a>,
     options: CallOptions,
 ) -> Term<'a> {
+    let func = handle!(env, func, "function handle");
     guarded(env, || {
         call(env, &func.store, func.func, &func.sig, arguments, &options)
     })

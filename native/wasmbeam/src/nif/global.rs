@@ -1,16 +1,19 @@
 //! Globals: read, and write when mutable.
 
+use crate::handle;
 use crate::nif::error::{error, guarded, reply};
+use crate::nif::handle_arg::Handle;
 use crate::nif::values::{decode_arg, encode_out};
 use crate::resources::atoms;
 use crate::resources::handles::GlobalResource;
-use rustler::{Encoder, Env, ResourceArc, Term};
+use rustler::{Encoder, Env, Term};
 use wasmbeam_runtime::driver::error::{chain_message, Kind, WbError};
 use wasmbeam_runtime::driver::values::{arg_to_val, val_to_out};
 use wasmtime::{Mutability, RootScope};
 
 #[rustler::nif]
-fn global_get(env: Env, global: ResourceArc<GlobalResource>) -> Term {
+fn global_get(env: Env, global: Handle<GlobalResource>) -> Term {
+    let global = handle!(env, global, "global");
     guarded(env, || {
         let out = global.store.core.with_idle(|s| {
             let mut scope = RootScope::new(&mut *s);
@@ -22,7 +25,8 @@ fn global_get(env: Env, global: ResourceArc<GlobalResource>) -> Term {
 }
 
 #[rustler::nif]
-fn global_set<'a>(env: Env<'a>, global: ResourceArc<GlobalResource>, value: Term<'a>) -> Term<'a> {
+fn global_set<'a>(env: Env<'a>, global: Handle<GlobalResource>, value: Term<'a>) -> Term<'a> {
+    let global = handle!(env, global, "global");
     guarded(env, || {
         if global.ty.mutability() == Mutability::Const {
             return error(

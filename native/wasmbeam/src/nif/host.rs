@@ -2,7 +2,9 @@
 //! pending call, answering it, and the operations a handler performs
 //! through its `Wasmbeam.Caller` (memory, globals, fuel, nested calls).
 
+use crate::handle;
 use crate::nif::error::{error, guarded, reply};
+use crate::nif::handle_arg::Handle;
 use crate::nif::step::{encode_poll_result, me};
 use crate::nif::values::{decode_arg, decode_args};
 use crate::resources::atoms;
@@ -17,7 +19,8 @@ use wasmtime::ValType;
 /// The handlers of the registry that pending host call `id` belongs to, as
 /// a tuple: what a process copies once to run that registry's handlers.
 #[rustler::nif]
-fn host_handlers(env: Env, store: ResourceArc<StoreResource>, id: u64) -> Term {
+fn host_handlers(env: Env, store: Handle<StoreResource>, id: u64) -> Term {
+    let store = handle!(env, store, "store");
     guarded(env, || {
         let registry = store
             .core
@@ -37,10 +40,11 @@ fn host_handlers(env: Env, store: ResourceArc<StoreResource>, id: u64) -> Term {
 #[rustler::nif]
 fn store_answer<'a>(
     env: Env<'a>,
-    store: ResourceArc<StoreResource>,
+    store: Handle<StoreResource>,
     id: u64,
     answer: Term<'a>,
 ) -> Term<'a> {
+    let store = handle!(env, store, "store");
     guarded(env, || {
         let store_id = store.id();
         let polled = store.core.answer(
@@ -93,12 +97,8 @@ fn decode_answer(answer: Term, results: &[ValType], store_id: u64) -> Answer {
 /// `{:global_set, name, value}`, `{:fuel}` or `{:call, name, args}`.
 /// Copies of more than 64 KiB are refused here: `caller_op_large` takes them.
 #[rustler::nif]
-fn caller_op<'a>(
-    env: Env<'a>,
-    store: ResourceArc<StoreResource>,
-    id: u64,
-    op: Term<'a>,
-) -> Term<'a> {
+fn caller_op<'a>(env: Env<'a>, store: Handle<StoreResource>, id: u64, op: Term<'a>) -> Term<'a> {
+    let store = handle!(env, store, "store");
     guarded(env, || run_op(env, &store, id, op, false))
 }
 
@@ -106,10 +106,11 @@ fn caller_op<'a>(
 #[rustler::nif(schedule = "DirtyCpu")]
 fn caller_op_large<'a>(
     env: Env<'a>,
-    store: ResourceArc<StoreResource>,
+    store: Handle<StoreResource>,
     id: u64,
     op: Term<'a>,
 ) -> Term<'a> {
+    let store = handle!(env, store, "store");
     guarded(env, || run_op(env, &store, id, op, true))
 }
 

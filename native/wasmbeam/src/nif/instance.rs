@@ -1,7 +1,9 @@
 //! Instances: a module instantiated into a store with its imports
 //! resolved; calls of exports by name; exports as handles.
 
+use crate::handle;
 use crate::nif::error::{error, guarded, reply};
+use crate::nif::handle_arg::Handle;
 use crate::nif::handles::{encode_func, encode_global, encode_memory, encode_table, encode_tag};
 use crate::nif::imports;
 use crate::nif::step::{busy_or_wait, encode_begin, me};
@@ -29,11 +31,13 @@ use wasmtime::{
 #[rustler::nif]
 fn instance_new<'a>(
     env: Env<'a>,
-    store: ResourceArc<StoreResource>,
-    module: ResourceArc<ModuleResource>,
+    store: Handle<StoreResource>,
+    module: Handle<ModuleResource>,
     imports: Term<'a>,
     options: CallOptions,
 ) -> Term<'a> {
+    let store = handle!(env, store, "store");
+    let module = handle!(env, module, "module");
     guarded(env, || {
         if let Err(e) = same_engine(&store.engine.core, module.engine.engine(), "the module") {
             return error(env, &e);
@@ -70,11 +74,12 @@ fn instance_new<'a>(
 #[rustler::nif]
 fn instance_call<'a>(
     env: Env<'a>,
-    instance: ResourceArc<InstanceResource>,
+    instance: Handle<InstanceResource>,
     name: &str,
     arguments: Term<'a>,
     options: CallOptions,
 ) -> Term<'a> {
+    let instance = handle!(env, instance, "instance");
     // `&str`: the name is read in place, not copied into a `String`.
     guarded(env, || match instance.func(name) {
         Ok((func, sig)) => {
@@ -96,11 +101,8 @@ enum Export {
 /// (`%Wasmbeam.Func{}`, `%Wasmbeam.Memory{}`, `%Wasmbeam.Global{}`,
 /// `%Wasmbeam.Table{}`, `%Wasmbeam.Tag{}`).
 #[rustler::nif]
-fn instance_export<'a>(
-    env: Env<'a>,
-    instance: ResourceArc<InstanceResource>,
-    name: String,
-) -> Term<'a> {
+fn instance_export<'a>(env: Env<'a>, instance: Handle<InstanceResource>, name: String) -> Term<'a> {
+    let instance = handle!(env, instance, "instance");
     guarded(env, || {
         let store = &instance.store;
         let found = store.core.with_idle(|wstore| {
@@ -148,7 +150,8 @@ fn instance_export<'a>(
 
 /// The names of the exports, in order, with their types.
 #[rustler::nif]
-fn instance_exports(env: Env, instance: ResourceArc<InstanceResource>) -> Term {
+fn instance_exports(env: Env, instance: Handle<InstanceResource>) -> Term {
+    let instance = handle!(env, instance, "instance");
     guarded(env, || {
         instance
             .module

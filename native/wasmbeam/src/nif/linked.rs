@@ -1,7 +1,9 @@
 //! Linked modules: a module linked once with its host functions and WASI
 //! (Wasmtime's `InstancePre`), instantiated into any store of its engine.
 
+use crate::handle;
 use crate::nif::error::{error, guarded, reply};
+use crate::nif::handle_arg::Handle;
 use crate::nif::imports;
 use crate::nif::step::{encode_begin, me};
 use crate::nif::store::CallOptions;
@@ -17,11 +19,8 @@ use wasmbeam_runtime::driver::error::{guard, Kind, WbError};
 use wasmbeam_runtime::driver::store::Outcome;
 
 #[rustler::nif]
-fn linked_new<'a>(
-    env: Env<'a>,
-    module: ResourceArc<ModuleResource>,
-    imports: Term<'a>,
-) -> Term<'a> {
+fn linked_new<'a>(env: Env<'a>, module: Handle<ModuleResource>, imports: Term<'a>) -> Term<'a> {
+    let module = handle!(env, module, "module");
     let result = guard(|| {
         let handlers = Arc::new(Handlers::default());
         let specs = imports::decode(imports, &module.module, &handlers, 0)?;
@@ -39,10 +38,12 @@ fn linked_new<'a>(
 #[rustler::nif]
 fn linked_instantiate(
     env: Env,
-    store: ResourceArc<StoreResource>,
-    linked: ResourceArc<LinkedResource>,
+    store: Handle<StoreResource>,
+    linked: Handle<LinkedResource>,
     options: CallOptions,
 ) -> Term {
+    let store = handle!(env, store, "store");
+    let linked = handle!(env, linked, "linked module");
     guarded(env, || {
         if let Err(e) = same_engine(
             &store.engine.core,

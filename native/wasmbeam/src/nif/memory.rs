@@ -1,14 +1,17 @@
 //! Linear memories: size, grow, and bounds-checked reads and writes.
 
+use crate::handle;
 use crate::nif::error::{error, guarded, reply};
+use crate::nif::handle_arg::Handle;
 use crate::resources::atoms;
 use crate::resources::handles::MemoryResource;
-use rustler::{Binary, Encoder, Env, NewBinary, ResourceArc, Term};
+use rustler::{Binary, Encoder, Env, NewBinary, Term};
 use wasmbeam_runtime::driver::error::{Kind, WbError};
 use wasmbeam_runtime::driver::memory::{check_normal_scheduler_copy, range};
 
 #[rustler::nif]
-fn memory_size(env: Env, memory: ResourceArc<MemoryResource>) -> Term {
+fn memory_size(env: Env, memory: Handle<MemoryResource>) -> Term {
+    let memory = handle!(env, memory, "memory");
     guarded(env, || {
         let r = memory
             .store
@@ -19,7 +22,8 @@ fn memory_size(env: Env, memory: ResourceArc<MemoryResource>) -> Term {
 }
 
 #[rustler::nif]
-fn memory_grow(env: Env, memory: ResourceArc<MemoryResource>, pages: u64) -> Term {
+fn memory_grow(env: Env, memory: Handle<MemoryResource>, pages: u64) -> Term {
+    let memory = handle!(env, memory, "memory");
     guarded(env, || {
         let r = memory.store.core.with_idle(|s| {
             memory.memory.grow(&mut *s, pages).map_err(|e| {
@@ -80,33 +84,37 @@ fn write<'a>(
 }
 
 #[rustler::nif]
-fn memory_read(env: Env, memory: ResourceArc<MemoryResource>, offset: u64, len: u64) -> Term {
+fn memory_read(env: Env, memory: Handle<MemoryResource>, offset: u64, len: u64) -> Term {
+    let memory = handle!(env, memory, "memory");
     guarded(env, || read(env, &memory, offset, len, false))
 }
 
 /// The same as `memory_read`, for large ranges: copying many megabytes runs
 /// on a dirty scheduler instead of a normal one.
 #[rustler::nif(schedule = "DirtyIo")]
-fn memory_read_large(env: Env, memory: ResourceArc<MemoryResource>, offset: u64, len: u64) -> Term {
+fn memory_read_large(env: Env, memory: Handle<MemoryResource>, offset: u64, len: u64) -> Term {
+    let memory = handle!(env, memory, "memory");
     guarded(env, || read(env, &memory, offset, len, true))
 }
 
 #[rustler::nif]
 fn memory_write<'a>(
     env: Env<'a>,
-    memory: ResourceArc<MemoryResource>,
+    memory: Handle<MemoryResource>,
     offset: u64,
     bytes: Binary<'a>,
 ) -> Term<'a> {
+    let memory = handle!(env, memory, "memory");
     guarded(env, || write(env, &memory, offset, bytes, false))
 }
 
 #[rustler::nif(schedule = "DirtyIo")]
 fn memory_write_large<'a>(
     env: Env<'a>,
-    memory: ResourceArc<MemoryResource>,
+    memory: Handle<MemoryResource>,
     offset: u64,
     bytes: Binary<'a>,
 ) -> Term<'a> {
+    let memory = handle!(env, memory, "memory");
     guarded(env, || write(env, &memory, offset, bytes, true))
 }

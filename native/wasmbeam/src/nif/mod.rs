@@ -8,6 +8,7 @@ pub mod engine;
 pub mod error;
 pub mod func;
 pub mod global;
+pub mod handle_arg;
 pub mod handles;
 pub mod host;
 pub mod imports;

@@ -1,6 +1,8 @@
 //! Modules: compiled code, shareable by any number of stores of one engine.
 
+use crate::handle;
 use crate::nif::error::{guarded, reply};
+use crate::nif::handle_arg::Handle;
 use crate::nif::types::extern_type;
 use crate::resources::atoms;
 use crate::resources::compiler;
@@ -63,11 +65,8 @@ fn compile(engine: &ResourceArc<EngineResource>, bytes: &[u8]) -> WbResult<Modul
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
-fn module_compile<'a>(
-    env: Env<'a>,
-    engine: ResourceArc<EngineResource>,
-    bytes: Binary<'a>,
-) -> Term<'a> {
+fn module_compile<'a>(env: Env<'a>, engine: Handle<EngineResource>, bytes: Binary<'a>) -> Term<'a> {
+    let engine = handle!(env, engine, "engine");
     reply(
         env,
         guard(|| compile(&engine, bytes.as_slice()).map(ResourceArc::new)),
@@ -81,9 +80,10 @@ fn module_compile<'a>(
 #[rustler::nif]
 fn module_compile_start<'a>(
     env: Env<'a>,
-    engine: ResourceArc<EngineResource>,
+    engine: Handle<EngineResource>,
     bytes: Binary<'a>,
 ) -> Term<'a> {
+    let engine = handle!(env, engine, "engine");
     guarded(env, || {
         // The binary is kept, not copied: saving a large binary in an
         // environment of the job's own takes a reference to it.
@@ -110,9 +110,10 @@ fn module_compile_start<'a>(
 #[rustler::nif(schedule = "DirtyCpu")]
 fn module_validate<'a>(
     env: Env<'a>,
-    engine: ResourceArc<EngineResource>,
+    engine: Handle<EngineResource>,
     bytes: Binary<'a>,
 ) -> Term<'a> {
+    let engine = handle!(env, engine, "engine");
     reply(
         env,
         guard(|| {
@@ -129,7 +130,8 @@ fn module_name(module: ResourceArc<ModuleResource>) -> Option<String> {
 }
 
 #[rustler::nif]
-fn module_imports(env: Env, module: ResourceArc<ModuleResource>) -> Term {
+fn module_imports(env: Env, module: Handle<ModuleResource>) -> Term {
+    let module = handle!(env, module, "module");
     guarded(env, || {
         module
             .module
@@ -141,7 +143,8 @@ fn module_imports(env: Env, module: ResourceArc<ModuleResource>) -> Term {
 }
 
 #[rustler::nif]
-fn module_exports(env: Env, module: ResourceArc<ModuleResource>) -> Term {
+fn module_exports(env: Env, module: Handle<ModuleResource>) -> Term {
+    let module = handle!(env, module, "module");
     guarded(env, || {
         module
             .module
@@ -171,9 +174,10 @@ fn module_key(key: Binary) -> WbResult<[u8; artifact::KEY_LEN]> {
 #[rustler::nif(schedule = "DirtyCpu")]
 fn module_serialize<'a>(
     env: Env<'a>,
-    module: ResourceArc<ModuleResource>,
+    module: Handle<ModuleResource>,
     key: Option<Binary<'a>>,
 ) -> Term<'a> {
+    let module = handle!(env, module, "module");
     let result = guard(|| {
         let key = key.map(module_key).transpose()?;
         let payload = module
@@ -198,10 +202,11 @@ fn module_serialize<'a>(
 #[rustler::nif(schedule = "DirtyCpu")]
 fn module_deserialize<'a>(
     env: Env<'a>,
-    engine: ResourceArc<EngineResource>,
+    engine: Handle<EngineResource>,
     bytes: Binary<'a>,
     key: Binary<'a>,
 ) -> Term<'a> {
+    let engine = handle!(env, engine, "engine");
     let result = guard(|| {
         let key = module_key(key)?;
         let payload = artifact::open_sealed(&key, bytes.as_slice())
@@ -219,9 +224,10 @@ fn module_deserialize<'a>(
 #[rustler::nif(schedule = "DirtyCpu")]
 fn module_deserialize_unsafe<'a>(
     env: Env<'a>,
-    engine: ResourceArc<EngineResource>,
+    engine: Handle<EngineResource>,
     bytes: Binary<'a>,
 ) -> Term<'a> {
+    let engine = handle!(env, engine, "engine");
     let result = guard(|| {
         let payload =
             artifact::unwrap(bytes.as_slice()).map_err(|m| WbError::new(Kind::Deserialize, m))?;

@@ -1,7 +1,9 @@
 //! Stores: creation with limits, the NIFs that drive a run after its
 //! first poll (resume, deadline in I/O, cancel), and fuel.
 
+use crate::handle;
 use crate::nif::error::{error, guarded, reply};
+use crate::nif::handle_arg::Handle;
 use crate::nif::step::{encode_poll_result, me};
 use crate::resources::atoms;
 use crate::resources::engine::EngineResource;
@@ -41,7 +43,8 @@ impl CallOptions {
 }
 
 #[rustler::nif]
-fn store_new(env: Env, engine: ResourceArc<EngineResource>, options: StoreOptions) -> Term {
+fn store_new(env: Env, engine: Handle<EngineResource>, options: StoreOptions) -> Term {
+    let engine = handle!(env, engine, "engine");
     let limits = StoreLimitsSpec {
         memory_size: options.memory_size,
         table_elements: options.table_elements,
@@ -61,7 +64,8 @@ fn store_new(env: Env, engine: ResourceArc<EngineResource>, options: StoreOption
 
 /// Polls the call running on `store` for one more slice.
 #[rustler::nif]
-fn store_resume(env: Env, store: ResourceArc<StoreResource>) -> Term {
+fn store_resume(env: Env, store: Handle<StoreResource>) -> Term {
+    let store = handle!(env, store, "store");
     guarded(env, || {
         let polled = store.core.resume(me(env), &store.notify(env));
         encode_poll_result(env, &store, polled)
@@ -73,7 +77,8 @@ fn store_resume(env: Env, store: ResourceArc<StoreResource>) -> Term {
 /// epoch check; if it does not finish at once the store is lost. Stopping
 /// polls and may sleep: a dirty scheduler.
 #[rustler::nif(schedule = "DirtyCpu")]
-fn store_io_timeout(env: Env, store: ResourceArc<StoreResource>) -> Term {
+fn store_io_timeout(env: Env, store: Handle<StoreResource>) -> Term {
+    let store = handle!(env, store, "store");
     guarded(env, || {
         let message = match store.core.cancel(None, &store.notify(env)) {
             Ok(_) => "the call ran past its timeout while waiting for I/O".to_string(),
@@ -110,7 +115,8 @@ fn store_usable(store: ResourceArc<StoreResource>) -> bool {
 }
 
 #[rustler::nif]
-fn store_fuel(env: Env, store: ResourceArc<StoreResource>) -> Term {
+fn store_fuel(env: Env, store: Handle<StoreResource>) -> Term {
+    let store = handle!(env, store, "store");
     guarded(env, || {
         let result = store
             .core
@@ -121,7 +127,8 @@ fn store_fuel(env: Env, store: ResourceArc<StoreResource>) -> Term {
 
 /// The fuel the last call used: what it started with minus what is left.
 #[rustler::nif]
-fn store_fuel_consumed(env: Env, store: ResourceArc<StoreResource>) -> Term {
+fn store_fuel_consumed(env: Env, store: Handle<StoreResource>) -> Term {
+    let store = handle!(env, store, "store");
     guarded(env, || {
         let result = store.core.with_idle(|s| {
             let left = s.get_fuel().map_err(|_| WbError::fuel_disabled())?;
@@ -132,7 +139,8 @@ fn store_fuel_consumed(env: Env, store: ResourceArc<StoreResource>) -> Term {
 }
 
 #[rustler::nif]
-fn store_set_fuel(env: Env, store: ResourceArc<StoreResource>, fuel: u64) -> Term {
+fn store_set_fuel(env: Env, store: Handle<StoreResource>, fuel: u64) -> Term {
+    let store = handle!(env, store, "store");
     guarded(env, || {
         let result = store
             .core
@@ -148,7 +156,8 @@ fn store_set_fuel(env: Env, store: ResourceArc<StoreResource>, fuel: u64) -> Ter
 /// :poisoned}}` when the store is lost (already, or because the call could
 /// not be stopped). Stopping polls and may sleep: a dirty scheduler.
 #[rustler::nif(schedule = "DirtyCpu")]
-fn store_cancel(env: Env, store: ResourceArc<StoreResource>) -> Term {
+fn store_cancel(env: Env, store: Handle<StoreResource>) -> Term {
+    let store = handle!(env, store, "store");
     guarded(env, || {
         match store.core.cancel(Some(me(env)), &store.notify(env)) {
             Ok(Cancelled::Stopped) => atoms::ok().encode(env),

@@ -1,15 +1,18 @@
 //! Tables: size and element reads.
 
+use crate::handle;
 use crate::nif::error::{guarded, reply};
+use crate::nif::handle_arg::Handle;
 use crate::nif::values::encode_out;
 use crate::resources::handles::TableResource;
-use rustler::{Env, ResourceArc, Term};
+use rustler::{Env, Term};
 use wasmbeam_runtime::driver::error::{Kind, WbError};
 use wasmbeam_runtime::driver::values::ref_to_out;
 use wasmtime::RootScope;
 
 #[rustler::nif]
-fn table_size(env: Env, table: ResourceArc<TableResource>) -> Term {
+fn table_size(env: Env, table: Handle<TableResource>) -> Term {
+    let table = handle!(env, table, "table");
     guarded(env, || {
         reply(
             env,
@@ -19,7 +22,8 @@ fn table_size(env: Env, table: ResourceArc<TableResource>) -> Term {
 }
 
 #[rustler::nif]
-fn table_get(env: Env, table: ResourceArc<TableResource>, index: u64) -> Term {
+fn table_get(env: Env, table: Handle<TableResource>, index: u64) -> Term {
+    let table = handle!(env, table, "table");
     guarded(env, || {
         let out = table.store.core.with_idle(|s| {
             let mut scope = RootScope::new(&mut *s);

@@ -3,7 +3,9 @@
 //! (see `wasmbeam_runtime::driver::wasi_io`), and stdin pipes are written
 //! and closed from Elixir.
 
+use crate::handle;
 use crate::nif::error::{guarded, reply};
+use crate::nif::handle_arg::Handle;
 use crate::resources::atoms;
 use crate::resources::pipe::PipeResource;
 use crate::resources::store::{StoreResource, StreamTarget, StreamTargets};
@@ -23,7 +25,8 @@ fn wasi_pipe_new(env: Env) -> Term {
 }
 
 #[rustler::nif]
-fn wasi_pipe_write<'a>(env: Env<'a>, pipe: ResourceArc<PipeResource>, data: Binary) -> Term<'a> {
+fn wasi_pipe_write<'a>(env: Env<'a>, pipe: Handle<PipeResource>, data: Binary) -> Term<'a> {
+    let pipe = handle!(env, pipe, "WASI pipe");
     guarded(env, || {
         reply(env, pipe.pipe.write(data.as_slice()).map(|()| atoms::ok()))
     })
@@ -105,12 +108,13 @@ fn decode_stdin(term: Term) -> WbResult<Arc<Pipe>> {
 #[rustler::nif]
 fn store_set_wasi<'a>(
     env: Env<'a>,
-    store: ResourceArc<StoreResource>,
+    store: Handle<StoreResource>,
     options: WasiOptions,
     stdin: Term<'a>,
     stdout: Term<'a>,
     stderr: Term<'a>,
 ) -> Term<'a> {
+    let store = handle!(env, store, "store");
     guarded(env, || {
         let result = (|| {
             let stdin = decode_stdin(stdin)?;
@@ -139,7 +143,8 @@ fn store_set_wasi<'a>(
 
 /// What the guest wrote to captured stdout and stderr since the last take.
 #[rustler::nif]
-fn store_wasi_output<'a>(env: Env<'a>, store: ResourceArc<StoreResource>) -> Term<'a> {
+fn store_wasi_output<'a>(env: Env<'a>, store: Handle<StoreResource>) -> Term<'a> {
+    let store = handle!(env, store, "store");
     guarded(env, || {
         let result = match store.core.wasi.get() {
             None => Err(WbError::new(
