@@ -110,7 +110,7 @@ defmodule Wasmbeam.Engine do
   """
   @spec compatibility_hash(t()) :: non_neg_integer()
   def compatibility_hash(%__MODULE__{ref: ref}),
-    do: Wasmbeam.Native.engine_compatibility_hash(ref)
+    do: ref |> Wasmbeam.Native.engine_compatibility_hash() |> checked()
 
   @doc """
   Whether the engine's epoch ticker thread runs at real-time priority (see
@@ -122,7 +122,13 @@ defmodule Wasmbeam.Engine do
       true
   """
   @spec ticker_realtime?(t()) :: boolean()
-  def ticker_realtime?(%__MODULE__{ref: ref}), do: Wasmbeam.Native.engine_ticker_realtime(ref)
+  def ticker_realtime?(%__MODULE__{ref: ref}),
+    do: ref |> Wasmbeam.Native.engine_ticker_realtime() |> checked()
+
+  # A handle whose reference Wasmbeam did not make answers an error: raise
+  # it, as the value these functions return has no room for one.
+  defp checked({:error, %Wasmbeam.Error{} = error}), do: raise(error)
+  defp checked(value), do: value
 
   defimpl Inspect do
     def inspect(engine, _opts) do

@@ -135,7 +135,7 @@ defmodule Wasmbeam.Module do
 
   @doc "The module's name from its name section, if any."
   @spec name(t()) :: String.t() | nil
-  def name(%__MODULE__{ref: ref}), do: Native.module_name(ref)
+  def name(%__MODULE__{ref: ref}), do: ref |> Native.module_name() |> checked()
 
   @doc """
   The imports the module needs, in order, as `{module, name, type}`
@@ -152,6 +152,9 @@ defmodule Wasmbeam.Module do
   # so, rather than return something that is not a list.
   defp listed({:error, %Error{} = error}), do: raise(error)
   defp listed(list), do: list
+
+  defp checked({:error, %Error{} = error}), do: raise(error)
+  defp checked(name), do: name
 
   @doc """
   Serializes the compiled code, to skip compilation next time with

@@ -49,6 +49,19 @@ defmodule Wasmbeam.ForgedHandlesTest do
       assert message =~ "not a live"
     end
 
+    # Functions that answer a plain value raise the same clear error.
+    for fun <- [
+          fn -> Module.name(forged(module)) end,
+          fn -> Module.exports(forged(module)) end,
+          fn -> Engine.compatibility_hash(engine) end,
+          fn -> Engine.ticker_realtime?(engine) end
+        ] do
+      assert %Error{kind: :argument, message: "not a live" <> _} = catch_error(fun.())
+    end
+
+    assert {:error, %Error{kind: :argument}} =
+             Wasmbeam.Wasi.Pipe.close(%Wasmbeam.Wasi.Pipe{ref: make_ref()})
+
     # The real handles still work.
     assert {:ok, [5]} = Instance.call(ctx.instance, "f", [5])
   end

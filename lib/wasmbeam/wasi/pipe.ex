@@ -39,7 +39,7 @@ defmodule Wasmbeam.Wasi.Pipe do
   end
 
   @doc "Closes the pipe: the guest reads what is left, then end-of-file."
-  @spec close(t()) :: :ok
+  @spec close(t()) :: :ok | {:error, Error.t()}
   def close(%__MODULE__{ref: ref}), do: Native.wasi_pipe_close(ref)
 
   defp ok({:ok, :ok}), do: :ok

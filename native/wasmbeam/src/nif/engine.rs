@@ -1,10 +1,12 @@
 //! Engines: a Wasmtime `Engine` built from a validated configuration,
 //! with its place on the shared epoch ticker that time-slices every store.
 
+use crate::handle;
 use crate::nif::error::reply;
+use crate::nif::handle_arg::Handle;
 use crate::resources::atoms;
 use crate::resources::engine::EngineResource;
-use rustler::{Atom, Env, NifMap, ResourceArc, Term};
+use rustler::{Atom, Encoder, Env, NifMap, ResourceArc, Term};
 use std::sync::Arc;
 use wasmbeam_runtime::driver::engine::EngineCore;
 use wasmbeam_runtime::driver::error::{chain_message, guard, Kind, WbError, WbResult};
@@ -142,8 +144,9 @@ fn engine_new(env: Env, config: EngineConfig) -> Term {
 
 /// Whether the engine's epoch ticker runs at real-time priority.
 #[rustler::nif]
-fn engine_ticker_realtime(engine: ResourceArc<EngineResource>) -> bool {
-    engine.core.ticker.realtime
+fn engine_ticker_realtime(env: Env, engine: Handle<EngineResource>) -> Term {
+    let engine = handle!(env, engine, "engine");
+    engine.core.ticker.realtime.encode(env)
 }
 
 /// Identifies the code-generation settings of an engine: engines with
@@ -152,8 +155,9 @@ fn engine_ticker_realtime(engine: ResourceArc<EngineResource>) -> bool {
 /// its own header on load). The first 64 bits of the fingerprint the module
 /// cache keys its files by: one definition of "same engine".
 #[rustler::nif]
-fn engine_compatibility_hash(engine: ResourceArc<EngineResource>) -> u64 {
+fn engine_compatibility_hash(env: Env, engine: Handle<EngineResource>) -> Term {
+    let engine = handle!(env, engine, "engine");
     let fingerprint = crate::nif::cache::engine_fingerprint(engine.engine());
     let first: [u8; 8] = fingerprint.as_bytes()[..8].try_into().expect("32 bytes");
-    u64::from_le_bytes(first)
+    u64::from_le_bytes(first).encode(env)
 }

@@ -125,8 +125,9 @@ fn module_validate<'a>(
 }
 
 #[rustler::nif]
-fn module_name(module: ResourceArc<ModuleResource>) -> Option<String> {
-    module.module.name().map(str::to_owned)
+fn module_name(env: Env, module: Handle<ModuleResource>) -> Term {
+    let module = handle!(env, module, "module");
+    module.module.name().encode(env)
 }
 
 #[rustler::nif]

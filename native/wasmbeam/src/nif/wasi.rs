@@ -33,9 +33,10 @@ fn wasi_pipe_write<'a>(env: Env<'a>, pipe: Handle<PipeResource>, data: Binary) -
 }
 
 #[rustler::nif]
-fn wasi_pipe_close(pipe: ResourceArc<PipeResource>) -> rustler::Atom {
+fn wasi_pipe_close(env: Env, pipe: Handle<PipeResource>) -> Term {
+    let pipe = handle!(env, pipe, "WASI pipe");
     pipe.pipe.close();
-    atoms::ok()
+    atoms::ok().encode(env)
 }
 
 /// `Wasmbeam.Wasi.Options`, as the NIF takes it (already checked in Elixir).
