@@ -40,7 +40,10 @@ pub fn open_verified(
 ) -> Result<(File, usize), OpenError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        // O_NONBLOCK: a FIFO put in the file's place opens at once (and is
+        // refused by the type check below) instead of blocking for a
+        // writer; reads of a regular file are not affected.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => OpenError::Missing,
@@ -158,6 +161,20 @@ mod tests {
         ));
         std::fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn a_fifo_in_the_entry_place_is_refused_without_blocking() {
+        let d = dir();
+        let path = d.join("fifo.cwasm");
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // Without O_NONBLOCK this open would wait for a writer for ever.
+        assert!(matches!(
+            open_verified(&path, &[1; KEY_LEN], b"e"),
+            Err(OpenError::Refused(_))
+        ));
     }
 
     #[test]
