@@ -307,8 +307,11 @@ defmodule Wasmbeam.WasiTest do
           instance_options: [wasi: [args: ["echo"], stdin: pipe]]
         )
 
+      # The server has taken the call before it takes the info request.
+      :erlang.trace(server, true, [:receive])
       task = Task.async(fn -> Instance.call(server, "_start", [], timeout: 10_000) end)
-      Process.sleep(50)
+      assert_receive {:trace, ^server, :receive, {:"$wasmbeam_call", _, _, "_start", _, _}}
+      :erlang.trace(server, false, [:receive])
       assert {:ok, %{running: true}} = Wasmbeam.Instance.Server.info(server)
       assert Task.yield(task, 0) == nil
       :ok = Pipe.write(pipe, "data")
@@ -419,18 +422,39 @@ defmodule Wasmbeam.WasiTest do
   end
 
   # The process sits in `receive` (waiting for a wake message), not
-  # running and not in a NIF.
-  defp assert_blocked_in_receive(pid, tries \\ 200) do
+  # running and not in a NIF. Checked again each time it is scheduled out
+  # (a trace message), until it is.
+  defp assert_blocked_in_receive(pid) do
+    :erlang.trace(pid, true, [:running])
+
+    try do
+      wait_blocked(pid)
+    after
+      :erlang.trace(pid, false, [:running])
+      flush_running_traces(pid)
+    end
+  end
+
+  defp wait_blocked(pid) do
     case Process.info(pid, [:status, :current_function]) do
       [status: :waiting, current_function: {Wasmbeam.Driver, :drive, 3}] ->
         :ok
 
-      _ when tries > 0 ->
-        Process.sleep(5)
-        assert_blocked_in_receive(pid, tries - 1)
-
       other ->
-        flunk("expected #{inspect(pid)} to wait in Wasmbeam.Driver, got #{inspect(other)}")
+        receive do
+          {:trace, ^pid, :out, _} -> wait_blocked(pid)
+        after
+          5_000 ->
+            flunk("expected #{inspect(pid)} to wait in Wasmbeam.Driver, got #{inspect(other)}")
+        end
+    end
+  end
+
+  defp flush_running_traces(pid) do
+    receive do
+      {:trace, ^pid, event, _} when event in [:in, :out] -> flush_running_traces(pid)
+    after
+      0 -> :ok
     end
   end
 end
