@@ -3,8 +3,10 @@ defmodule Wasmbeam.ModuleCache do
   A cache of compiled modules, so that a module is compiled once — not
   once per call site, process, or VM restart.
 
-  Compiling a large module takes seconds (CPython for WASI, 20 MB: about
-  2 s here); loading it from this cache takes milliseconds. `compile/3`
+  Compiling a large module takes seconds (CPython for WASI, 20 MB: 5.3-5.9 s
+  with Cranelift on the 2-core development machine, measured 2026-12-03 at
+  load average 1-2; more under load, see the README's "Cold start");
+  loading it from this cache takes milliseconds. `compile/3`
   looks in three places, in order:
 
     1. **memory**: a module compiled from the same bytes by the same engine

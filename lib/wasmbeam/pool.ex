@@ -591,9 +591,6 @@ defmodule Wasmbeam.Pool do
     with {:ok, _id, state} <- create(state, nil, false), do: fill(state, count - 1)
   end
 
-  # The one place instances are made (a linked module, Wasmtime's
-  # InstancePre, would slot in here). A new instance is claimed for
-  # `holder` (or free when nil); only pooled ones are listed for claims.
   # Links the module with its imports once, so that each instance is only
   # created (Wasmtime's InstancePre). Imports that belong to a store
   # (another instance's exports, defined memories...) cannot be linked
@@ -607,6 +604,9 @@ defmodule Wasmbeam.Pool do
     end
   end
 
+  # The one place instances are made: from the linked module when there
+  # is one. A new instance is claimed for `holder` (or free when nil);
+  # only pooled ones are listed for claims.
   defp create(state, holder, overflow?) do
     made =
       if state.linked,
