@@ -43,6 +43,19 @@ defmodule Wasmbeam.Error do
       iex> {:error, error} = Wasmbeam.Module.compile("(module (func (export \\"f\\") (result i32) i64.const 1))")
       iex> error.kind
       :validation
+
+  ## Inspecting
+
+  An error inspects as its kind and message, with its trap code, exit code
+  or byte offset when it has one (`#Wasmbeam.Error<timeout: the call ran
+  past its timeout>`); it is still a struct with all its fields
+  (`error.backtrace`, or `inspect(error, structs: false)` to see them all),
+  and `Exception.message/1` adds the Wasm backtrace.
+
+      iex> Wasmbeam.Error.new(:timeout, "the call ran past its timeout")
+      #Wasmbeam.Error<timeout: the call ran past its timeout>
+      iex> %Wasmbeam.Error{kind: :trap, trap: :unreachable, message: "wasm trap: unreachable"}
+      #Wasmbeam.Error<trap unreachable: wasm trap: unreachable>
   """
 
   @kinds [
@@ -138,4 +151,18 @@ defmodule Wasmbeam.Error do
   """
   @spec kinds() :: [kind()]
   def kinds, do: @kinds
+
+  defimpl Inspect do
+    def inspect(%{kind: kind, message: message} = error, _opts) do
+      detail =
+        cond do
+          error.trap != nil -> " #{error.trap}"
+          error.exit_code != nil -> " #{error.exit_code}"
+          true -> ""
+        end
+
+      offset = if error.offset, do: " (at byte offset #{error.offset})", else: ""
+      "#Wasmbeam.Error<#{kind}#{detail}: #{message}#{offset}>"
+    end
+  end
 end

@@ -342,12 +342,8 @@ defmodule Wasmbeam.Instance do
   end
 
   defimpl Inspect do
-    def inspect(instance, _opts) do
-      exports =
-        instance
-        |> Wasmbeam.Instance.exports()
-        |> Enum.map_join(", ", fn {name, type} -> "#{name}: #{Wasmbeam.Types.format(type)}" end)
-
+    def inspect(instance, opts) do
+      exports = Wasmbeam.Types.format_exports(Wasmbeam.Instance.exports(instance), opts)
       "#Wasmbeam.Instance<#{exports}>"
     end
   end

@@ -274,12 +274,8 @@ defmodule Wasmbeam.Module do
     do: Error.new(:argument, "expected a %Wasmbeam.Engine{}, got: #{inspect(engine, limit: 5)}")
 
   defimpl Inspect do
-    def inspect(module, _opts) do
-      exports =
-        module
-        |> Wasmbeam.Module.exports()
-        |> Enum.map_join(", ", fn {name, type} -> "#{name}: #{Wasmbeam.Types.format(type)}" end)
-
+    def inspect(module, opts) do
+      exports = Wasmbeam.Types.format_exports(Wasmbeam.Module.exports(module), opts)
       "#Wasmbeam.Module<#{exports}>"
     end
   end

@@ -25,3 +25,67 @@ defmodule Wasmbeam.RoughEdgesTest do
     end
   end
 end
+
+defmodule Wasmbeam.RoughEdgesInspectTest do
+  use ExUnit.Case, async: true
+
+  alias Wasmbeam.{Error, Instance, LinkedModule, Module}
+
+  defp many_exports(n) do
+    funcs =
+      for i <- 1..n,
+          into: "",
+          do:
+            ~s[(func (export "function_number_#{i}") (param i32 i64) (result f64) f64.const 0)\n]
+
+    Module.compile!("(module #{funcs})")
+  end
+
+  test "Inspect of modules, instances and linked modules honours :limit" do
+    module = many_exports(300)
+    instance = Instance.new!(module)
+    linked = LinkedModule.new!(module)
+
+    for term <- [module, instance, linked] do
+      # inspect/2's default limit is 50
+      text = inspect(term)
+      assert text =~ "function_number_50: "
+      refute text =~ "function_number_51: "
+      assert text =~ "... (250 more)"
+      assert byte_size(text) < 3_000
+
+      short = inspect(term, limit: 2)
+      assert short =~ "function_number_2: func (i32, i64) -> f64, ... (298 more)>"
+      refute short =~ "function_number_3"
+
+      full = inspect(term, limit: :infinity)
+      assert full =~ "function_number_300: "
+      refute full =~ "more)"
+    end
+
+    assert inspect(many_exports(2)) ==
+             "#Wasmbeam.Module<function_number_1: func (i32, i64) -> f64, function_number_2: func (i32, i64) -> f64>"
+  end
+
+  test "%Wasmbeam.Error{} inspects as its kind and message, and keeps its fields" do
+    {:error, error} =
+      Wasmbeam.load(~S[(module (func (export "boom") unreachable))])
+      |> then(fn {:ok, i} -> Instance.call(i, "boom", []) end)
+
+    text = inspect(error)
+    assert text =~ ~r/^#Wasmbeam.Error<trap unreachable: .+>$/
+    refute text =~ "backtrace"
+    assert [_ | _] = error.backtrace
+    assert inspect(error, structs: false) =~ "backtrace:"
+    assert Exception.message(error) =~ "wasm backtrace"
+
+    assert inspect({:error, Error.new(:timeout, "the call ran past its timeout")}) ==
+             "{:error, #Wasmbeam.Error<timeout: the call ran past its timeout>}"
+
+    assert inspect(%Error{kind: :validation, message: "bad", offset: 9}) ==
+             "#Wasmbeam.Error<validation: bad (at byte offset 9)>"
+
+    assert inspect(%Error{kind: :exit, message: "exit", exit_code: 3}) ==
+             "#Wasmbeam.Error<exit 3: exit>"
+  end
+end
