@@ -89,3 +89,58 @@ defmodule Wasmbeam.RoughEdgesInspectTest do
              "#Wasmbeam.Error<exit 3: exit>"
   end
 end
+
+defmodule Wasmbeam.RoughEdgesPoolTest do
+  use ExUnit.Case, async: true
+
+  alias Wasmbeam.{Error, Module, Pool}
+
+  @add ~S[(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))]
+
+  test "Pool.stop/3 stops a pool, and only a pool" do
+    {:ok, pool} = Pool.start_link(module: Module.compile!(@add), size: 2)
+    ref = Process.monitor(pool)
+    assert {:ok, [3]} = Pool.call(pool, "add", [1, 2])
+
+    assert Pool.stop(pool) == :ok
+    assert_receive {:DOWN, ^ref, :process, ^pool, :normal}
+    assert {:error, %Error{kind: :down}} = Pool.call(pool, "add", [1, 2])
+    assert {:error, %Error{kind: :down}} = Pool.stop(pool)
+    assert {:error, %Error{kind: :down}} = Pool.stop(:no_such_pool)
+
+    {:ok, agent} = Agent.start_link(fn -> 1 end)
+    assert {:error, %Error{kind: :argument}} = Pool.stop(agent)
+    assert Process.alive?(agent)
+  end
+
+  test "child_spec/1 takes :restart (and :shutdown): a :transient pool stopped normally stays stopped" do
+    module = Module.compile!(@add)
+    name = :"rough_edges_pool_#{System.unique_integer([:positive])}"
+
+    spec =
+      Pool.child_spec(name: name, module: module, size: 1, restart: :transient, shutdown: 1_000)
+
+    assert %{restart: :transient, shutdown: 1_000} = spec
+    refute Keyword.has_key?(hd(elem(spec.start, 2)), :restart)
+
+    {:ok, sup} = Supervisor.start_link([spec], strategy: :one_for_one)
+    first = Process.whereis(name)
+    assert :ok = Pool.stop(name)
+    assert [{^name, :undefined, :worker, _}] = Supervisor.which_children(sup)
+    refute Process.whereis(name) == first
+
+    permanent = :"#{name}_permanent"
+
+    {:ok, _} =
+      Supervisor.start_child(sup, Pool.child_spec(name: permanent, module: module, size: 1))
+
+    before = Process.whereis(permanent)
+    assert :ok = Pool.stop(permanent)
+    # restarted by its supervisor
+    assert [{_, pid, :worker, _}] =
+             Supervisor.which_children(sup) |> Enum.filter(&(elem(&1, 0) == permanent))
+
+    assert is_pid(pid) and pid != before
+    assert {:ok, [5]} = Pool.call(permanent, "add", [2, 3])
+  end
+end
