@@ -137,9 +137,11 @@ defmodule Wasmbeam.Error do
   def new(kind, message), do: %__MODULE__{kind: kind, message: message}
 
   @doc false
-  # Unwraps `{:ok, value}` or raises the error, for the `!` variants.
-  @spec unwrap!({:ok, value} | {:error, t()}) :: value when value: term()
+  # Unwraps `{:ok, value}` (or passes `:ok` on) or raises the error, for
+  # the `!` variants.
+  @spec unwrap!({:ok, value} | :ok | {:error, t()}) :: value | :ok when value: term()
   def unwrap!({:ok, value}), do: value
+  def unwrap!(:ok), do: :ok
   def unwrap!({:error, %__MODULE__{} = error}), do: raise(error)
 
   @doc """

@@ -207,6 +207,11 @@ defmodule Wasmbeam.ModuleCache do
   def compile(other, _, _),
     do: {:error, Error.new(:argument, "expected a Wasmbeam.Engine, got: #{inspect(other)}")}
 
+  @doc "Like `compile/3`, but returns the module or raises `Wasmbeam.Error`."
+  @spec compile!(Engine.t(), binary(), keyword()) :: Wasmbeam.Module.t()
+  def compile!(engine, bytes, options \\ []),
+    do: compile(engine, bytes, options) |> Error.unwrap!()
+
   @doc """
   Reads a `.wasm` or `.wat` file and compiles it through the cache; for
   tools such as `mix wasmbeam.run`.
@@ -222,6 +227,11 @@ defmodule Wasmbeam.ModuleCache do
   def compile_file(engine, path, options \\ []) do
     with {:ok, bytes} <- Wasmbeam.Module.read_file(path), do: compile(engine, bytes, options)
   end
+
+  @doc "Like `compile_file/3`, but returns the module or raises `Wasmbeam.Error`."
+  @spec compile_file!(Engine.t(), Path.t(), keyword()) :: Wasmbeam.Module.t()
+  def compile_file!(engine, path, options \\ []),
+    do: compile_file(engine, path, options) |> Error.unwrap!()
 
   @doc """
   The cache key of `bytes` compiled by `engine`, 64 hex digits: the file
@@ -262,6 +272,10 @@ defmodule Wasmbeam.ModuleCache do
       {:ok, path}
     end
   end
+
+  @doc "Like `precompile/3`, but returns the path or raises `Wasmbeam.Error`."
+  @spec precompile!(Engine.t(), binary(), Path.t()) :: Path.t()
+  def precompile!(engine, bytes, dir), do: precompile(engine, bytes, dir) |> Error.unwrap!()
 
   defp mkdir(dir) do
     case File.mkdir_p(dir) do

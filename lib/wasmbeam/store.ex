@@ -136,6 +136,10 @@ defmodule Wasmbeam.Store do
   @spec fuel(t()) :: {:ok, non_neg_integer()} | {:error, Error.t()}
   def fuel(%__MODULE__{ref: ref}), do: Native.store_fuel(ref)
 
+  @doc "Like `fuel/1`, but raises `Wasmbeam.Error`."
+  @spec fuel!(t()) :: non_neg_integer()
+  def fuel!(store), do: fuel(store) |> Error.unwrap!()
+
   @doc """
   The fuel the store's last call used (engines with `consume_fuel: true`).
 
@@ -151,6 +155,10 @@ defmodule Wasmbeam.Store do
   @spec fuel_consumed(t()) :: {:ok, non_neg_integer()} | {:error, Error.t()}
   def fuel_consumed(%__MODULE__{ref: ref}), do: Native.store_fuel_consumed(ref)
 
+  @doc "Like `fuel_consumed/1`, but raises `Wasmbeam.Error`."
+  @spec fuel_consumed!(t()) :: non_neg_integer()
+  def fuel_consumed!(store), do: fuel_consumed(store) |> Error.unwrap!()
+
   @doc "Sets the fuel the store has left."
   @spec set_fuel(t(), non_neg_integer()) :: :ok | {:error, Error.t()}
   def set_fuel(%__MODULE__{}, fuel)
@@ -165,6 +173,10 @@ defmodule Wasmbeam.Store do
       {:error, _} = error -> error
     end
   end
+
+  @doc "Like `set_fuel/2`, but raises `Wasmbeam.Error`."
+  @spec set_fuel!(t(), non_neg_integer()) :: :ok
+  def set_fuel!(store, fuel), do: set_fuel(store, fuel) |> Error.unwrap!()
 
   defimpl Inspect do
     def inspect(store, _opts), do: "#Wasmbeam.Store<#{inspect(store.ref)}>"

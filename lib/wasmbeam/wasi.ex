@@ -195,6 +195,10 @@ defmodule Wasmbeam.Wasi do
     end
   end
 
+  @doc "Like `output/1`, but raises `Wasmbeam.Error`."
+  @spec output!(Instance.t() | Store.t()) :: %{stdout: binary(), stderr: binary()}
+  def output!(instance_or_store), do: output(instance_or_store) |> Error.unwrap!()
+
   @doc false
   # Gives a new store its WASI context (used by `Wasmbeam.Instance.new/3`).
   @spec attach(Store.t(), keyword() | nil) :: :ok | {:error, Error.t()}
