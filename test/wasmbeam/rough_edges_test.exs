@@ -144,3 +144,64 @@ defmodule Wasmbeam.RoughEdgesPoolTest do
     assert {:ok, [5]} = Pool.call(permanent, "add", [2, 3])
   end
 end
+
+defmodule Wasmbeam.RoughEdgesNamesTest do
+  use ExUnit.Case, async: true
+
+  alias Wasmbeam.{Error, Instance, LinkedModule, Module}
+
+  @uses_log ~S[(module (import "env" "log" (func (param i32))) (func (export "f")))]
+
+  test "import maps with atom keys fail with a hint that names are strings" do
+    module = Module.compile!(@uses_log)
+    log = {:fn, [:i32], [], fn _caller, _x -> :ok end}
+
+    assert {:error, %Error{kind: :link, message: message}} =
+             Instance.new(module, %{env: %{log: log}})
+
+    assert message =~ ~s[missing import "env" "log"]
+    assert message =~ ~s[the import map has :env where the module name "env" is needed]
+
+    assert {:error, %Error{kind: :link, message: message}} =
+             Instance.new(module, %{"env" => %{log: log}})
+
+    assert message =~ ~s[the import map has :log where the import name "log" is needed]
+
+    # the same through a linked module, and without atoms no hint
+    assert {:error, %Error{message: ^message}} = LinkedModule.new(module, %{"env" => %{log: log}})
+    assert {:error, %Error{message: plain}} = Instance.new(module, %{"env" => %{}})
+    refute plain =~ "atom"
+    refute plain =~ "names are strings"
+
+    assert {:ok, _} = Instance.new(module, %{"env" => %{"log" => log}})
+  end
+
+  test "imports the module does not use are ignored (documented in Wasmbeam.Imports)" do
+    module = Module.compile!(@uses_log)
+    log = {:fn, [:i32], [], fn _caller, _x -> :ok end}
+
+    assert {:ok, _} =
+             Instance.new(module, %{"env" => %{"log" => log, "extra" => log}, "more" => %{}})
+
+    {:docs_v1, _, _, _, %{"en" => doc}, _, _} = Code.fetch_docs(Wasmbeam.Imports)
+    assert doc =~ "Entries that the module does not import are ignored"
+  end
+
+  test "an atom export name is an :argument error that says how to write it" do
+    instance =
+      Instance.new!(Module.compile!(@uses_log), %{
+        "env" => %{"log" => {:fn, [:i32], [], fn _, _ -> :ok end}}
+      })
+
+    for result <- [
+          Instance.export(instance, :f),
+          Instance.func(instance, :f),
+          Instance.call(instance, :f, [])
+        ] do
+      assert {:error, %Error{kind: :argument, message: message}} = result
+      assert message == ~s[an export name must be a string, got: :f (write "f")]
+    end
+
+    assert_raise Error, ~r/write "f"/, fn -> Instance.func!(instance, :f) end
+  end
+end
