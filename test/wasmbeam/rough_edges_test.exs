@@ -205,3 +205,21 @@ defmodule Wasmbeam.RoughEdgesNamesTest do
     assert_raise Error, ~r/write "f"/, fn -> Instance.func!(instance, :f) end
   end
 end
+
+defmodule Wasmbeam.RoughEdgesDefaultTimeoutTest do
+  use ExUnit.Case, async: true
+
+  # The decision (no default timeout) is written where options are
+  # documented and in the README, and the code does what they say.
+  test "the default call timeout is :infinity, and the docs say so and why" do
+    assert {:ok, %{timeout: nil}} = Wasmbeam.CallOptions.to_native([])
+
+    {:docs_v1, _, _, _, %{"en" => doc}, _, _} = Code.fetch_docs(Wasmbeam.CallOptions)
+    assert doc =~ "## The default timeout is `:infinity`"
+    assert doc =~ "Wasmex"
+
+    readme = File.read!(Path.expand("../../README.md", __DIR__))
+    assert readme =~ "the\ndefault is `:infinity`"
+    assert readme =~ "`Wasmbeam.CallOptions` says why"
+  end
+end
