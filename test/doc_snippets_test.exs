@@ -61,6 +61,63 @@ defmodule Wasmbeam.DocSnippetsTest do
     assert Enum.count(readme, &match?(%{marker: {:"not-executed", _}}, &1)) <= 5
   end
 
+  @tag :tmp_dir
+  test "the runner checks results, exceptions and inspect output, and reports the line", %{
+    tmp_dir: dir
+  } do
+    File.write!(Path.join(dir, "README.md"), ~S"""
+    Text.
+
+    ```elixir
+    iex> x = 1 +
+    ...>   1
+    iex> x * 2
+    4
+    iex> Wasmbeam.Error.new(:timeout, "late")
+    #Wasmbeam.Error<timeout: late>
+    iex> raise ArgumentError, "nope"
+    ** (ArgumentError) no
+    ```
+
+    <!-- not-executed: a fragment -->
+    ```elixir
+    config :app, key: 1
+    ```
+
+    ```elixir
+    iex> 1 + 1
+    3
+    ```
+
+      ```elixir
+      :ok = :ok
+      raise "boom"
+      ```
+    """)
+
+    assert [good, fragment, wrong, plain] = DocSnippets.blocks(dir, "README.md")
+    assert %{kind: :iex, line: 4, marker: nil} = good
+    assert %{kind: :plain, marker: {:"not-executed", "a fragment"}} = fragment
+    assert %{kind: :plain, line: 25, code: ":ok = :ok\nraise \"boom\""} = plain
+
+    assert_raise ExUnit.AssertionError,
+                 ~r/README.md:10: expected \*\* \(ArgumentError\) no\n\s+got \*\* \(ArgumentError\) nope/,
+                 fn ->
+                   DocSnippets.run!(good)
+                 end
+
+    assert :ok = DocSnippets.run!(%{good | code: String.replace(good.code, ") no", ") nope")})
+    assert :ok = DocSnippets.parse!(fragment)
+
+    assert_raise ExUnit.AssertionError, ~r/README.md:20: .*expected 3\n\s+got +2/s, fn ->
+      DocSnippets.run!(wrong)
+    end
+
+    assert_raise ExUnit.AssertionError, ~r/README.md:25: raised \*\* \(RuntimeError\) boom/, fn ->
+      DocSnippets.run!(plain)
+    end
+  end
+
   defp run(block) do
     File.cd!(@root, fn ->
       capture_log(fn -> DocSnippets.run!(block) end)
