@@ -1,8 +1,9 @@
 defmodule Wasmbeam.WasiRunSourceTest do
   # Wasi.run/2 given a path: the module is compiled (through the module
   # cache) before the timeout starts, so `timeout:` bounds the program, not
-  # the compile; options must be a keyword list.
-  use ExUnit.Case, async: true
+  # the compile; options must be a keyword list. Not async: the test looks
+  # in the default cache's directory, which other tests clear.
+  use ExUnit.Case, async: false
 
   alias Wasmbeam.{Engine, Error, Module, ModuleCache, Wasi}
 
