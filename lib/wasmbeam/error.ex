@@ -23,7 +23,9 @@ defmodule Wasmbeam.Error do
     * `:arity`, `:type` - arguments of the wrong number or type
     * `:not_found` - no export of that name
     * `:argument` - any other invalid argument (options, offsets, ...)
-    * `:busy` - another call is running on the same store
+    * `:busy` - the store was running another call: at once with
+      `wait: false` (or from the process running that call), or after
+      waiting the call's whole `timeout:` (see `Wasmbeam.Store`)
     * `:overloaded` - an instance process's queue or a pool's waiting
       queue is full; try again later
     * `:cancelled` - the call was cancelled (`Wasmbeam.Instance.Server.cancel/1`,
