@@ -82,6 +82,20 @@ defmodule Wasmbeam.WasiRunSourceTest do
     assert {:error, %Error{kind: :argument}} = Wasi.run("(module)", :nope)
   end
 
+  test "a preopened directory that does not exist is an error that says so", %{tmp_dir: dir} do
+    wat = ~S[(module (memory (export "memory") 1) (func (export "_start")))]
+    missing = Path.join(dir, "job-42")
+
+    assert {:error, %Error{kind: :argument, message: message}} =
+             Wasi.run(wat, dirs: [{missing, "/out", :read_write}])
+
+    assert message =~ "does not exist"
+    File.write!(missing, "")
+
+    assert {:error, %Error{message: message}} = Wasi.run(wat, dirs: [{missing, "/out"}])
+    assert message =~ "not a directory"
+  end
+
   test "run!/2 returns the result or raises the error" do
     wat = ~S[(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
       (memory (export "memory") 1)
