@@ -1,8 +1,11 @@
 defmodule Mix.Tasks.Compile.WasmbeamNative do
   @shortdoc "Builds Wasmbeam's Rust NIF with cargo"
   @moduledoc """
-  Builds the NIF crate in `native/wasmbeam` with `cargo build --release` and
-  installs the shared library as `priv/native/libwasmbeam.so`.
+  Builds the NIF crate in `native/wasmbeam` with cargo (release profile)
+  and installs the shared library as `priv/native/libwasmbeam.so`, the
+  name `:erlang.load_nif/2` looks for on Linux and macOS alike. What
+  differs per OS (cargo's file name, the linker flags macOS needs) is
+  decided by `Mix.Wasmbeam.Platform`.
 
   It does nothing when the installed library is newer than every file of
   the crate (`Cargo.toml`, `Cargo.lock`, `native/**`) and was built with the
@@ -18,17 +21,26 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
   """
   use Mix.Task.Compiler
 
+  alias Mix.Wasmbeam.Platform
+
   @crate "wasmbeam"
 
   @impl true
   def run(_args) do
     root = project_root()
-    installed = Path.join([root, "priv", "native", "lib#{@crate}.so"])
 
-    if up_to_date?(root, installed) and built_profile(installed) == profile() do
-      {:noop, []}
-    else
-      build(root, installed)
+    case Platform.current(@crate) do
+      {:ok, platform} ->
+        installed = Path.join([root, "priv", "native", platform.installed])
+
+        if up_to_date?(root, installed) and built_profile(installed) == profile() do
+          {:noop, []}
+        else
+          build(root, platform, installed)
+        end
+
+      {:error, message} ->
+        error(message)
     end
   end
 
@@ -54,7 +66,7 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
     end
   end
 
-  defp build(root, installed) do
+  defp build(root, platform, installed) do
     cargo = System.get_env("CARGO") || System.find_executable("cargo")
 
     if cargo == nil do
@@ -65,7 +77,7 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
     else
       Mix.shell().info("==> Building the #{@crate} NIF with cargo (#{profile()})")
 
-      args = ["build", "--profile", profile(), "-p", @crate, "--color", "always"]
+      args = Platform.cargo_args(platform, @crate, profile())
 
       case System.cmd(cargo, args,
              cd: root,
@@ -73,7 +85,7 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
              stderr_to_stdout: true
            ) do
         {_, 0} ->
-          install(root, installed)
+          install(root, platform, installed)
 
         {_, status} ->
           error("cargo build failed with exit status #{status}; its errors are above")
@@ -81,9 +93,9 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
     end
   end
 
-  defp install(root, installed) do
+  defp install(root, platform, installed) do
     target_dir = System.get_env("CARGO_TARGET_DIR") || Path.join(root, "target")
-    built = Path.join([target_dir, profile(), "lib#{@crate}.so"])
+    built = Path.join([target_dir, profile(), platform.built])
     File.mkdir_p!(Path.dirname(installed))
     # Copy then rename: a VM that has the old library loaded keeps its
     # mapping, and no reader ever sees a half-written file.
