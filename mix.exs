@@ -16,6 +16,10 @@ defmodule Wasmbeam.MixProject do
       # application starts, not by @on_load, so the order is safe.
       compilers: Mix.compilers() ++ [:wasmbeam_native],
       deps: [],
+      # Used only at compile time, by the NIF compiler fetching a prebuilt
+      # NIF (Mix.Wasmbeam.Prebuilt), which loads them itself: declaring
+      # them here would start :inets and :ssl in every application.
+      xref: [exclude: [:httpc, :public_key, :crypto]],
       elixirc_paths: elixirc_paths(Mix.env()),
       test_coverage: [summary: [threshold: 0]],
       description:

@@ -18,10 +18,19 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
   profile (default `release`); `quick` skips link-time optimisation and
   builds incrementally, for fast edit-compile cycles while developing the
   NIF. Benchmarks and CI use `release`.
+
+  ## Without Rust
+
+  With `WASMBEAM_PREBUILT` (a path or an `http(s)://` URL of an archive
+  made by `mix wasmbeam.package_nif`) and `WASMBEAM_PREBUILT_SHA256` set,
+  or `config :wasmbeam, :prebuilt_nif, source: ..., sha256: ...`, cargo is
+  not run: the archive is fetched, its checksum verified, and its library
+  installed (see `Mix.Wasmbeam.Prebuilt`). A checksum that does not match
+  is a compile error naming both sums, and nothing is installed.
   """
   use Mix.Task.Compiler
 
-  alias Mix.Wasmbeam.Platform
+  alias Mix.Wasmbeam.{Platform, Prebuilt}
 
   @crate "wasmbeam"
 
@@ -29,20 +38,47 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
   def run(_args) do
     root = project_root()
 
-    case Platform.current(@crate) do
-      {:ok, platform} ->
-        installed = Path.join([root, "priv", "native", platform.installed])
+    with {:ok, platform} <- Platform.current(@crate),
+         {:ok, prebuilt} <-
+           Prebuilt.source(System.get_env(), Application.get_env(:wasmbeam, :prebuilt_nif)) do
+      installed = Path.join([root, "priv", "native", platform.installed])
 
-        if up_to_date?(root, installed) and built_profile(installed) == profile() do
+      cond do
+        prebuilt != nil ->
+          install_prebuilt(root, prebuilt, installed)
+
+        up_to_date?(root, installed) and built_profile(installed) == profile() ->
           {:noop, []}
-        else
-          build(root, platform, installed)
-        end
 
-      {:error, message} ->
-        error(message)
+        true ->
+          build(root, platform, installed)
+      end
+    else
+      {:error, message} -> error(message)
     end
   end
+
+  defp install_prebuilt(root, prebuilt, installed) do
+    marker = installed <> ".profile"
+
+    if Prebuilt.installed?(installed, marker, prebuilt.sha256) do
+      {:noop, []}
+    else
+      Mix.shell().info("==> Installing the prebuilt #{@crate} NIF from #{prebuilt.location}")
+      expected = Prebuilt.description(version(), Path.join(root, "native/#{@crate}/Cargo.toml"))
+
+      case Prebuilt.install(prebuilt, expected, installed, marker) do
+        :ok ->
+          link_priv()
+          {:ok, []}
+
+        {:error, message} ->
+          error(message)
+      end
+    end
+  end
+
+  defp version, do: Mix.Project.config()[:version]
 
   defp project_root, do: Path.dirname(Mix.Project.project_file())
 
@@ -103,8 +139,16 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
     File.cp!(built, tmp)
     File.rename!(tmp, installed)
     File.write!(installed <> ".profile", profile())
+    link_priv()
     {:ok, []}
   end
+
+  # Mix links the build's priv/ to the project's when it lays out the
+  # build, before any compiler runs, and only if priv/ exists then. A
+  # package has no priv/ until this compiler makes one, so without a
+  # second layout the first build of a dependency would leave the
+  # application without the NIF (:code.priv_dir/1 points into the build).
+  defp link_priv, do: Mix.Project.build_structure()
 
   defp profile, do: System.get_env("WASMBEAM_CARGO_PROFILE", "release")
 
