@@ -3,6 +3,7 @@ defmodule Mix.Tasks.Wasmbeam.PrecompileTest do
   use ExUnit.Case, async: false
 
   import ExUnit.CaptureIO
+  import ExUnit.CaptureLog
 
   alias Wasmbeam.{Engine, Instance, ModuleCache}
 
@@ -81,8 +82,16 @@ defmodule Mix.Tasks.Wasmbeam.PrecompileTest do
 
     cache = start_cache(context, [out])
     {:ok, _} = ModuleCache.compile(fuel, wat(3), cache: cache)
-    {:ok, _} = ModuleCache.compile(Engine.default(), wat(3), cache: cache)
-    assert %{precompiled_hits: 1, compiles: 1} = ModuleCache.stats(cache)
+    # An engine the artifacts were not made for compiles, and says why.
+    log =
+      capture_log(fn ->
+        {:ok, _} = ModuleCache.compile(Engine.default(), wat(3), cache: cache)
+      end)
+
+    assert log =~ "precompiled, but for an engine with other settings"
+
+    assert %{precompiled_hits: 1, compiles: 1, precompiled_mismatches: 1} =
+             ModuleCache.stats(cache)
   end
 
   test "a pattern that matches nothing removes no artifact", context do

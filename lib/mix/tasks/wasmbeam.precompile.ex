@@ -38,7 +38,9 @@ defmodule Mix.Tasks.Wasmbeam.Precompile do
   settings, the Wasmtime version and the target, including the CPU
   features Cranelift detected on the machine that ran this task. Build the
   release on the machine type it runs on; a mismatch costs a compilation
-  at run time, never a wrong load. To precompile for several engines, list
+  at run time, never a wrong load, and the cache logs a warning that names
+  the difference (from the `manifest` this task writes beside the
+  artifacts; see `docs/RELEASES.md`). To precompile for several engines, list
   their options in the application environment and run without engine
   flags:
 
