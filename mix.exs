@@ -63,8 +63,8 @@ defmodule Wasmbeam.MixProject do
       main: "readme",
       source_ref: "v#{@version}",
       source_url: @source_url,
-      extras: ["README.md", "docs/ARCHITECTURE.md", "CHANGELOG.md"],
-      groups_for_extras: [Guides: ["docs/ARCHITECTURE.md"]],
+      extras: ["README.md", "docs/ARCHITECTURE.md", "docs/RELEASES.md", "CHANGELOG.md"],
+      groups_for_extras: [Guides: ["docs/ARCHITECTURE.md", "docs/RELEASES.md"]],
       groups_for_modules: [
         "Engines and modules": [
           Wasmbeam,

@@ -114,4 +114,20 @@ defmodule Wasmbeam.PackageTest do
       assert moduledoc != :hidden, "#{inspect(module)} is hidden from the docs"
     end
   end
+
+  test "the release guide's Dockerfile is examples/release/Dockerfile, Rust in its build stage only" do
+    guide = File.read!(Path.join(@root, "docs/RELEASES.md"))
+    [_, in_guide] = Regex.run(~r/```dockerfile\n(.*?)```/s, guide)
+    dockerfile = File.read!(Path.join(@root, "examples/release/Dockerfile"))
+    assert in_guide == dockerfile
+
+    [build, runtime] = String.split(dockerfile, ~r/^FROM .* AS runtime$/m)
+    assert build =~ "FROM debian:bookworm-slim AS build"
+    assert build =~ "sh.rustup.rs"
+    assert build =~ "RUN mix wasmbeam.precompile"
+    assert build =~ "RUN mix release"
+    refute runtime =~ ~r/rust|cargo|elixir|mix /i
+    assert runtime =~ "COPY --from=build --chown=app:app"
+    assert runtime =~ "USER app"
+  end
 end
