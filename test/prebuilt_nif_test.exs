@@ -149,6 +149,13 @@ defmodule Wasmbeam.PrebuiltNifTest do
     {output, status} = mix(consumer, ["run", "-e", "Consumer.check()"], env)
     assert status == 0, output
     assert output =~ "consumer result: 42"
+
+    # A later compile without the variables keeps the installed library
+    # (there is no cargo to replace it).
+    {output, status} = mix(consumer, ["deps.compile", "wasmbeam"], [{"WASMBEAM_PREBUILT", nil}])
+    assert status == 0, output
+    refute output =~ "cargo"
+    assert native_files(package) == ["libwasmbeam.so", "libwasmbeam.so.profile"]
   end
 
   test "archives that are not for this Wasmbeam or this machine are refused before install",

@@ -26,7 +26,10 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
   or `config :wasmbeam, :prebuilt_nif, source: ..., sha256: ...`, cargo is
   not run: the archive is fetched, its checksum verified, and its library
   installed (see `Mix.Wasmbeam.Prebuilt`). A checksum that does not match
-  is a compile error naming both sums, and nothing is installed.
+  is a compile error naming both sums, and nothing is installed. The
+  installed library then stays, with or without the variables, until a
+  source of the crate is newer than it (delete `priv/native` to build with
+  cargo instead).
   """
   use Mix.Task.Compiler
 
@@ -47,7 +50,8 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
         prebuilt != nil ->
           install_prebuilt(root, prebuilt, installed)
 
-        up_to_date?(root, installed) and built_profile(installed) == profile() ->
+        up_to_date?(root, installed) and
+            (built_profile(installed) == profile() or prebuilt?(installed)) ->
           {:noop, []}
 
         true ->
@@ -79,6 +83,11 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
   end
 
   defp version, do: Mix.Project.config()[:version]
+
+  # A library installed from an archive stays while no source is newer,
+  # also in a later compile without WASMBEAM_PREBUILT (a Docker step, a
+  # shell without the variable): there may be no cargo to replace it.
+  defp prebuilt?(installed), do: String.starts_with?(built_profile(installed) || "", "prebuilt ")
 
   defp project_root, do: Path.dirname(Mix.Project.project_file())
 

@@ -39,7 +39,8 @@ defmodule Mix.Wasmbeam.Prebuilt do
   `priv/native` and the VM never loads a file whose checksum did not
   match. The checksum of the installed archive is recorded beside the
   library: a later compile with the same archive does nothing, one with
-  another archive installs it.
+  another archive installs it, and one without an archive keeps it as
+  long as no source of the crate is newer.
 
   `http://` and `https://` URLs are fetched with OTP's `:httpc`; HTTPS
   verifies the server against the OS's CA certificates
