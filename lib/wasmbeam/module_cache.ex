@@ -29,6 +29,15 @@ defmodule Wasmbeam.ModuleCache do
   features), the Wasmtime version and the target. Change any of them and
   the key changes: a stale artifact is never found, let alone loaded.
 
+  So a release precompiled on a machine whose CPU has other features than
+  the production machine's finds none of its artifacts and compiles at
+  run time. That is not silent: a precompiled directory keeps a
+  `manifest` of what it was made from, and when a module is compiled
+  although a precompiled directory has it for another engine, a `Logger`
+  warning says which difference it was (CPU features, engine settings, or
+  Wasmbeam version and machine type), and `stats/1` counts it under
+  `:precompiled_mismatches`. See `docs/RELEASES.md` for what to do.
+
   ## Trust
 
   An artifact is native code that runs without validation, so the cache
@@ -108,7 +117,7 @@ defmodule Wasmbeam.ModuleCache do
   import Bitwise, only: [<<<: 2]
 
   alias Wasmbeam.{Engine, Error, Native}
-  alias Wasmbeam.ModuleCache.Disk
+  alias Wasmbeam.ModuleCache.{Disk, Manifest}
 
   @default_memory_entries 64
   # Up to this size a module's key is hashed on a normal scheduler (tens of
@@ -121,6 +130,7 @@ defmodule Wasmbeam.ModuleCache do
     :memory_hits,
     :disk_hits,
     :precompiled_hits,
+    :precompiled_mismatches,
     :joined,
     :refused,
     :writes,
@@ -136,6 +146,7 @@ defmodule Wasmbeam.ModuleCache do
           memory_hits: non_neg_integer(),
           disk_hits: non_neg_integer(),
           precompiled_hits: non_neg_integer(),
+          precompiled_mismatches: non_neg_integer(),
           joined: non_neg_integer(),
           refused: non_neg_integer(),
           writes: non_neg_integer(),
@@ -269,6 +280,7 @@ defmodule Wasmbeam.ModuleCache do
     with :ok <- mkdir(dir),
          {:ok, module} <- Wasmbeam.Module.compile(engine, bytes),
          {:ok, _size} <- Disk.write(module, Disk.precompiled_key(), entry, path) do
+      Manifest.add(dir, engine, bytes, entry)
       {:ok, path}
     end
   end
@@ -424,6 +436,8 @@ defmodule Wasmbeam.ModuleCache do
         remember(cache, engine, entry, %Wasmbeam.Module{ref: ref, engine: engine})
 
       nil ->
+        report_precompiled_mismatch(cache, engine, bytes)
+
         with {:ok, module} <- Wasmbeam.Module.compile(engine, bytes) do
           bump(cache, :compiles)
           store(cache, module, entry)
@@ -449,6 +463,34 @@ defmodule Wasmbeam.ModuleCache do
       end
     end)
   end
+
+  # A miss that precompiling was meant to prevent is reported, once per
+  # compile: the memory and disk tiers serve the module afterwards.
+  defp report_precompiled_mismatch(cache, engine, bytes) do
+    Enum.find_value(cache.precompiled, fn dir ->
+      dir = resolve_dir(dir)
+
+      with {reason, _source} <- Manifest.mismatch(dir, engine, bytes) do
+        bump(cache, :precompiled_mismatches)
+
+        Logger.warning(
+          "Wasmbeam.ModuleCache: #{dir} has this module precompiled, but #{mismatch_text(reason)}; " <>
+            "compiling it here instead (see docs/RELEASES.md, CPU features)"
+        )
+      end
+    end)
+  end
+
+  defp mismatch_text(:cpu),
+    do:
+      "for another CPU: it was made with the same engine settings and Wasmbeam version on a " <>
+        "machine whose CPU features differ from this one's, and compiled code is specific to them"
+
+  defp mismatch_text(:settings), do: "for an engine with other settings than this one"
+
+  defp mismatch_text(:build),
+    do:
+      "by another Wasmbeam version or for another machine type (#{:erlang.system_info(:system_architecture)} here)"
 
   defp resolve_dir({app, relative}), do: Application.app_dir(app, relative)
   defp resolve_dir(path), do: path
