@@ -32,6 +32,21 @@ defmodule Wasmbeam.HostCall do
        "(the caller, then one argument per parameter) or {:process, server}, got: #{inspect(other)}"}
   end
 
+  @doc false
+  # The handler term of a component import: its result is the handler's
+  # return value as it is (decoded against the import's WIT result type).
+  @spec component_handler(String.t(), non_neg_integer(), term()) ::
+          {:ok, tuple()} | {:error, String.t()}
+  def component_handler(name, arity, fun) when is_function(fun, arity + 1),
+    do: {:ok, {name, {:local, fun}, :component}}
+
+  def component_handler(name, arity, handler) do
+    case handler(name, List.duplicate(nil, arity), [], handler) do
+      {:ok, {^name, mode, 0}} -> {:ok, {name, mode, :component}}
+      {:error, _} = error -> error
+    end
+  end
+
   # A host call names its handler by registry and index. Each process that
   # runs handlers keeps a copy of the registries it has used (a few, in its
   # dictionary), so a handler is not copied out of the NIF on every call:
@@ -110,6 +125,7 @@ defmodule Wasmbeam.HostCall do
   defp within_call(:infinity, left), do: left
   defp within_call(timeout, left), do: min(timeout, left)
 
+  defp results(value, :component), do: {:ok, value}
   defp results(list, _n) when is_list(list), do: {:ok, list}
   defp results(value, 1), do: {:ok, [value]}
   defp results(value, 0) when value in [:ok, nil], do: {:ok, []}

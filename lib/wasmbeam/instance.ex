@@ -115,6 +115,9 @@ defmodule Wasmbeam.Instance do
     end
   end
 
+  def new(%Wasmbeam.Component{} = component, imports, options) when is_list(options),
+    do: Wasmbeam.Component.Instance.new(component, imports, options)
+
   def new(other, _imports, options) when is_list(options),
     do:
       {:error,
@@ -282,6 +285,9 @@ defmodule Wasmbeam.Instance do
       Driver.run(store.ref, native, &Native.instance_call(ref, name, args, &1))
     end
   end
+
+  def call(%Wasmbeam.Component.Instance{} = instance, name, args, options),
+    do: Wasmbeam.Component.Instance.call(instance, name, args, options)
 
   def call(server, name, args, options)
       when is_pid(server) or is_atom(server) or is_tuple(server) do

@@ -33,6 +33,13 @@ defmodule Wasmbeam.Native do
   def module_deserialize(_engine, _bytes, _key), do: err()
   def module_deserialize_unsafe(_engine, _bytes), do: err()
 
+  def component_compile(_engine, _bytes), do: err()
+  def component_describe(_component), do: err()
+  def component_import_funcs(_component), do: err()
+  def component_instantiate(_store, _component, _imports, _options), do: err()
+  def component_call(_instance, _interface, _name, _args, _options), do: err()
+  def component_resource_drop(_resource, _options), do: err()
+
   def store_new(_engine, _options), do: err()
   def store_resume(_store), do: err()
   def store_fuel(_store), do: err()

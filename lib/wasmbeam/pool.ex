@@ -861,15 +861,31 @@ defmodule Wasmbeam.Pool do
   end
 
   defp returned(state, id, outcome) do
+    component? = is_struct(state.instances[id], Wasmbeam.Component.Instance)
+
     keep? =
       case {state.policy, outcome} do
-        {_, :broken} -> false
-        {:fresh, _} -> false
-        {:reset_after_trap, :interrupted} -> false
+        {_, :broken} ->
+          false
+
+        {:fresh, _} ->
+          false
+
+        {:reset_after_trap, :interrupted} ->
+          false
+
+        # The component model forbids entering a component instance that
+        # trapped: under any policy it is replaced.
+        {_, :interrupted} when is_struct(state.instances[id], Wasmbeam.Component.Instance) ->
+          false
+
         # An interrupted call may have lost the store (a guest parked in
         # host I/O cannot be stopped at its deadline).
-        {_, :interrupted} -> Native.store_usable(state.instances[id].store.ref)
-        _ -> true
+        {_, :interrupted} ->
+          Native.store_usable(state.instances[id].store.ref)
+
+        _ ->
+          true
       end
 
     cond do

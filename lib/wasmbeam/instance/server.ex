@@ -53,7 +53,17 @@ defmodule Wasmbeam.Instance.Server do
 
   require Logger
 
-  alias Wasmbeam.{CallOptions, Driver, Error, ExportName, Instance, Module, Native, StartOptions}
+  alias Wasmbeam.{
+    CallOptions,
+    Component,
+    Driver,
+    Error,
+    ExportName,
+    Instance,
+    Module,
+    Native,
+    StartOptions
+  }
 
   @default_max_queue 64
   # Extra time a caller waits beyond its call's `:timeout` before giving up
@@ -389,6 +399,8 @@ defmodule Wasmbeam.Instance.Server do
          %{
            instance: instance,
            store_ref: instance.store.ref,
+           # what a component instance is made again from after a trap
+           renew: %{component: module, imports: imports, options: options},
            max_queue: init.max_queue,
            running: nil,
            queue: :queue.new(),
@@ -558,11 +570,25 @@ defmodule Wasmbeam.Instance.Server do
         # store is an error, never a reason to block the process.
         native = %{call.native | timeout: remaining, wait: false}
 
-        Native.instance_call(state.instance.ref, call.name, call.args, native)
+        state.instance
+        |> start_call(call.name, call.args, native)
         |> Driver.settle(state.store_ref)
         |> stepped(%{state | running: call, slices: 0})
     end
   end
+
+  defp start_call(%Wasmbeam.Component.Instance{} = instance, name, args, native) do
+    case Wasmbeam.Component.Instance.split_name(name) do
+      {:ok, {interface, fname}} ->
+        Native.component_call(instance.ref, interface, fname, args, native)
+
+      {:error, _} = error ->
+        error
+    end
+  end
+
+  defp start_call(instance, name, args, native),
+    do: Native.instance_call(instance.ref, name, args, native)
 
   defp remaining(nil), do: nil
   defp remaining(deadline), do: max(deadline - System.monotonic_time(:millisecond), 0)
@@ -583,6 +609,26 @@ defmodule Wasmbeam.Instance.Server do
   defp stepped({:error, %Error{kind: kind, message: message}} = result, state)
        when kind in [:poisoned, :panic],
        do: stop_poisoned(result, message, state)
+
+  # The component model forbids entering a component instance that
+  # trapped (or was stopped): answer the call, then instantiate the
+  # component again in a new store, keeping the queue.
+  defp stepped({:error, %Error{kind: kind}} = result, %{instance: %Component.Instance{}} = state)
+       when kind in [:trap, :timeout, :out_of_fuel, :cancelled] do
+    %{component: component, imports: imports, options: options} = state.renew
+
+    case Instance.new(component, imports, options) do
+      {:ok, instance} ->
+        finished(result, %{state | instance: instance, store_ref: instance.store.ref})
+
+      {:error, error} ->
+        stop_poisoned(
+          result,
+          "the component could not be instantiated again: " <> error.message,
+          state
+        )
+    end
+  end
 
   # A call that was stopped may have lost the store (its guest was parked
   # in host I/O and could not be stopped): answer it, then restart at once

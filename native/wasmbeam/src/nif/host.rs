@@ -6,15 +6,17 @@ use crate::handle;
 use crate::nif::error::{error, guarded, reply};
 use crate::nif::handle_arg::Handle;
 use crate::nif::step::{encode_poll_result, me};
+use crate::nif::component_values::{decode, DecodeCx, Path};
 use crate::nif::values::{decode_arg, decode_args};
 use crate::resources::atoms;
 use crate::resources::handlers::Handlers;
 use crate::resources::store::StoreResource;
 use rustler::{Atom, Binary, Env, ResourceArc, Term};
 use wasmbeam_runtime::driver::error::{msg, Kind, WbError, WbResult};
-use wasmbeam_runtime::driver::host_slot::{Answer, FailureCause, HandlerFailure, Op, OpResult};
+use wasmbeam_runtime::driver::host_slot::{
+    Answer, FailureCause, HandlerFailure, Op, OpResult, ResultTypes,
+};
 use wasmbeam_runtime::driver::memory::check_normal_scheduler_copy;
-use wasmtime::ValType;
 
 /// The handlers of the registry that pending host call `id` belongs to, as
 /// a tuple: what a process copies once to run that registry's handlers.
@@ -46,11 +48,10 @@ fn store_answer<'a>(
 ) -> Term<'a> {
     let store = handle!(env, store, "store");
     guarded(env, || {
-        let store_id = store.id();
         let polled = store.core.answer(
             me(env),
             id,
-            |results| decode_answer(answer, results, store_id),
+            |results| decode_answer(answer, results, &store),
             &store.notify(env),
         );
         encode_poll_result(env, &store, polled)
@@ -61,7 +62,7 @@ fn failed(cause: FailureCause, why: String) -> Answer {
     Answer::Failed(HandlerFailure { cause, why })
 }
 
-fn decode_answer(answer: Term, results: &[ValType], store_id: u64) -> Answer {
+fn decode_answer(answer: Term, results: &ResultTypes, store: &ResourceArc<StoreResource>) -> Answer {
     use crate::nif::inspect::inspect;
     if let Ok((tag, values)) = answer.decode::<(Atom, Term)>() {
         let text = || {
@@ -70,8 +71,12 @@ fn decode_answer(answer: Term, results: &[ValType], store_id: u64) -> Answer {
                 .unwrap_or_else(|_| inspect(values))
         };
         if tag == atoms::ok() {
-            return match decode_args(values, results, store_id) {
-                Ok(args) => Answer::Values(args),
+            let decoded = match results {
+                ResultTypes::Core(types) => decode_args(values, types, store.id()).map(Answer::Values),
+                ResultTypes::Component(ty) => decode_component_answer(values, ty.as_ref(), store),
+            };
+            return match decoded {
+                Ok(answer) => answer,
                 Err(e) => failed(
                     FailureCause::BadAnswer,
                     format!("the handler returned {}: {}", inspect(values), e.message),
@@ -89,6 +94,29 @@ fn decode_answer(answer: Term, results: &[ValType], store_id: u64) -> Answer {
         FailureCause::BadAnswer,
         format!("malformed answer {}", inspect(answer)),
     )
+}
+
+/// A component handler's answer: its result, decoded against the
+/// import's result type (no result: whatever it returned is dropped).
+/// Resources it hands over as `own` are the guest's from now on.
+fn decode_component_answer(
+    value: Term,
+    ty: Option<&wasmtime::component::Type>,
+    store: &ResourceArc<StoreResource>,
+) -> WbResult<Answer> {
+    let Some(ty) = ty else {
+        return Ok(Answer::Component(None));
+    };
+    let mut cx = DecodeCx {
+        store,
+        moved: Vec::new(),
+    };
+    let mut path = Path::new("the result".into());
+    let val = decode(value, ty, &mut path, &mut cx)?;
+    for handle in &cx.moved {
+        handle.moved();
+    }
+    Ok(Answer::Component(Some(val)))
 }
 
 /// Runs one caller operation for the innermost pending host call `id`:

@@ -4,6 +4,9 @@
 //! `bin/check-native-layers`).
 
 pub mod cache;
+pub mod component;
+pub mod component_types;
+pub mod component_values;
 pub mod engine;
 pub mod error;
 pub mod func;

@@ -3,16 +3,18 @@
 //! `{:host_call, registry, index, args, id}`, `{:io_wait, store_id, ms_left}`,
 //! `{:wait, store_id}` for a caller queued behind a busy store.
 
+use crate::nif::component_values::{encode_host_args, encode_result};
 use crate::nif::error::{error, reply};
 use crate::nif::values::{encode_out, encode_outs};
 use crate::resources::atoms;
+use crate::resources::component::{ComponentInstanceResource, ComponentResource};
 use crate::resources::instance::InstanceResource;
 use crate::resources::module::ModuleResource;
 use crate::resources::send::raw_pid;
 use crate::resources::store::StoreResource;
 use rustler::{Binary, Encoder, Env, NewBinary, ResourceArc, Term};
 use wasmbeam_runtime::driver::error::{Kind, WbError, WbResult};
-use wasmbeam_runtime::driver::host_slot::OpResult;
+use wasmbeam_runtime::driver::host_slot::{HostArgs, OpResult};
 use wasmbeam_runtime::driver::store::{Begin, Outcome, Polled, RunOptions, Step};
 
 /// The calling process, as the driver knows it.
@@ -65,10 +67,30 @@ pub fn encode_polled<'a>(
                 ),
             }
         }
+        Step::Done(Ok(Outcome::ComponentValue(value))) => encode_result(env, value, store),
+        Step::Done(Ok(Outcome::ComponentInstance(instance, attached))) => {
+            match attached.downcast_ref::<ResourceArc<ComponentResource>>() {
+                Some(component) => reply(
+                    env,
+                    Ok(ResourceArc::new(ComponentInstanceResource::new(
+                        store.clone(),
+                        instance,
+                        component.clone(),
+                    ))),
+                ),
+                None => error(
+                    env,
+                    &WbError::new(Kind::Panic, "a component instance without its component"),
+                ),
+            }
+        }
         Step::Done(Err(e)) => error(env, &e),
         Step::Continue => atoms::r#continue().encode(env),
         Step::HostCall(req) => {
-            let args = encode_outs(env, &req.args, store);
+            let args = match &req.args {
+                HostArgs::Core(outs) => encode_outs(env, outs, store),
+                HostArgs::Component(values, types) => encode_host_args(env, values, types, store),
+            };
             (atoms::host_call(), req.registry, req.index, args, req.id).encode(env)
         }
         Step::OpDone(result) => encode_op_result(env, result, store),

@@ -65,7 +65,7 @@ fn nan_arg(term: Term) -> Option<NanArg> {
     (tag == atoms::nan()).then_some(NanArg::Bits(bits))
 }
 
-fn decode_f32(term: Term) -> Option<u32> {
+pub fn decode_f32(term: Term) -> Option<u32> {
     match nan_arg(term) {
         Some(NanArg::Canonical) => return Some(F32_CANONICAL_NAN),
         Some(NanArg::Bits(bits)) => {
@@ -77,7 +77,7 @@ fn decode_f32(term: Term) -> Option<u32> {
     decode_f64(term).map(|f| (f as f32).to_bits())
 }
 
-fn decode_f64_bits(term: Term) -> Option<u64> {
+pub fn decode_f64_bits(term: Term) -> Option<u64> {
     match nan_arg(term) {
         Some(NanArg::Canonical) => return Some(F64_CANONICAL_NAN),
         Some(NanArg::Bits(bits)) => return f64::from_bits(bits).is_nan().then_some(bits),

@@ -88,6 +88,10 @@ rustler::atoms! {
     winch,
     pulley,
     none,
+    some,
+    interface,
+    resource,
+    other,
     speed,
     speed_and_size,
 }

@@ -5,6 +5,7 @@
 
 pub mod atoms;
 pub mod compiler;
+pub mod component;
 pub mod engine;
 pub mod handlers;
 pub mod handles;

@@ -102,6 +102,9 @@ pub struct StoreResource {
     /// a linked module live in the linked module).
     pub handlers: Arc<Handlers>,
     pub streams: Arc<OnceCell<StreamTargets>>,
+    /// Guest resources Elixir let go of, to drop in the guest at the
+    /// store's next component call.
+    pub dropped_resources: Mutex<Vec<wasmtime::component::ResourceAny>>,
     /// The process this store monitors: the last one whose run went past
     /// its first poll. The monitor is kept between calls, so a process
     /// that drives many calls pays for it once.
@@ -148,6 +151,7 @@ impl StoreResource {
             engine,
             handlers: Arc::new(Handlers::default()),
             streams,
+            dropped_resources: Mutex::new(Vec::new()),
             watched: Mutex::new(None),
             watched_pid: AtomicU64::new(0),
         })

@@ -2,6 +2,7 @@
 //! Names `crate::driver` and, one way only, its own files (checked by
 //! `bin/check-native-layers`).
 
+pub mod component;
 pub mod host_funcs;
 pub mod imports;
 pub mod signature;

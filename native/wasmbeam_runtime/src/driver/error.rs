@@ -77,6 +77,10 @@ impl Kind {
 pub mod msg {
     pub const TIMEOUT: &str = "the call ran past its timeout";
     pub const CANCELLED: &str = "the call was cancelled";
+    pub const CANNOT_ENTER_COMPONENT: &str =
+        "the component instance trapped in an earlier call and cannot be entered again \
+         (the component model forbids it: its state may be broken); instantiate the \
+         component again";
     pub const FUEL_DISABLED: &str = "fuel needs an engine created with consume_fuel: true";
     pub const TIMEOUT_DISABLED: &str =
         "timeout needs an engine created with epoch_interruption: true";
@@ -185,6 +189,8 @@ impl WbError {
                 Kind::OutOfFuel,
                 "all fuel consumed by WebAssembly".to_string(),
             )
+        } else if trap == Some(Trap::CannotEnterComponent) {
+            (Kind::Trap, msg::CANNOT_ENTER_COMPONENT.to_string())
         } else {
             (Kind::Trap, chain_message(&err))
         };
@@ -273,6 +279,7 @@ fn trap_name(trap: Trap) -> &'static str {
         Trap::ArrayOutOfBounds => "array_out_of_bounds",
         Trap::AllocationTooLarge => "allocation_too_large",
         Trap::CastFailure => "cast_failure",
+        Trap::CannotEnterComponent => "cannot_enter_component",
         _ => "other",
     }
 }

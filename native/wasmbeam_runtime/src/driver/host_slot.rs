@@ -17,11 +17,13 @@ use crate::driver::error::{chain_message, msg, HostCallFailed, Kind, WbError, Wb
 use crate::driver::values::{arg_to_val, val_to_out, Arg, Args, FuncSig, Out, Outs};
 use parking_lot::Mutex;
 use std::any::Any;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
-use wasmtime::{Caller, Extern, Func, Val, ValType};
+use wasmtime::component::{Type as ComponentType, Val as ComponentVal};
+use wasmtime::{Caller, Extern, Func, StoreContextMut, Val, ValType};
 
 /// How many host calls may be pending inside one another (guest -> host
 /// -> `Caller.call` -> guest -> host ...) before a further `Caller.call`
@@ -63,7 +65,25 @@ pub struct HandlerFailure {
 /// A handler's answer, decoded against the import's result types.
 pub enum Answer {
     Values(Args),
+    /// A component import's answer: its result, if its type has one.
+    Component(Option<ComponentVal>),
     Failed(HandlerFailure),
+}
+
+/// What a host call's answer must look like.
+pub enum ResultTypes {
+    /// A core import's result types.
+    Core(Arc<[ValType]>),
+    /// A component import's result type (a component function has at
+    /// most one result).
+    Component(Option<ComponentType>),
+}
+
+/// The arguments of a host call, as the guest passed them.
+pub enum HostArgs {
+    Core(Outs),
+    /// A component import's arguments, with their types.
+    Component(Vec<ComponentVal>, Arc<[ComponentType]>),
 }
 
 /// What the suspended host future is told.
@@ -126,7 +146,7 @@ pub struct HostRequest {
     pub id: u64,
     pub registry: u64,
     pub index: usize,
-    pub args: Outs,
+    pub args: HostArgs,
 }
 
 /// What a host function's calls need to know: whose handler to run, and
@@ -143,7 +163,7 @@ struct ImportInfo {
     registry_id: u64,
     index: usize,
     name: Arc<str>,
-    results: Arc<[ValType]>,
+    results: ResultTypes,
 }
 
 impl HostImport {
@@ -154,12 +174,30 @@ impl HostImport {
         name: &str,
         results: &[ValType],
     ) -> HostImport {
+        HostImport::with_results(
+            registry,
+            registry_id,
+            index,
+            name,
+            ResultTypes::Core(Arc::from(results)),
+        )
+    }
+
+    /// An import whose answer is decoded against `results`: a component
+    /// import's result type, or a core import's result types.
+    pub fn with_results(
+        registry: Arc<dyn Any + Send + Sync>,
+        registry_id: u64,
+        index: usize,
+        name: &str,
+        results: ResultTypes,
+    ) -> HostImport {
         HostImport(Arc::new(ImportInfo {
             registry,
             registry_id,
             index,
             name: Arc::from(name),
-            results: Arc::from(results),
+            results,
         }))
     }
 
@@ -285,7 +323,7 @@ impl HostShared {
     /// and waiting (one lock for the check and the delivery; `decode`
     /// turns the answer into what the host future receives, given the
     /// result types).
-    pub fn answer(&self, id: u64, decode: impl FnOnce(&[ValType]) -> Answer) -> FrameStatus {
+    pub fn answer(&self, id: u64, decode: impl FnOnce(&ResultTypes) -> Answer) -> FrameStatus {
         let mut slot = self.slot.lock();
         let Some(i) = slot.frames.iter().rposition(|f| f.id == id) else {
             return FrameStatus::Gone;
@@ -298,6 +336,59 @@ impl HostShared {
         }
         slot.incoming = Some(Inbound::Answer(answer));
         FrameStatus::Delivered
+    }
+}
+
+/// Where a host call is made from: what the host slot needs of it (the
+/// store's data, and the operations a handler may ask for through its
+/// caller). A core module's host function has a `wasmtime::Caller`; a
+/// component's has only its store, since a component shares no memory,
+/// globals or functions with its host and may not be re-entered.
+pub trait HostContext<T: HostData>: Send {
+    fn host_data(&self) -> &T;
+    fn host_data_mut(&mut self) -> &mut T;
+    /// Carries out `op` for the handler (boxed: a nested call's future is
+    /// large, and without the box every host call would carry its space).
+    fn run_op(&mut self, op: Op) -> Pin<Box<dyn Future<Output = OpResult> + Send + '_>>;
+}
+
+impl<T: HostData> HostContext<T> for Caller<'_, T> {
+    #[inline]
+    fn host_data(&self) -> &T {
+        self.data()
+    }
+    #[inline]
+    fn host_data_mut(&mut self) -> &mut T {
+        self.data_mut()
+    }
+    fn run_op(&mut self, op: Op) -> Pin<Box<dyn Future<Output = OpResult> + Send + '_>> {
+        Box::pin(run_op(self, op))
+    }
+}
+
+impl<T: HostData> HostContext<T> for StoreContextMut<'_, T> {
+    #[inline]
+    fn host_data(&self) -> &T {
+        self.data()
+    }
+    #[inline]
+    fn host_data_mut(&mut self) -> &mut T {
+        self.data_mut()
+    }
+    fn run_op(&mut self, op: Op) -> Pin<Box<dyn Future<Output = OpResult> + Send + '_>> {
+        let result = match op {
+            Op::Fuel => match self.get_fuel() {
+                Ok(fuel) => OpResult::Fuel(fuel),
+                Err(_) => OpResult::Error(WbError::fuel_disabled()),
+            },
+            _ => OpResult::Error(WbError::new(
+                Kind::Argument,
+                "a component's host function cannot reach into its guest: a component \
+                 shares no memory, globals or functions with its host, and may not be \
+                 called again while it waits for its host",
+            )),
+        };
+        Box::pin(std::future::ready(result))
     }
 }
 
@@ -323,16 +414,62 @@ pub async fn host_call<T: HostData>(
     Ok(())
 }
 
+/// The body of a component's host functions: the guest's arguments go to
+/// the handler as they are, and its answer (decoded against the import's
+/// result type by the NIF) is the result.
+pub async fn component_host_call<T: HostData>(
+    mut store: StoreContextMut<'_, T>,
+    params: &[ComponentVal],
+    types: Arc<[ComponentType]>,
+    out: &mut [ComponentVal],
+    import: HostImport,
+) -> wasmtime::Result<()> {
+    let answer = wait_for_answer(
+        &mut store,
+        HostArgs::Component(params.to_vec(), types),
+        import.clone(),
+    )
+    .await?;
+    match (answer, out.first_mut()) {
+        (Answer::Component(Some(value)), Some(slot)) => *slot = value,
+        (Answer::Component(None), None) => {}
+        _ => {
+            return Err(wasmtime::Error::new(HostCallFailed(format!(
+                "host function {}: the answer does not fit the function's result",
+                import.0.name
+            ))))
+        }
+    }
+    Ok(())
+}
+
 /// Hands a host call to the driving process through the store's host slot
 /// and waits for the answer: the results, decoded against the import's
 /// result types.
+#[inline]
 pub async fn call_handler<T: HostData>(
     caller: &mut Caller<'_, T>,
     args: Outs,
     import: HostImport,
 ) -> wasmtime::Result<Args> {
+    match wait_for_answer(caller, HostArgs::Core(args), import).await? {
+        Answer::Values(values) => Ok(values),
+        _ => Err(wasmtime::Error::new(HostCallFailed(
+            "a core host function got an answer of another kind".into(),
+        ))),
+    }
+}
+
+/// Posts the request in the host slot and serves the handler until it
+/// answers (values or a component value, never `Failed`: a failure is the
+/// error).
+async fn wait_for_answer<T: HostData, C: HostContext<T>>(
+    caller: &mut C,
+    args: HostArgs,
+    import: HostImport,
+) -> wasmtime::Result<Answer> {
     let id = {
-        let shared = caller.data().host();
+        let shared = caller.host_data().host();
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         shared.used.store(true, Ordering::Release);
         let mut slot = shared.slot.lock();
@@ -350,13 +487,13 @@ pub async fn call_handler<T: HostData>(
         id
     };
     let outcome = serve(caller, id).await;
-    if caller.data_mut().deadline_passed() {
+    if caller.host_data_mut().deadline_passed() {
         // The handler answered (or failed) after the call's deadline: the
         // call timed out, whatever the answer; no result that came late is
         // reported as a success.
         return Err(wasmtime::Error::msg(msg::TIMEOUT));
     }
-    let data = caller.data();
+    let data = caller.host_data();
     if outcome.is_ok() && data.nested_out_of_fuel() {
         // A call made through the caller used up the fuel: the whole call
         // is out of it, as it would be had the guest made that call itself.
@@ -370,7 +507,7 @@ pub async fn call_handler<T: HostData>(
 /// What wakes a waiting host call.
 enum Woken {
     Op(Op),
-    Answer(Args),
+    Answer(Answer),
     /// The handler failed, or the call was cancelled; with the popped frame.
     Failed(Option<Frame>, String),
 }
@@ -378,16 +515,16 @@ enum Woken {
 /// Waits for the answer, carrying out the caller operations that arrive
 /// before it; the host call's frame is gone when this returns. A failure
 /// comes with the import's name.
-async fn serve<T: HostData>(
-    caller: &mut Caller<'_, T>,
+async fn serve<T: HostData, C: HostContext<T>>(
+    caller: &mut C,
     id: u64,
-) -> Result<Args, (Arc<str>, String)> {
+) -> Result<Answer, (Arc<str>, String)> {
     loop {
         // The first poll cannot find anything: the driver has not even
         // seen the request (or the operation's result) yet.
         let mut first = true;
         let woken = {
-            let shared = caller.data().host();
+            let shared = caller.host_data().host();
             poll_fn(|_| {
                 if std::mem::take(&mut first) {
                     return Poll::Pending;
@@ -400,12 +537,12 @@ async fn serve<T: HostData>(
                 // The frame is popped under the same lock as the answer is taken.
                 match slot.incoming.take() {
                     Some(Inbound::Op(op)) => Poll::Ready(Woken::Op(op)),
-                    Some(Inbound::Answer(Answer::Values(values))) => {
-                        slot.frames.pop();
-                        Poll::Ready(Woken::Answer(values))
-                    }
                     Some(Inbound::Answer(Answer::Failed(f))) => {
                         Poll::Ready(Woken::Failed(slot.frames.pop(), f.why))
+                    }
+                    Some(Inbound::Answer(answer)) => {
+                        slot.frames.pop();
+                        Poll::Ready(Woken::Answer(answer))
                     }
                     None => Poll::Pending,
                 }
@@ -413,16 +550,14 @@ async fn serve<T: HostData>(
             .await
         };
         match woken {
-            Woken::Answer(values) => return Ok(values),
+            Woken::Answer(answer) => return Ok(answer),
             Woken::Failed(frame, why) => {
                 let name = frame.map_or_else(|| Arc::from("?"), |f| f.import.0.name.clone());
                 return Err((name, why));
             }
             Woken::Op(op) => {
-                // Boxed: a nested call's future is large, and without the
-                // box every host call would carry (and copy) its space.
-                let result = Box::pin(run_op(caller, op)).await;
-                let mut slot = caller.data().host().slot.lock();
+                let result = caller.run_op(op).await;
+                let mut slot = caller.host_data().host().slot.lock();
                 if let Some(frame) = slot.frames.iter_mut().find(|f| f.id == id) {
                     frame.in_op = false;
                 }

@@ -28,7 +28,7 @@
 use crate::driver::engine::{ActiveCall, EngineCore, TICK};
 use crate::driver::error::{msg, panic_message, ran_guest_code, Kind, WbError, WbResult};
 use crate::driver::host_slot::{
-    Answer, FrameStatus, HostRequest, HostShared, Op, OpResult, Pending,
+    Answer, FrameStatus, HostRequest, HostShared, Op, OpResult, Pending, ResultTypes,
 };
 use crate::driver::store_data::{StoreData, StoreLimitsSpec};
 use crate::driver::values::Outs;
@@ -54,6 +54,10 @@ pub enum Outcome {
     /// A new instance, with what the starter attached to it (the NIF crate
     /// attaches the module's resource).
     Instance(Instance, Arc<dyn Any + Send + Sync>),
+    /// A component call's result (if its type has one), with its type.
+    ComponentValue(Option<(wasmtime::component::Val, wasmtime::component::Type)>),
+    /// A new component instance, with what the starter attached to it.
+    ComponentInstance(wasmtime::component::Instance, Arc<dyn Any + Send + Sync>),
 }
 
 pub type RunResult = wasmtime::Result<Outcome>;
@@ -501,7 +505,7 @@ impl StoreCore {
         self: &Arc<Self>,
         poller: u64,
         id: u64,
-        decode: impl FnOnce(&[wasmtime::ValType]) -> Answer,
+        decode: impl FnOnce(&ResultTypes) -> Answer,
         cx: &dyn Notify,
     ) -> WbResult<Polled> {
         match self.host.answer(id, decode) {

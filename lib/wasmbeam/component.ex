@@ -1,0 +1,146 @@
+defmodule Wasmbeam.Component do
+  @moduledoc """
+  A compiled WebAssembly **component**: what `wit-bindgen`, `cargo component`,
+  `componentize-py` and `jco` produce. Like a `Wasmbeam.Module` it is compiled
+  once, immutable and shareable; `Wasmbeam.Component.Instance.new/3`
+  instantiates it, with imports implemented in Elixir, and
+  `Wasmbeam.Component.Instance.call/4` calls its exports with Elixir values
+  checked against the component's WIT types.
+
+  ## Examples
+
+      iex> wat = ~S'''
+      ...> (component
+      ...>   (core module $m
+      ...>     (func (export "add") (param i32 i32) (result i32)
+      ...>       local.get 0 local.get 1 i32.add))
+      ...>   (core instance $i (instantiate $m))
+      ...>   (func (export "add") (param "a" u32) (param "b" u32) (result u32)
+      ...>     (canon lift (core func $i "add"))))
+      ...> '''
+      iex> {:ok, component} = Wasmbeam.Component.compile(wat)
+      iex> Wasmbeam.Component.exports(component)
+      [{"add", {:func, "func(a: u32, b: u32) -> u32"}}]
+      iex> {:ok, instance} = Wasmbeam.Component.Instance.new(component)
+      iex> Wasmbeam.Component.Instance.call(instance, "add", [2, 3])
+      {:ok, 5}
+
+  ## Values
+
+  | WIT | Elixir |
+  |---|---|
+  | `bool` | `true`, `false` |
+  | `s8` .. `u64` | integers; out of range is a `:type` error that says so |
+  | `f32`, `f64` | as for core modules: floats, `:infinity`, `:neg_infinity`, `:nan`, `{:nan, bits}` |
+  | `char` | a one-character string (`"é"`); an integer code point is accepted |
+  | `string` | a UTF-8 binary (invalid UTF-8 is a `:type` error) |
+  | `list<u8>` | a binary (a list of bytes is accepted) |
+  | `list<T>` | a list |
+  | `tuple<A, B>` | a tuple `{a, b}` |
+  | `record { user-id: u32 }` | a map with snake_case atom keys, `%{user_id: 1}` (string keys are accepted) |
+  | `enum { low, high }` | an atom, `:low` |
+  | `variant { none, some(u32) }` | `:none` or `{:some, 7}` |
+  | `flags { read, write }` | a list of atoms, `[:read, :write]` (in declaration order) |
+  | `option<T>` | `:none` or `{:some, value}`, so `option<option<T>>` round-trips |
+  | `result<T, E>` | `{:ok, value}` or `{:error, value}`; a side without a type is the bare atom (`:ok`, `:error`) |
+  | `own<R>`, `borrow<R>` | a `Wasmbeam.Component.Resource` |
+
+  A function returns `{:ok, value}` when its type has a result, and `:ok`
+  when it has none.
+
+  **Names and atoms.** Record fields, enum, variant and flag cases become
+  atoms (kebab-case as snake_case: `user-id` is `:user_id`). Atoms are made
+  only when a component is compiled, from the component's own types, never
+  from values at run time; a component may bring at most 10,000 names that
+  are not atoms yet, and all components together at most 200,000 (an atom
+  is never freed). A component beyond either bound does not compile (a
+  `:limit` error). Interface and function names stay strings.
+  """
+
+  alias Wasmbeam.{Engine, Error, Native}
+
+  @enforce_keys [:ref, :engine]
+  defstruct [:ref, :engine]
+
+  @type t :: %__MODULE__{ref: reference(), engine: Engine.t()}
+
+  @typedoc "An import or export: a function with its WIT type, or an interface of them."
+  @type item ::
+          {String.t(),
+           {:func, String.t()}
+           | {:interface, [item()]}
+           | {:resource, nil}
+           | {:other, String.t()}}
+
+  @doc """
+  Compiles a component binary or component WAT text (recognised by the
+  absence of the `\\0asm` header). A core module is refused with an
+  `:argument` error that says so.
+  """
+  @spec compile(Engine.t(), binary()) :: {:ok, t()} | {:error, Error.t()}
+  def compile(engine \\ Engine.default(), bytes)
+
+  def compile(%Engine{} = engine, bytes) when is_binary(bytes) do
+    case Native.component_compile(engine.ref, bytes) do
+      {:ok, ref} -> {:ok, %__MODULE__{ref: ref, engine: engine}}
+      {:error, _} = error -> error
+    end
+  end
+
+  def compile(%Engine{}, other),
+    do: {:error, Error.new(:argument, "a component must be a binary, got: #{inspect(other)}")}
+
+  def compile(other, _bytes),
+    do: {:error, Error.new(:argument, "expected a %Wasmbeam.Engine{}, got: #{inspect(other)}")}
+
+  @doc "Like `compile/2`, but raises `Wasmbeam.Error`."
+  @spec compile!(Engine.t(), binary()) :: t()
+  def compile!(engine \\ Engine.default(), bytes), do: compile(engine, bytes) |> Error.unwrap!()
+
+  @doc "Reads and compiles a component file."
+  @spec compile_file(Engine.t(), Path.t()) :: {:ok, t()} | {:error, Error.t()}
+  def compile_file(engine \\ Engine.default(), path) do
+    case File.read(path) do
+      {:ok, bytes} ->
+        compile(engine, bytes)
+
+      {:error, reason} ->
+        {:error,
+         Error.new(:argument, "cannot read #{inspect(path)}: #{:file.format_error(reason)}")}
+    end
+  end
+
+  @doc "Like `compile_file/2`, but raises `Wasmbeam.Error`."
+  @spec compile_file!(Engine.t(), Path.t()) :: t()
+  def compile_file!(engine \\ Engine.default(), path),
+    do: compile_file(engine, path) |> Error.unwrap!()
+
+  @doc """
+  What the component exports, in order: functions with their WIT type
+  (`{"add", {:func, "func(a: u32, b: u32) -> u32"}}`) and interfaces with
+  theirs (`{"my:pkg/shapes", {:interface, [{"area", {:func, ...}}]}}`).
+  """
+  @spec exports(t()) :: [item()]
+  def exports(%__MODULE__{ref: ref}), do: ref |> Native.component_describe() |> elem(1) |> elem(1)
+
+  @doc "What the component imports, in the form of `exports/1`."
+  @spec imports(t()) :: [item()]
+  def imports(%__MODULE__{ref: ref}), do: ref |> Native.component_describe() |> elem(1) |> elem(0)
+
+  defimpl Inspect do
+    import Inspect.Algebra
+
+    def inspect(component, opts) do
+      exports =
+        component
+        |> Wasmbeam.Component.exports()
+        |> Enum.map(fn {name, desc} -> name <> describe(desc) end)
+
+      concat(["#Wasmbeam.Component<", to_doc(exports, opts), ">"])
+    end
+
+    defp describe({:func, wit}), do: ": " <> wit
+    defp describe({:interface, items}), do: " (interface, #{length(items)} items)"
+    defp describe({kind, _}), do: " (#{kind})"
+  end
+end

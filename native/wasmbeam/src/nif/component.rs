@@ -1,0 +1,341 @@
+//! Components: compiled from bytes or component WAT, described as WIT,
+//! instantiated into a store with Elixir handlers for their imports, and
+//! called by name or by interface and name. Calls and host calls run on
+//! the same driver as a core module's (`encode_begin`, the Elixir
+//! `Wasmbeam.Driver`).
+
+use crate::handle;
+use crate::nif::component_types::{func_wit, make_name_atoms};
+use crate::nif::component_values::{decode_args, DecodeCx};
+use crate::nif::error::{bad_term, error, guarded, reply};
+use crate::nif::handle_arg::Handle;
+use crate::nif::step::{busy_or_wait, encode_begin, me};
+use crate::nif::store::CallOptions;
+use crate::resources::atoms;
+use crate::resources::component::{ComponentInstanceResource, ComponentResource, GuestResource};
+use crate::resources::engine::EngineResource;
+use crate::resources::store::StoreResource;
+use rustler::{Binary, Encoder, Env, ResourceArc, Term};
+use std::any::Any;
+use std::sync::Arc;
+use wasmbeam_runtime::domain::component::{
+    call_future, drop_future, imported_funcs, instantiate_future, linker, result_types,
+    ComponentImportSpec, ItemPath,
+};
+use wasmbeam_runtime::domain::imports::same_engine;
+use wasmbeam_runtime::driver::error::{chain_message, guard, Kind, WbError, WbResult};
+use wasmbeam_runtime::driver::host_slot::HostImport;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::Component;
+
+const WASM_MAGIC: &[u8] = b"\0asm";
+
+fn compile(
+    env: Env,
+    engine: &ResourceArc<EngineResource>,
+    bytes: &[u8],
+) -> WbResult<ComponentResource> {
+    let binary = if bytes.starts_with(WASM_MAGIC) {
+        std::borrow::Cow::Borrowed(bytes)
+    } else {
+        std::borrow::Cow::Owned(wat::parse_bytes(bytes).map_err(|e| {
+            WbError::new(
+                Kind::Parse,
+                format!("not a component binary, and not valid component WAT text: {e}"),
+            )
+        })?.into_owned())
+    };
+    if !wasmparser::Parser::is_component(&binary) {
+        return Err(WbError::new(
+            Kind::Argument,
+            "this is a core module, not a component: compile it with Wasmbeam.Module",
+        ));
+    }
+    let component = Component::from_binary(engine.engine(), &binary).map_err(|e| {
+        let offset = e.chain().find_map(|cause| {
+            cause
+                .downcast_ref::<wasmparser::BinaryReaderError>()
+                .map(|e| e.offset())
+        });
+        let kind = if offset.is_some() {
+            Kind::Validation
+        } else {
+            Kind::Compile
+        };
+        WbError::new(kind, chain_message(&e)).with_offset(offset)
+    })?;
+    let ty = component.component_type();
+    let items = ty
+        .imports(engine.engine())
+        .chain(ty.exports(engine.engine()))
+        .map(|(_, item)| item.ty)
+        .collect::<Vec<_>>();
+    make_name_atoms(env, engine.engine(), items.into_iter())?;
+    Ok(ComponentResource {
+        component,
+        engine: engine.clone(),
+    })
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn component_compile<'a>(
+    env: Env<'a>,
+    engine: Handle<EngineResource>,
+    bytes: Binary<'a>,
+) -> Term<'a> {
+    let engine = handle!(env, engine, "engine");
+    reply(
+        env,
+        guard(|| compile(env, &engine, bytes.as_slice()).map(ResourceArc::new)),
+    )
+}
+
+/// One import or export, as `{name, description}`: `{:func, wit}`,
+/// `{:interface, [{name, {:func, wit}}, ...]}`, `{:resource, nil}`, or
+/// `{:other, kind}`.
+fn describe<'a>(env: Env<'a>, engine: &wasmtime::Engine, item: &ComponentItem) -> Term<'a> {
+    match item {
+        ComponentItem::ComponentFunc(f) => (atoms::func(), func_wit(f)).encode(env),
+        ComponentItem::ComponentInstance(i) => {
+            let items: Vec<Term> = i
+                .exports(engine)
+                .map(|(name, item)| (name, describe(env, engine, &item.ty)).encode(env))
+                .collect();
+            (atoms::interface(), items).encode(env)
+        }
+        ComponentItem::Resource(_) => (atoms::resource(), atoms::nil()).encode(env),
+        ComponentItem::Component(_) => (atoms::other(), "component").encode(env),
+        ComponentItem::Module(_) => (atoms::other(), "module").encode(env),
+        ComponentItem::CoreFunc(_) => (atoms::other(), "core func").encode(env),
+        ComponentItem::Type(_) => (atoms::other(), "type").encode(env),
+    }
+}
+
+/// `{imports, exports}`, each a list of `{name, description}`.
+#[rustler::nif]
+fn component_describe(env: Env, component: Handle<ComponentResource>) -> Term {
+    let component = handle!(env, component, "component");
+    guarded(env, || {
+        let engine = component.engine.engine();
+        let ty = component.component.component_type();
+        let list = |items: Vec<(String, ComponentItem)>| -> Vec<Term> {
+            items
+                .iter()
+                .map(|(name, item)| (name.as_str(), describe(env, engine, item)).encode(env))
+                .collect()
+        };
+        let imports = list(ty.imports(engine).map(|(n, i)| (n.to_string(), i.ty)).collect());
+        let exports = list(ty.exports(engine).map(|(n, i)| (n.to_string(), i.ty)).collect());
+        reply(env, Ok((imports, exports)))
+    })
+}
+
+/// The functions the component imports: `[{interface | nil, name, arity}]`.
+#[rustler::nif]
+fn component_import_funcs(env: Env, component: Handle<ComponentResource>) -> Term {
+    let component = handle!(env, component, "component");
+    guarded(env, || {
+        let funcs: Vec<Term> = imported_funcs(&component.component, component.engine.engine())
+            .into_iter()
+            .map(|f| {
+                (
+                    f.path.interface.as_deref(),
+                    f.path.name.as_str(),
+                    f.types.params.len(),
+                )
+                    .encode(env)
+            })
+            .collect();
+        reply(env, Ok(funcs))
+    })
+}
+
+fn decode_path(interface: Term, name: Term) -> WbResult<ItemPath> {
+    let interface = if interface == atoms::nil().encode(interface.get_env()) {
+        None
+    } else {
+        Some(
+            interface
+                .decode::<String>()
+                .map_err(|_| bad_term("an interface name must be a string", interface))?,
+        )
+    };
+    let name = name
+        .decode::<String>()
+        .map_err(|_| bad_term("a function name must be a string", name))?;
+    Ok(ItemPath { interface, name })
+}
+
+/// Instantiates `component` into `store`. `imports` is a list of
+/// `{interface | nil, name, handler}`, one per imported function the
+/// caller implements; the handler terms are registered in the store's
+/// registry (as for core host functions).
+#[rustler::nif]
+fn component_instantiate<'a>(
+    env: Env<'a>,
+    store: Handle<StoreResource>,
+    component: Handle<ComponentResource>,
+    imports: Term<'a>,
+    options: CallOptions,
+) -> Term<'a> {
+    let store = handle!(env, store, "store");
+    let component = handle!(env, component, "component");
+    guarded(env, || {
+        if let Err(e) = same_engine(
+            &store.engine.core,
+            component.engine.engine(),
+            "the component",
+        ) {
+            return error(env, &e);
+        }
+        let specs = match decode_imports(imports, &component, &store) {
+            Ok(specs) => specs,
+            Err(e) => return error(env, &e),
+        };
+        let linker = match linker(component.engine.engine(), &specs) {
+            Ok(linker) => linker,
+            Err(e) => return error(env, &e),
+        };
+        let wcomponent = component.component.clone();
+        let attached: Arc<dyn Any + Send + Sync> = Arc::new(component.clone());
+        let begin = store.core.start(
+            me(env),
+            &options.run(),
+            &store.notify(env),
+            move |wstore| Ok(instantiate_future(wstore, linker, wcomponent, attached)),
+        );
+        encode_begin(env, &store, begin)
+    })
+}
+
+fn decode_imports(
+    list: Term,
+    component: &ComponentResource,
+    store: &StoreResource,
+) -> WbResult<Vec<ComponentImportSpec>> {
+    let not_a_list = || bad_term("imports must be a proper list", list);
+    list.list_length().map_err(|_| not_a_list())?;
+    let terms: Vec<Term> = list.decode().map_err(|_| not_a_list())?;
+    let funcs = imported_funcs(&component.component, component.engine.engine());
+    let mut decoded = Vec::with_capacity(terms.len());
+    for term in &terms {
+        let (interface, name, handler): (Term, Term, Term) = term
+            .decode()
+            .map_err(|_| bad_term("not a component import binding", *term))?;
+        let path = decode_path(interface, name)?;
+        let func = funcs.iter().find(|f| f.path == path).ok_or_else(|| {
+            WbError::new(
+                Kind::Link,
+                format!("the component imports no function {path}"),
+            )
+        })?;
+        decoded.push((func, handler));
+    }
+    // Only now, with every binding known to fit, are handlers registered.
+    let registry: Arc<dyn Any + Send + Sync> = store.handlers.clone();
+    Ok(decoded
+        .into_iter()
+        .map(|(func, handler)| {
+            let index = store.handlers.register(handler);
+            ComponentImportSpec {
+                path: func.path.clone(),
+                import: HostImport::with_results(
+                    registry.clone(),
+                    store.handlers.id,
+                    index,
+                    &func.path.to_string(),
+                    result_types(&func.types),
+                ),
+                params: func.types.params.iter().map(|(_, t)| t.clone()).collect(),
+            }
+        })
+        .collect())
+}
+
+/// Calls the exported function `name` (in `interface`, or at the top
+/// level for `nil`) with `arguments`.
+#[rustler::nif]
+fn component_call<'a>(
+    env: Env<'a>,
+    instance: Handle<ComponentInstanceResource>,
+    interface: Term<'a>,
+    name: Term<'a>,
+    arguments: Term<'a>,
+    options: CallOptions,
+) -> Term<'a> {
+    let instance = handle!(env, instance, "component instance");
+    guarded(env, || {
+        let path = match decode_path(interface, name) {
+            Ok(path) => path,
+            Err(e) => return error(env, &e),
+        };
+        let store = &instance.store;
+        let (func, types) = match instance.func(&path) {
+            Ok(found) => found,
+            Err(e) => return busy_or_wait(env, store, e, &options.run()),
+        };
+        let mut cx = DecodeCx {
+            store,
+            moved: Vec::new(),
+        };
+        let params = match decode_args(arguments, &types.params, &mut cx) {
+            Ok(params) => params,
+            Err(e) => return error(env, &e),
+        };
+        let moved = cx.moved;
+        let result = types.result.clone();
+        let begin = store
+            .core
+            .start(me(env), &options.run(), &store.notify(env), |wstore| {
+                let dropped = std::mem::take(&mut *store.dropped_resources.lock());
+                Ok(call_future(wstore, func, params, result, dropped))
+            });
+        if matches!(
+            begin,
+            Ok(wasmbeam_runtime::driver::store::Begin::Polled(_))
+        ) {
+            // The guest took ownership of what was passed as `own`.
+            for handle in &moved {
+                handle.moved();
+            }
+        }
+        encode_begin(env, store, begin)
+    })
+}
+
+/// Drops a guest resource now (its destructor runs in the guest, as a
+/// call with `options`). Dropping one already dropped or handed to the
+/// guest is an `:argument` error.
+#[rustler::nif]
+fn component_resource_drop<'a>(
+    env: Env<'a>,
+    resource: Handle<GuestResource>,
+    options: CallOptions,
+) -> Term<'a> {
+    let resource = handle!(env, resource, "component resource");
+    guarded(env, || {
+        if !resource.take_for_drop() {
+            return error(
+                env,
+                &WbError::new(
+                    Kind::Argument,
+                    "the resource was already dropped or handed to the guest",
+                ),
+            );
+        }
+        let store = &resource.store;
+        let r = resource.resource;
+        let begin = store
+            .core
+            .start(me(env), &options.run(), &store.notify(env), |wstore| {
+                Ok(drop_future(wstore, r))
+            });
+        if !matches!(
+            begin,
+            Ok(wasmbeam_runtime::driver::store::Begin::Polled(_))
+        ) {
+            resource.restore();
+        }
+        encode_begin(env, store, begin)
+    })
+}

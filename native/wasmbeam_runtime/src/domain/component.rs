@@ -1,0 +1,228 @@
+//! Components: their imports implemented by host handlers (linked per
+//! instantiation, typed by the component itself), and their exported
+//! functions found by name or by interface and name.
+//!
+//! A component's calls and host calls run on the same driver as a core
+//! module's: the run is a future that owns the store, polled one slice at
+//! a time, and a host call waits in the store's host slot
+//! (`crate::driver::host_slot::component_host_call`).
+
+use crate::driver::error::{Kind, WbError, WbResult};
+use crate::driver::host_slot::{component_host_call, HostImport, ResultTypes};
+use crate::driver::store::{Outcome, RunFuture, WStore};
+use crate::driver::store_data::StoreData;
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use wasmtime::component::types::{ComponentFunc, ComponentItem};
+use wasmtime::component::{Component, Func, Instance, Linker, ResourceAny, Type, Val};
+use wasmtime::{AsContextMut, Engine};
+
+/// Where an import or export lives: at the component's top level, or in
+/// one of its interfaces (`"my:pkg/shapes@0.1.0"`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ItemPath {
+    pub interface: Option<String>,
+    pub name: String,
+}
+
+impl std::fmt::Display for ItemPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.interface {
+            Some(interface) => write!(f, "{interface}#{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// A function's parameter and result types, read once.
+#[derive(Debug, Clone)]
+pub struct FuncTypes {
+    pub params: Vec<(String, Type)>,
+    pub result: Option<Type>,
+}
+
+impl FuncTypes {
+    pub fn of(ty: &ComponentFunc) -> FuncTypes {
+        FuncTypes {
+            params: ty.params().map(|(n, t)| (n.to_string(), t)).collect(),
+            result: ty.results().next(),
+        }
+    }
+}
+
+/// A function the component imports, with its types.
+pub struct ImportedFunc {
+    pub path: ItemPath,
+    pub types: FuncTypes,
+}
+
+/// Every function `component` imports, at its top level or in an
+/// imported interface, in the component's order. Imports of other kinds
+/// (resources, whole components, modules) are listed by
+/// [`unsupported_imports`].
+pub fn imported_funcs(component: &Component, engine: &Engine) -> Vec<ImportedFunc> {
+    let mut out = Vec::new();
+    for (name, item) in component.component_type().imports(engine) {
+        match item.ty {
+            ComponentItem::ComponentFunc(f) => out.push(ImportedFunc {
+                path: ItemPath {
+                    interface: None,
+                    name: name.to_string(),
+                },
+                types: FuncTypes::of(&f),
+            }),
+            ComponentItem::ComponentInstance(instance) => {
+                for (fname, item) in instance.exports(engine) {
+                    if let ComponentItem::ComponentFunc(f) = item.ty {
+                        out.push(ImportedFunc {
+                            path: ItemPath {
+                                interface: Some(name.to_string()),
+                                name: fname.to_string(),
+                            },
+                            types: FuncTypes::of(&f),
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A host function to define for a component import.
+pub struct ComponentImportSpec {
+    pub path: ItemPath,
+    pub import: HostImport,
+    pub params: Arc<[Type]>,
+}
+
+/// The result type a host handler's answer is decoded against.
+pub fn result_types(types: &FuncTypes) -> ResultTypes {
+    ResultTypes::Component(types.result.clone())
+}
+
+/// A linker with a host function for each spec (grouped by interface).
+/// What the component imports and the specs leave out fails at
+/// instantiation, with Wasmtime's message naming it.
+pub fn linker(engine: &Engine, specs: &[ComponentImportSpec]) -> WbResult<Linker<StoreData>> {
+    let mut linker = Linker::new(engine);
+    let mut by_interface: BTreeMap<Option<&str>, Vec<&ComponentImportSpec>> = BTreeMap::new();
+    for spec in specs {
+        by_interface
+            .entry(spec.path.interface.as_deref())
+            .or_default()
+            .push(spec);
+    }
+    let link_error = |path: &ItemPath, e: wasmtime::Error| {
+        WbError::new(
+            Kind::Link,
+            format!("import {path}: {}", crate::driver::error::chain_message(&e)),
+        )
+    };
+    for (interface, specs) in by_interface {
+        let mut root = linker.root();
+        let mut instance = match interface {
+            Some(name) => root
+                .instance(name)
+                .map_err(|e| link_error(&specs[0].path, e))?,
+            None => root,
+        };
+        for spec in specs {
+            let import = spec.import.clone();
+            let types = spec.params.clone();
+            instance
+                .func_new_async(&spec.path.name, move |store, _ty, params, results| {
+                    Box::new(component_host_call(
+                        store,
+                        params,
+                        types.clone(),
+                        results,
+                        import.clone(),
+                    ))
+                })
+                .map_err(|e| link_error(&spec.path, e))?;
+        }
+    }
+    Ok(linker)
+}
+
+/// An exported function and its types, found in `instance`.
+pub fn export_func(
+    mut store: impl AsContextMut,
+    component: &Component,
+    instance: &Instance,
+    path: &ItemPath,
+) -> WbResult<(Func, Arc<FuncTypes>)> {
+    let not_found = || WbError::new(Kind::NotFound, format!("no exported function {path}"));
+    let index = match &path.interface {
+        Some(interface) => {
+            let parent = component
+                .get_export_index(None, interface)
+                .ok_or_else(not_found)?;
+            component
+                .get_export_index(Some(&parent), &path.name)
+                .ok_or_else(not_found)?
+        }
+        None => component
+            .get_export_index(None, &path.name)
+            .ok_or_else(not_found)?,
+    };
+    let func = instance
+        .get_func(&mut store, index)
+        .ok_or_else(not_found)?;
+    let types = Arc::new(FuncTypes::of(&func.ty(&store)));
+    Ok((func, types))
+}
+
+/// The run that instantiates `component` with `linker`'s host functions.
+pub fn instantiate_future(
+    mut store: WStore,
+    linker: Linker<StoreData>,
+    component: Component,
+    attached: Arc<dyn Any + Send + Sync>,
+) -> RunFuture {
+    Box::pin(async move {
+        let result = linker
+            .instantiate_async(&mut store, &component)
+            .await
+            .map(|instance| Outcome::ComponentInstance(instance, attached));
+        (store, result)
+    })
+}
+
+/// The run that calls `func` with `params`: first it drops the guest
+/// resources that Elixir let go of since the last call (their
+/// destructors are guest code; a failing one is left for the guest to
+/// report on its next use).
+pub fn call_future(
+    mut store: WStore,
+    func: Func,
+    params: Vec<Val>,
+    result: Option<Type>,
+    dropped: Vec<ResourceAny>,
+) -> RunFuture {
+    Box::pin(async move {
+        for resource in dropped {
+            let _ = resource.resource_drop_async(&mut store).await;
+        }
+        let mut results = vec![Val::Bool(false); usize::from(result.is_some())];
+        let outcome = func
+            .call_async(&mut store, &params, &mut results)
+            .await
+            .map(|()| Outcome::ComponentValue(result.and_then(|ty| Some((results.pop()?, ty)))));
+        (store, outcome)
+    })
+}
+
+/// The run that drops a guest resource (its destructor is guest code).
+pub fn drop_future(mut store: WStore, resource: ResourceAny) -> RunFuture {
+    Box::pin(async move {
+        let outcome = resource
+            .resource_drop_async(&mut store)
+            .await
+            .map(|()| Outcome::ComponentValue(None));
+        (store, outcome)
+    })
+}
