@@ -20,5 +20,6 @@ defmodule Wasmbeam.ConsumerTest do
 
     assert status == 0, output
     assert output =~ "consumer result: 42"
+    assert output =~ "consumer telemetry: false"
   end
 end
