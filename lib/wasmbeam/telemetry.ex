@@ -8,7 +8,10 @@ defmodule Wasmbeam.Telemetry do
   through Phoenix, Oban, Ecto...). Whether it is loaded is looked up once,
   when Wasmbeam's application starts, and kept; `refresh/0` looks again
   (for code loaded later, in a shell or a test). Without `:telemetry`,
-  each place that could emit costs one `:persistent_term` read.
+  each place that could emit costs one `:persistent_term` read. (Loaded
+  but not started, `:telemetry` logs a warning for each event: start it
+  before Wasmbeam's first compile or call, as Mix and releases do for a
+  dependency.)
 
   ## Conventions
 
@@ -224,16 +227,41 @@ defmodule Wasmbeam.Telemetry do
   @doc false
   # Runs a call in a `[:wasmbeam, :call]` span (callers check
   # `call_events?/0` first, so that a call without spans builds nothing).
+  # The events are those of `:telemetry.span/3`, emitted here with fewer
+  # closures and map merges: this is on every call.
   @spec call_span(String.t() | nil, term(), term(), (() -> result)) :: result when result: term()
   def call_span(export, instance, module, fun) do
-    metadata = %{export: export, instance: instance, module: module}
+    start = System.monotonic_time()
 
-    span(
-      [:wasmbeam, :call],
-      metadata,
-      fn -> checked_call(fun.(), export, instance, module) end,
-      &%{error: error(&1)}
+    metadata = %{
+      export: export,
+      instance: instance,
+      module: module,
+      telemetry_span_context: make_ref()
+    }
+
+    :telemetry.execute(
+      [:wasmbeam, :call, :start],
+      %{system_time: System.system_time(), monotonic_time: start},
+      metadata
     )
+
+    try do
+      fun.()
+    catch
+      kind, reason ->
+        exception_metadata =
+          Map.merge(metadata, %{kind: kind, reason: reason, stacktrace: __STACKTRACE__})
+
+        :telemetry.execute([:wasmbeam, :call, :exception], ended(start), exception_metadata)
+        :erlang.raise(kind, reason, __STACKTRACE__)
+    else
+      result ->
+        result = checked_call(result, export, instance, module)
+        stop_metadata = Map.put(metadata, :error, error(result))
+        :telemetry.execute([:wasmbeam, :call, :stop], ended(start), stop_metadata)
+        result
+    end
   end
 
   @doc false
