@@ -133,7 +133,10 @@ defmodule Wasmbeam.TelemetryTest do
         Wasmbeam.ModuleCache.Disk.artifact_path(Wasmbeam.ModuleCache.Disk.modules_dir(dir), entry)
 
       :ok = stop_supervised(cache)
-      File.write!(path, "\x7fELF")
+      # A new file in its place: the one the disk hit mapped stays intact
+      # (truncating a mapped file would make its pages fault).
+      File.write!(path <> ".damaged", "\x7fELF")
+      File.rename!(path <> ".damaged", path)
       start_supervised!({ModuleCache, name: cache, dir: dir})
 
       ExUnit.CaptureLog.capture_log(fn ->
