@@ -77,8 +77,11 @@ defmodule Wasmbeam.Telemetry do
       to instantiate its module, `:stop` when it stops normally (`:normal`,
       `:shutdown`, `{:shutdown, _}`), `:exception` when it fails to start
       (`kind: :error`, `reason`: the `%Wasmbeam.Error{}`), exits because its
-      store was poisoned, or crashes (`kind: :exit`, `reason`: the exit
-      reason). A process killed outright (`:kill`) emits nothing more.
+      store was poisoned or is stopped with another reason (`kind: :exit`,
+      `reason`: the exit reason, e.g. `{:wasmbeam_poisoned, message}`), or
+      crashes (`kind: :error`, `reason`: the exception, with its
+      `stacktrace`). A process killed outright (`:kill`) emits nothing
+      more.
       Metadata: `pid`, `name` (as registered, or `nil`), `module`.
     * `[:wasmbeam, :instance_supervisor, :restart]` - an instance started
       by `Wasmbeam.InstanceSupervisor` exited abnormally and is restarted.

@@ -495,9 +495,18 @@ defmodule Wasmbeam.Instance.Server do
   @impl true
   def terminate(reason, state) do
     case reason do
-      stopped when stopped in [:normal, :shutdown] -> Telemetry.stop_span(@span, state.span, %{})
-      {:shutdown, _} -> Telemetry.stop_span(@span, state.span, %{})
-      _ -> Telemetry.exception_span(@span, state.span, :exit, reason, [], %{})
+      stopped when stopped in [:normal, :shutdown] ->
+        Telemetry.stop_span(@span, state.span, %{})
+
+      {:shutdown, _} ->
+        Telemetry.stop_span(@span, state.span, %{})
+
+      # A callback raised.
+      {%{__exception__: true} = exception, stacktrace} ->
+        Telemetry.exception_span(@span, state.span, :error, exception, stacktrace, %{})
+
+      _ ->
+        Telemetry.exception_span(@span, state.span, :exit, reason, [], %{})
     end
 
     error = Error.new(:cancelled, "the instance process stopped")
