@@ -11,10 +11,11 @@
 # variants. The variant is global to the VM, so the variants cannot be
 # interleaved row by row like the rows of one table: each pass measures
 # every variant in turn (each variant an interleaved `Harness.compare/2`
-# of its rows), `BENCH_PASSES` passes (default 3), and the statistics are
-# over the samples of all passes. Every variant also measures a reference
-# row whose path has no telemetry check at all (the `func_call` NIF and
-# the driver), to show how fast the machine ran while it was measured.
+# of its rows), `BENCH_PASSES` passes (default 4), each starting with the
+# next variant, and the statistics are over the samples of all passes.
+# Every variant also measures a reference row whose path has no telemetry
+# check at all (the `func_call` NIF and the driver), to show how fast the
+# machine ran while it was measured.
 # No native baseline: it does not change with telemetry (bench/call.exs
 # has it).
 #
@@ -45,7 +46,7 @@ defmodule Wasmbeam.Bench.Telemetry do
   ]
 
   def run do
-    passes = String.to_integer(System.get_env("BENCH_PASSES", "3"))
+    passes = String.to_integer(System.get_env("BENCH_PASSES", "4"))
     sampling = Harness.sampling()
 
     per_pass = [
@@ -78,7 +79,7 @@ defmodule Wasmbeam.Bench.Telemetry do
     ]
 
     samples =
-      for _pass <- 1..passes, {label, variant} <- @variants, reduce: %{} do
+      for pass <- 1..passes, {label, variant} <- rotate(@variants, pass), reduce: %{} do
         acc ->
           enter(variant, counter)
 
@@ -96,6 +97,7 @@ defmodule Wasmbeam.Bench.Telemetry do
       end
 
     handled = :counters.get(counter, 1)
+    primitives = primitives(per_pass)
     VendoredTelemetry.unload()
 
     table =
@@ -113,6 +115,39 @@ defmodule Wasmbeam.Bench.Telemetry do
     )
 
     IO.puts("handler calls during the run: #{handled}")
+
+    Harness.print_table(
+      "what a span is made of, on this machine (:telemetry loaded, no handler)",
+      primitives
+    )
+  end
+
+  # A span is two `:telemetry.execute/3` (a handler lookup each) and three
+  # clock reads, whose cost depends on the machine's clock source.
+  defp primitives(per_pass) do
+    load!()
+    metadata = %{export: "add", instance: nil, module: nil}
+
+    Harness.compare(
+      [
+        {":telemetry.execute/3", fn -> :telemetry.execute([:bench, :stop], %{}, metadata) end,
+         []},
+        {":telemetry.span/3 of a function that returns",
+         fn -> :telemetry.span([:bench], metadata, fn -> {:ok, metadata} end) end, []},
+        {"System.monotonic_time()", fn -> System.monotonic_time() end, []},
+        {"System.system_time()", fn -> System.system_time() end, []},
+        {":persistent_term.get/2 (the per-call check)",
+         fn -> :persistent_term.get({Wasmbeam.Telemetry, :state}, nil) end, []}
+      ],
+      per_pass
+    )
+  end
+
+  # Each pass starts with another variant, so that none is always measured
+  # first (right after the machine did something else) or last.
+  defp rotate(list, pass) do
+    {head, tail} = Enum.split(list, rem(pass - 1, length(list)))
+    tail ++ head
   end
 
   defp floor(:absent, _name), do: nil
