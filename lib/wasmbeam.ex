@@ -34,7 +34,9 @@ defmodule Wasmbeam do
   """
   @spec load(binary(), Wasmbeam.Imports.t(), keyword()) ::
           {:ok, Wasmbeam.Instance.t()} | {:error, Wasmbeam.Error.t()}
-  def load(bytes, imports \\ %{}, options \\ []) do
+  def load(bytes, imports \\ %{}, options \\ [])
+
+  def load(bytes, imports, options) when is_list(options) do
     default_cache = Application.get_env(:wasmbeam, Wasmbeam.ModuleCache, [])[:enabled] == true
     {cache, options} = Keyword.pop(options, :cache, default_cache)
 
@@ -42,4 +44,20 @@ defmodule Wasmbeam do
       Wasmbeam.Instance.new(module, imports, options)
     end
   end
+
+  def load(_bytes, _imports, options),
+    do:
+      {:error,
+       Wasmbeam.Error.new(:argument, "options must be a keyword list, got: #{inspect(options)}")}
+
+  @doc """
+  Like `load/3`, but returns the instance or raises `Wasmbeam.Error`.
+
+      iex> instance = Wasmbeam.load!(~S[(module (func (export "f") (result i32) i32.const 7))])
+      iex> Wasmbeam.Instance.call!(instance, "f", [])
+      [7]
+  """
+  @spec load!(binary(), Wasmbeam.Imports.t(), keyword()) :: Wasmbeam.Instance.t()
+  def load!(bytes, imports \\ %{}, options \\ []),
+    do: load(bytes, imports, options) |> Wasmbeam.Error.unwrap!()
 end

@@ -5,8 +5,8 @@ defmodule Wasmbeam.CallOptions do
 
     * `:timeout` - milliseconds of wall-clock time the call may run (at
       most 2^32-1, about 49 days, as for any Erlang timer), or
-      `:infinity` (the default). A call past its deadline stops with a
-      `:timeout` error and the store stays usable.
+      `:infinity` (the default; see below why). A call past its deadline
+      stops with a `:timeout` error and the store stays usable.
     * `:fuel` - fuel to give the store for this call (engines created with
       `consume_fuel: true` only). Without it, the call uses what the store
       has left.
@@ -18,6 +18,31 @@ defmodule Wasmbeam.CallOptions do
       wait for itself: it gets `:busy`); it uses `Wasmbeam.Caller.call/3`.
       A process whose wait ended with `:busy` leaves the store's queue and
       no message behind in its mailbox.
+
+  ## The default timeout is `:infinity`
+
+  Wasmex's calls time out after 5 s by default (`GenServer.call/3`'s
+  default). Wasmbeam's do not, on purpose:
+
+    * A call on a bare instance runs in the calling process, like any other
+      function call: no other process waits for it, the caller can always
+      be stopped (and its death cancels the call), and a guest that never
+      ends costs only that process: it runs in slices of about 100 µs at
+      low priority and never holds a scheduler or another guest's thread.
+    * No single bound fits: a compute kernel should get microseconds to
+      milliseconds, a request the time its deadline leaves, a WASI program
+      or a job minutes. A fixed 5 s would be too long for the first and
+      would fail the last far from where anyone chose a limit.
+    * A deadline costs about 100 ns per call (`bench/call.exs`: 777 ns
+      median without, 875 ns with `timeout: 1000`), an eighth of the
+      cheapest call, which every caller without one would pay.
+
+  So pass `timeout:` wherever time matters: a request's remaining
+  deadline, a job's budget (`Wasmbeam.Job.run/4`), untrusted code. Where a
+  process waits for another, the limits are finite by default: a pool
+  checkout waits at most its `:checkout_timeout` (5 s), a
+  `{:process, server}` host handler answers within 5 s, and a call to an
+  instance process is awaited as long as its own `timeout:` allows.
   """
 
   @type t :: [timeout: timeout(), fuel: non_neg_integer(), wait: boolean()]

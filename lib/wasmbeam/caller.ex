@@ -53,9 +53,14 @@ defmodule Wasmbeam.Caller do
 
   @doc "Writes `bytes` at `offset` of the caller's memory."
   @spec write(t(), non_neg_integer(), binary(), String.t()) :: :ok | {:error, Error.t()}
-  def write(caller, offset, bytes, memory \\ "memory") when is_binary(bytes) do
+  def write(caller, offset, bytes, memory \\ "memory")
+
+  def write(caller, offset, bytes, memory) when is_binary(bytes) do
     with {:ok, :ok} <- op(caller, {:memory_write, memory, offset, bytes}), do: :ok
   end
+
+  def write(_caller, _offset, bytes, _memory),
+    do: {:error, Error.new(:argument, "bytes must be a binary, got: #{inspect(bytes, limit: 5)}")}
 
   @doc "The size of the caller's memory in bytes."
   @spec memory_size(t(), String.t()) :: {:ok, non_neg_integer()} | {:error, Error.t()}
@@ -83,8 +88,42 @@ defmodule Wasmbeam.Caller do
   """
   @spec call(t(), String.t(), [Wasmbeam.Types.value()]) ::
           {:ok, [Wasmbeam.Types.value()]} | {:error, Error.t()}
-  def call(caller, name, args) when is_binary(name) and is_list(args),
-    do: op(caller, {:call, name, args})
+  def call(caller, name, args) when is_list(args), do: op(caller, {:call, name, args})
+
+  def call(_caller, _name, args),
+    do:
+      {:error, Error.new(:argument, "arguments must be a list, got: #{inspect(args, limit: 5)}")}
+
+  @doc "Like `read/4`, but returns the bytes or raises `Wasmbeam.Error`."
+  @spec read!(t(), non_neg_integer(), non_neg_integer(), String.t()) :: binary()
+  def read!(caller, offset, length, memory \\ "memory"),
+    do: read(caller, offset, length, memory) |> Error.unwrap!()
+
+  @doc "Like `write/4`, but raises `Wasmbeam.Error`."
+  @spec write!(t(), non_neg_integer(), binary(), String.t()) :: :ok
+  def write!(caller, offset, bytes, memory \\ "memory"),
+    do: write(caller, offset, bytes, memory) |> Error.unwrap!()
+
+  @doc "Like `memory_size/2`, but raises `Wasmbeam.Error`."
+  @spec memory_size!(t(), String.t()) :: non_neg_integer()
+  def memory_size!(caller, memory \\ "memory"),
+    do: memory_size(caller, memory) |> Error.unwrap!()
+
+  @doc "Like `global/2`, but raises `Wasmbeam.Error`."
+  @spec global!(t(), String.t()) :: Wasmbeam.Types.value()
+  def global!(caller, name), do: global(caller, name) |> Error.unwrap!()
+
+  @doc "Like `set_global/3`, but raises `Wasmbeam.Error`."
+  @spec set_global!(t(), String.t(), Wasmbeam.Types.value()) :: :ok
+  def set_global!(caller, name, value), do: set_global(caller, name, value) |> Error.unwrap!()
+
+  @doc "Like `fuel/1`, but raises `Wasmbeam.Error`."
+  @spec fuel!(t()) :: non_neg_integer()
+  def fuel!(caller), do: fuel(caller) |> Error.unwrap!()
+
+  @doc "Like `call/3`, but returns the results or raises `Wasmbeam.Error`."
+  @spec call!(t(), String.t(), [Wasmbeam.Types.value()]) :: [Wasmbeam.Types.value()]
+  def call!(caller, name, args), do: call(caller, name, args) |> Error.unwrap!()
 
   # Copies of more than 64 KiB run on a dirty scheduler (the native side
   # refuses them on a normal one), as `Wasmbeam.Memory` does.

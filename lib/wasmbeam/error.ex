@@ -23,7 +23,9 @@ defmodule Wasmbeam.Error do
     * `:arity`, `:type` - arguments of the wrong number or type
     * `:not_found` - no export of that name
     * `:argument` - any other invalid argument (options, offsets, ...)
-    * `:busy` - another call is running on the same store
+    * `:busy` - the store was running another call: at once with
+      `wait: false` (or from the process running that call), or after
+      waiting the call's whole `timeout:` (see `Wasmbeam.Store`)
     * `:overloaded` - an instance process's queue or a pool's waiting
       queue is full; try again later
     * `:cancelled` - the call was cancelled (`Wasmbeam.Instance.Server.cancel/1`,
@@ -43,6 +45,19 @@ defmodule Wasmbeam.Error do
       iex> {:error, error} = Wasmbeam.Module.compile("(module (func (export \\"f\\") (result i32) i64.const 1))")
       iex> error.kind
       :validation
+
+  ## Inspecting
+
+  An error inspects as its kind and message, with its trap code, exit code
+  or byte offset when it has one (`#Wasmbeam.Error<timeout: the call ran
+  past its timeout>`); it is still a struct with all its fields
+  (`error.backtrace`, or `inspect(error, structs: false)` to see them all),
+  and `Exception.message/1` adds the Wasm backtrace.
+
+      iex> Wasmbeam.Error.new(:timeout, "the call ran past its timeout")
+      #Wasmbeam.Error<timeout: the call ran past its timeout>
+      iex> %Wasmbeam.Error{kind: :trap, trap: :unreachable, message: "wasm trap: unreachable"}
+      #Wasmbeam.Error<trap unreachable: wasm trap: unreachable>
   """
 
   @kinds [
@@ -124,9 +139,11 @@ defmodule Wasmbeam.Error do
   def new(kind, message), do: %__MODULE__{kind: kind, message: message}
 
   @doc false
-  # Unwraps `{:ok, value}` or raises the error, for the `!` variants.
-  @spec unwrap!({:ok, value} | {:error, t()}) :: value when value: term()
+  # Unwraps `{:ok, value}` (or passes `:ok` on) or raises the error, for
+  # the `!` variants.
+  @spec unwrap!({:ok, value} | :ok | {:error, t()}) :: value | :ok when value: term()
   def unwrap!({:ok, value}), do: value
+  def unwrap!(:ok), do: :ok
   def unwrap!({:error, %__MODULE__{} = error}), do: raise(error)
 
   @doc """
@@ -138,4 +155,18 @@ defmodule Wasmbeam.Error do
   """
   @spec kinds() :: [kind()]
   def kinds, do: @kinds
+
+  defimpl Inspect do
+    def inspect(%{kind: kind, message: message} = error, _opts) do
+      detail =
+        cond do
+          error.trap != nil -> " #{error.trap}"
+          error.exit_code != nil -> " #{error.exit_code}"
+          true -> ""
+        end
+
+      offset = if error.offset, do: " (at byte offset #{error.offset})", else: ""
+      "#Wasmbeam.Error<#{kind}#{detail}: #{message}#{offset}>"
+    end
+  end
 end

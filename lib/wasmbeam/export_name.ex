@@ -19,6 +19,15 @@ defmodule Wasmbeam.ExportName do
          Error.new(:argument, "an export name must be valid UTF-8, got: #{inspect(name)}")}
   end
 
+  # Wasmex takes atoms; here names are strings, as in the module.
+  def check(name) when is_atom(name),
+    do:
+      {:error,
+       Error.new(
+         :argument,
+         "an export name must be a string, got: #{inspect(name)} (write #{inspect(Atom.to_string(name))})"
+       )}
+
   def check(name),
     do: {:error, Error.new(:argument, "an export name must be a string, got: #{inspect(name)}")}
 end

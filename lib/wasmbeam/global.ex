@@ -38,6 +38,14 @@ defmodule Wasmbeam.Global do
   @spec set(t(), Wasmbeam.Types.value()) :: :ok | {:error, Error.t()}
   def set(%__MODULE__{ref: ref}, value), do: Native.global_set(ref, value)
 
+  @doc "Like `get/1`, but raises `Wasmbeam.Error`."
+  @spec get!(t()) :: Wasmbeam.Types.value()
+  def get!(global), do: get(global) |> Error.unwrap!()
+
+  @doc "Like `set/2`, but raises `Wasmbeam.Error`."
+  @spec set!(t(), Wasmbeam.Types.value()) :: :ok
+  def set!(global, value), do: set(global, value) |> Error.unwrap!()
+
   defimpl Inspect do
     def inspect(global, _opts) do
       mut = if global.mutable, do: "mut ", else: ""

@@ -57,6 +57,28 @@ defmodule Wasmbeam.Imports do
       iex> Wasmbeam.Instance.call(instance, "sum3", [1, 2, 3])
       {:ok, [6]}
 
+  ## Names, and what is not imported
+
+  Module and import names are strings, as in the module:
+  `%{"env" => %{"log" => ...}}`. A map with atom keys (`%{env: %{log: ...}}`,
+  as Wasmex writes them) does not match them: the `:link` error for the
+  missing import says so.
+
+  Entries that the module does not import are ignored, silently: one map
+  can serve several modules (a host offering the same functions to every
+  plugin, each importing what it uses), and a pool or a `:fresh` policy
+  would otherwise repeat a warning at every instantiation.
+  `Wasmbeam.Module.imports/1` lists what a module does import.
+
+      iex> module = Wasmbeam.Module.compile!(~S[(module (import "env" "f" (func (param i32))))])
+      iex> f = {:fn, [:i32], [], fn _caller, _x -> :ok end}
+      iex> {:ok, _} = Wasmbeam.Instance.new(module, %{"env" => %{"f" => f, "unused" => f}, "other" => %{}})
+      iex> Wasmbeam.Module.imports(module)
+      [{"env", "f", {:func, [:i32], []}}]
+      iex> {:error, error} = Wasmbeam.Instance.new(module, %{env: %{f: f}})
+      iex> error.message
+      ~s[missing import "env" "f" (func (i32) -> ()); the import map has :env where the module name "env" is needed (names are strings: %{"env" => %{"f" => ...}})]
+
   ## Examples
 
       iex> module = Wasmbeam.Module.compile!(~S[(module (import "env" "base" (global i32)) (func (export "get") (result i32) global.get 0))])
@@ -138,12 +160,41 @@ defmodule Wasmbeam.Imports do
         )
 
       :error ->
-        link_error("missing import #{inspect(mod)} #{inspect(name)} (#{describe(type)})")
+        link_error(
+          "missing import #{inspect(mod)} #{inspect(name)} (#{describe(type)})" <>
+            atom_keys_hint(imports, mod, name)
+        )
 
       {:error, _} = error ->
         error
     end
   end
+
+  # Wasmex's import maps have atom keys (`%{env: %{log: ...}}`); here
+  # module and import names are strings, as in the module itself.
+  defp atom_keys_hint(imports, mod, name) do
+    module_atom = atom_named(imports, mod)
+    name_atom = atom_named(Map.get(imports, mod) || Map.get(imports, module_atom), name)
+    strings = "(names are strings: %{#{inspect(mod)} => %{#{inspect(name)} => ...}})"
+
+    cond do
+      module_atom != nil ->
+        "; the import map has #{inspect(module_atom)} where the module name #{inspect(mod)} " <>
+          "is needed #{strings}"
+
+      name_atom != nil ->
+        "; the import map has #{inspect(name_atom)} where the import name #{inspect(name)} " <>
+          "is needed #{strings}"
+
+      true ->
+        ""
+    end
+  end
+
+  defp atom_named(map, string) when is_map(map) and not is_struct(map),
+    do: Enum.find(Map.keys(map), &(is_atom(&1) and Atom.to_string(&1) == string))
+
+  defp atom_named(_other, _string), do: nil
 
   defp lookup(imports, mod, name) do
     case Map.fetch(imports, mod) do

@@ -353,6 +353,36 @@ defmodule Wasmbeam.Instance do
   @spec table(t(), String.t()) :: {:ok, Table.t()} | {:error, Error.t()}
   def table(instance, name), do: typed_export(instance, name, Table, "table")
 
+  @doc "Like `export/2`, but returns the handle or raises `Wasmbeam.Error`."
+  @spec export!(t(), String.t()) ::
+          Func.t() | Memory.t() | Global.t() | Table.t() | Wasmbeam.Tag.t()
+  def export!(instance, name), do: export(instance, name) |> Error.unwrap!()
+
+  @doc """
+  Like `func/2`, but returns the function or raises `Wasmbeam.Error`.
+
+      iex> instance = Wasmbeam.load!(~S[(module (func (export "f") (result i32) i32.const 7))])
+      iex> f = Wasmbeam.Instance.func!(instance, "f")
+      iex> Wasmbeam.Func.call!(f, [])
+      [7]
+      iex> Wasmbeam.Instance.func!(instance, "g")
+      ** (Wasmbeam.Error) (not_found) no export named "g"
+  """
+  @spec func!(t(), String.t()) :: Func.t()
+  def func!(instance, name), do: func(instance, name) |> Error.unwrap!()
+
+  @doc "Like `memory/2`, but returns the memory or raises `Wasmbeam.Error`."
+  @spec memory!(t(), String.t()) :: Memory.t()
+  def memory!(instance, name), do: memory(instance, name) |> Error.unwrap!()
+
+  @doc "Like `global/2`, but returns the global or raises `Wasmbeam.Error`."
+  @spec global!(t(), String.t()) :: Global.t()
+  def global!(instance, name), do: global(instance, name) |> Error.unwrap!()
+
+  @doc "Like `table/2`, but returns the table or raises `Wasmbeam.Error`."
+  @spec table!(t(), String.t()) :: Table.t()
+  def table!(instance, name), do: table(instance, name) |> Error.unwrap!()
+
   defp typed_export(instance, name, struct, what) do
     case export(instance, name) do
       {:ok, %{__struct__: ^struct}} = ok -> ok
@@ -362,12 +392,8 @@ defmodule Wasmbeam.Instance do
   end
 
   defimpl Inspect do
-    def inspect(instance, _opts) do
-      exports =
-        instance
-        |> Wasmbeam.Instance.exports()
-        |> Enum.map_join(", ", fn {name, type} -> "#{name}: #{Wasmbeam.Types.format(type)}" end)
-
+    def inspect(instance, opts) do
+      exports = Wasmbeam.Types.format_exports(Wasmbeam.Instance.exports(instance), opts)
       "#Wasmbeam.Instance<#{exports}>"
     end
   end

@@ -92,8 +92,9 @@ defmodule Wasmbeam.LinkedModule do
   end
 
   defimpl Inspect do
-    def inspect(linked, _opts) do
-      "#Wasmbeam.LinkedModule<#{inspect(linked.module)}#{if linked.wasi, do: " +WASI", else: ""}>"
+    def inspect(linked, opts) do
+      module = Inspect.inspect(linked.module, opts)
+      "#Wasmbeam.LinkedModule<#{module}#{if linked.wasi, do: " +WASI", else: ""}>"
     end
   end
 end

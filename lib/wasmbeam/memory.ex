@@ -38,11 +38,19 @@ defmodule Wasmbeam.Memory do
     with {:ok, {bytes, _pages}} <- Native.memory_size(ref), do: {:ok, bytes}
   end
 
+  @doc "Like `size/1`, but raises `Wasmbeam.Error`."
+  @spec size!(t()) :: non_neg_integer()
+  def size!(memory), do: size(memory) |> Error.unwrap!()
+
   @doc "The size in pages (64 KiB each, unless the module set another page size)."
   @spec pages(t()) :: {:ok, non_neg_integer()} | {:error, Error.t()}
   def pages(%__MODULE__{ref: ref}) do
     with {:ok, {_bytes, pages}} <- Native.memory_size(ref), do: {:ok, pages}
   end
+
+  @doc "Like `pages/1`, but raises `Wasmbeam.Error`."
+  @spec pages!(t()) :: non_neg_integer()
+  def pages!(memory), do: pages(memory) |> Error.unwrap!()
 
   @doc "Grows the memory by `pages`; returns the previous size in pages."
   @spec grow(t(), non_neg_integer()) :: {:ok, non_neg_integer()} | {:error, Error.t()}
@@ -53,6 +61,10 @@ defmodule Wasmbeam.Memory do
     do:
       {:error,
        Error.new(:argument, "pages must be an integer in 0..2^64-1, got: #{inspect(pages)}")}
+
+  @doc "Like `grow/2`, but raises `Wasmbeam.Error`."
+  @spec grow!(t(), non_neg_integer()) :: non_neg_integer()
+  def grow!(memory, pages), do: grow(memory, pages) |> Error.unwrap!()
 
   @doc "Reads `length` bytes at `offset`."
   @spec read(t(), non_neg_integer(), non_neg_integer()) :: {:ok, binary()} | {:error, Error.t()}
@@ -91,6 +103,10 @@ defmodule Wasmbeam.Memory do
          :argument,
          "expected a non-negative offset and a binary, got: #{inspect({offset, bytes})}"
        )}
+
+  @doc "Like `write/3`, but raises `Wasmbeam.Error`."
+  @spec write!(t(), non_neg_integer(), binary()) :: :ok
+  def write!(memory, offset, bytes), do: write(memory, offset, bytes) |> Error.unwrap!()
 
   defimpl Inspect do
     def inspect(memory, _opts) do

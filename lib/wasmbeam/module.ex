@@ -29,6 +29,9 @@ defmodule Wasmbeam.Module do
   Compiles a wasm binary or WAT text. Text is recognised by the absence of
   the `\\0asm` header.
 
+  The engine may be left out (`compile(bytes)`, `compile(bytes, options)`):
+  the default engine is used.
+
   Options:
 
     * `cache:` - `true` to go through the default `Wasmbeam.ModuleCache`
@@ -38,12 +41,16 @@ defmodule Wasmbeam.Module do
   ## Examples
 
       iex> {:ok, a} = Wasmbeam.Module.compile(Wasmbeam.Engine.default(), "(module)", cache: true)
-      iex> {:ok, b} = Wasmbeam.Module.compile(Wasmbeam.Engine.default(), "(module)", cache: true)
+      iex> {:ok, b} = Wasmbeam.Module.compile("(module)", cache: true)
       iex> a == b
       true
   """
   @spec compile(Engine.t(), binary(), keyword()) :: {:ok, t()} | {:error, Error.t()}
   def compile(engine \\ Engine.default(), bytes, options \\ [])
+
+  # `compile(bytes, options)`: the default engine.
+  def compile(bytes, options, []) when is_binary(bytes) and is_list(options),
+    do: compile(Engine.default(), bytes, options)
 
   def compile(%Engine{} = engine, bytes, options) when is_binary(bytes) and is_list(options) do
     case Keyword.get(options, :cache, false) do
@@ -103,13 +110,33 @@ defmodule Wasmbeam.Module do
   defp not_bytes(other),
     do: Error.new(:argument, "expected wasm bytes or WAT text, got: #{inspect(other)}")
 
+  @doc """
+  Like `compile/3`, but returns the module or raises `Wasmbeam.Error`.
+
+      iex> Wasmbeam.Module.compile!("(module (func (export \\"f\\")))")
+      #Wasmbeam.Module<f: func () -> ()>
+  """
   @spec compile!(Engine.t(), binary(), keyword()) :: t()
   def compile!(engine \\ Engine.default(), bytes, options \\ []),
     do: compile(engine, bytes, options) |> Error.unwrap!()
 
-  @doc "Reads a `.wasm` or `.wat` file and compiles it; options as for `compile/3`."
+  @doc """
+  Reads a `.wasm` or `.wat` file and compiles it; options as for
+  `compile/3` (`cache: true` to compile through `Wasmbeam.ModuleCache`).
+  The engine may be left out.
+
+      iex> {:ok, module} = Wasmbeam.Module.compile_file("examples/fib.wat", cache: true)
+      iex> Wasmbeam.Module.exports(module)
+      [{"fib", {:func, [:i64], [:i64]}}]
+  """
   @spec compile_file(Engine.t(), Path.t(), keyword()) :: {:ok, t()} | {:error, Error.t()}
-  def compile_file(engine \\ Engine.default(), path, options \\ []) do
+  def compile_file(engine \\ Engine.default(), path, options \\ [])
+
+  # `compile_file(path, options)`: the default engine.
+  def compile_file(path, options, []) when is_binary(path) and is_list(options),
+    do: compile_file(Engine.default(), path, options)
+
+  def compile_file(engine, path, options) do
     with {:ok, bytes} <- read_file(path), do: compile(engine, bytes, options)
   end
 
@@ -126,10 +153,10 @@ defmodule Wasmbeam.Module do
     end
   end
 
-  @doc "Like `compile_file/2`, but raises `Wasmbeam.Error`."
-  @spec compile_file!(Engine.t(), Path.t()) :: t()
-  def compile_file!(engine \\ Engine.default(), path),
-    do: compile_file(engine, path) |> Error.unwrap!()
+  @doc "Like `compile_file/3` (options included), but raises `Wasmbeam.Error`."
+  @spec compile_file!(Engine.t(), Path.t(), keyword()) :: t()
+  def compile_file!(engine \\ Engine.default(), path, options \\ []),
+    do: compile_file(engine, path, options) |> Error.unwrap!()
 
   @doc """
   Checks that the bytes are a valid module for the engine, without
@@ -203,6 +230,10 @@ defmodule Wasmbeam.Module do
     end
   end
 
+  @doc "Like `serialize/2`, but raises `Wasmbeam.Error`."
+  @spec serialize!(t(), keyword()) :: binary()
+  def serialize!(module, options \\ []), do: serialize(module, options) |> Error.unwrap!()
+
   @doc """
   Loads a module that `serialize/2` sealed with `key: key`.
 
@@ -239,6 +270,11 @@ defmodule Wasmbeam.Module do
 
   def deserialize(engine, _bytes, _options), do: {:error, not_an_engine(engine)}
 
+  @doc "Like `deserialize/3`, but raises `Wasmbeam.Error`."
+  @spec deserialize!(Engine.t(), binary(), keyword()) :: t()
+  def deserialize!(engine \\ Engine.default(), bytes, options),
+    do: deserialize(engine, bytes, options) |> Error.unwrap!()
+
   @doc """
   Loads serialized bytes without a key: those of `serialize/2` without
   `:key` (checked against their checksum) or with one (not checked).
@@ -258,6 +294,11 @@ defmodule Wasmbeam.Module do
     do: wrap_loaded(engine, Native.module_deserialize_unsafe(engine.ref, bytes))
 
   def deserialize_unsafe(engine, _bytes), do: {:error, not_an_engine(engine)}
+
+  @doc "Like `deserialize_unsafe/2`, but raises `Wasmbeam.Error` (and is as unsafe)."
+  @spec deserialize_unsafe!(Engine.t(), binary()) :: t()
+  def deserialize_unsafe!(engine \\ Engine.default(), bytes),
+    do: deserialize_unsafe(engine, bytes) |> Error.unwrap!()
 
   defp wrap_loaded(engine, {:ok, ref}), do: {:ok, %__MODULE__{ref: ref, engine: engine}}
   defp wrap_loaded(_engine, {:error, _} = error), do: error
@@ -291,12 +332,8 @@ defmodule Wasmbeam.Module do
     do: Error.new(:argument, "expected a %Wasmbeam.Engine{}, got: #{inspect(engine, limit: 5)}")
 
   defimpl Inspect do
-    def inspect(module, _opts) do
-      exports =
-        module
-        |> Wasmbeam.Module.exports()
-        |> Enum.map_join(", ", fn {name, type} -> "#{name}: #{Wasmbeam.Types.format(type)}" end)
-
+    def inspect(module, opts) do
+      exports = Wasmbeam.Types.format_exports(Wasmbeam.Module.exports(module), opts)
       "#Wasmbeam.Module<#{exports}>"
     end
   end

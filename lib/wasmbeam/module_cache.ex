@@ -3,8 +3,10 @@ defmodule Wasmbeam.ModuleCache do
   A cache of compiled modules, so that a module is compiled once — not
   once per call site, process, or VM restart.
 
-  Compiling a large module takes seconds (CPython for WASI, 20 MB: about
-  2 s here); loading it from this cache takes milliseconds. `compile/3`
+  Compiling a large module takes seconds (CPython for WASI, 20 MB: 5.3-5.9 s
+  with Cranelift on the 2-core development machine, measured 2026-12-03 at
+  load average 1-2; more under load, see the README's "Cold start");
+  loading it from this cache takes milliseconds. `compile/3`
   looks in three places, in order:
 
     1. **memory**: a module compiled from the same bytes by the same engine
@@ -26,6 +28,15 @@ defmodule Wasmbeam.ModuleCache do
   optimisation level, CPU features, tunables such as fuel and epochs, Wasm
   features), the Wasmtime version and the target. Change any of them and
   the key changes: a stale artifact is never found, let alone loaded.
+
+  So a release precompiled on a machine whose CPU has other features than
+  the production machine's finds none of its artifacts and compiles at
+  run time. That is not silent: a precompiled directory keeps a
+  `manifest` of what it was made from, and when a module is compiled
+  although a precompiled directory has it for another engine, a `Logger`
+  warning says which difference it was (CPU features, engine settings, or
+  Wasmbeam version and machine type), and `stats/1` counts it under
+  `:precompiled_mismatches`. See `docs/RELEASES.md` for what to do.
 
   ## Trust
 
@@ -106,7 +117,7 @@ defmodule Wasmbeam.ModuleCache do
   import Bitwise, only: [<<<: 2]
 
   alias Wasmbeam.{Engine, Error, Native}
-  alias Wasmbeam.ModuleCache.Disk
+  alias Wasmbeam.ModuleCache.{Disk, Manifest}
 
   @default_memory_entries 64
   # Up to this size a module's key is hashed on a normal scheduler (tens of
@@ -119,6 +130,7 @@ defmodule Wasmbeam.ModuleCache do
     :memory_hits,
     :disk_hits,
     :precompiled_hits,
+    :precompiled_mismatches,
     :joined,
     :refused,
     :writes,
@@ -134,6 +146,7 @@ defmodule Wasmbeam.ModuleCache do
           memory_hits: non_neg_integer(),
           disk_hits: non_neg_integer(),
           precompiled_hits: non_neg_integer(),
+          precompiled_mismatches: non_neg_integer(),
           joined: non_neg_integer(),
           refused: non_neg_integer(),
           writes: non_neg_integer(),
@@ -216,6 +229,11 @@ defmodule Wasmbeam.ModuleCache do
   def compile(other, _, _),
     do: {:error, Error.new(:argument, "expected a Wasmbeam.Engine, got: #{inspect(other)}")}
 
+  @doc "Like `compile/3`, but returns the module or raises `Wasmbeam.Error`."
+  @spec compile!(Engine.t(), binary(), keyword()) :: Wasmbeam.Module.t()
+  def compile!(engine, bytes, options \\ []),
+    do: compile(engine, bytes, options) |> Error.unwrap!()
+
   @doc """
   Reads a `.wasm` or `.wat` file and compiles it through the cache; for
   tools such as `mix wasmbeam.run`.
@@ -231,6 +249,11 @@ defmodule Wasmbeam.ModuleCache do
   def compile_file(engine, path, options \\ []) do
     with {:ok, bytes} <- Wasmbeam.Module.read_file(path), do: compile(engine, bytes, options)
   end
+
+  @doc "Like `compile_file/3`, but returns the module or raises `Wasmbeam.Error`."
+  @spec compile_file!(Engine.t(), Path.t(), keyword()) :: Wasmbeam.Module.t()
+  def compile_file!(engine, path, options \\ []),
+    do: compile_file(engine, path, options) |> Error.unwrap!()
 
   @doc """
   The cache key of `bytes` compiled by `engine`, 64 hex digits: the file
@@ -268,9 +291,14 @@ defmodule Wasmbeam.ModuleCache do
     with :ok <- mkdir(dir),
          {:ok, module} <- Wasmbeam.Module.compile(engine, bytes),
          {:ok, _size} <- Disk.write(module, Disk.precompiled_key(), entry, path) do
+      Manifest.add(dir, engine, bytes, entry)
       {:ok, path}
     end
   end
+
+  @doc "Like `precompile/3`, but returns the path or raises `Wasmbeam.Error`."
+  @spec precompile!(Engine.t(), binary(), Path.t()) :: Path.t()
+  def precompile!(engine, bytes, dir), do: precompile(engine, bytes, dir) |> Error.unwrap!()
 
   defp mkdir(dir) do
     case File.mkdir_p(dir) do
@@ -428,6 +456,8 @@ defmodule Wasmbeam.ModuleCache do
         {remember(cache, engine, entry, module), source(counter)}
 
       nil ->
+        report_precompiled_mismatch(cache, engine, bytes)
+
         case Wasmbeam.Module.compile(engine, bytes) do
           {:ok, module} ->
             bump(cache, :compiles)
@@ -460,6 +490,34 @@ defmodule Wasmbeam.ModuleCache do
       end
     end)
   end
+
+  # A miss that precompiling was meant to prevent is reported, once per
+  # compile: the memory and disk tiers serve the module afterwards.
+  defp report_precompiled_mismatch(cache, engine, bytes) do
+    Enum.find_value(cache.precompiled, fn dir ->
+      dir = resolve_dir(dir)
+
+      with {reason, _source} <- Manifest.mismatch(dir, engine, bytes) do
+        bump(cache, :precompiled_mismatches)
+
+        Logger.warning(
+          "Wasmbeam.ModuleCache: #{dir} has this module precompiled, but #{mismatch_text(reason)}; " <>
+            "compiling it here instead (see docs/RELEASES.md, CPU features)"
+        )
+      end
+    end)
+  end
+
+  defp mismatch_text(:cpu),
+    do:
+      "for another CPU: it was made with the same engine settings and Wasmbeam version on a " <>
+        "machine whose CPU features differ from this one's, and compiled code is specific to them"
+
+  defp mismatch_text(:settings), do: "for an engine with other settings than this one"
+
+  defp mismatch_text(:build),
+    do:
+      "by another Wasmbeam version or for another machine type (#{:erlang.system_info(:system_architecture)} here)"
 
   defp resolve_dir({app, relative}), do: Application.app_dir(app, relative)
   defp resolve_dir(path), do: path

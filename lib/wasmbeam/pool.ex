@@ -140,21 +140,62 @@ defmodule Wasmbeam.Pool do
 
   @doc """
   A child specification, so that `{Wasmbeam.Pool, options}` can go in a
-  supervision tree; the id is the pool's `:name` (or `:id` if given).
+  supervision tree. Takes the options of `start_link/1` plus `:id`
+  (default: the pool's `:name`, else `Wasmbeam.Pool`), `:restart`
+  (default `:permanent`; `:transient` for a pool that is stopped with
+  `stop/3` when its work is done) and `:shutdown` (default 5000 ms).
 
   ## Examples
 
       iex> spec = Wasmbeam.Pool.child_spec(name: MyApp.Plugins, module: Wasmbeam.Module.compile!("(module)"))
-      iex> spec.id
-      MyApp.Plugins
+      iex> {spec.id, spec.restart}
+      {MyApp.Plugins, :permanent}
+      iex> Wasmbeam.Pool.child_spec(module: Wasmbeam.Module.compile!("(module)"), restart: :transient).restart
+      :transient
   """
-  @spec child_spec([option | {:id, term()}]) :: Supervisor.child_spec()
+  @spec child_spec([
+          option
+          | {:id, term()}
+          | {:restart, :permanent | :transient | :temporary}
+          | {:shutdown, timeout() | :brutal_kill}
+        ]) :: Supervisor.child_spec()
   def child_spec(options) when is_list(options) do
     %{
       id: Keyword.get_lazy(options, :id, fn -> Keyword.get(options, :name, __MODULE__) end),
-      start: {__MODULE__, :start_link, [Keyword.delete(options, :id)]},
+      start: {__MODULE__, :start_link, [Keyword.drop(options, [:id, :restart, :shutdown])]},
+      restart: Keyword.get(options, :restart, :permanent),
+      shutdown: Keyword.get(options, :shutdown, 5_000),
       type: :worker
     }
+  end
+
+  @doc """
+  Stops a pool: its instances are dropped, callers waiting for one get a
+  `:down` error, and a caller still holding one finishes its call (the
+  instance goes when it is released). Returns `:ok`, or a `:down` error
+  if no pool runs as `pool` (an `:argument` error if `pool` is another
+  kind of process, which is not stopped). A pool under a supervisor is
+  restarted unless its child spec says `restart: :transient` (and `reason`
+  is `:normal`) or `:temporary`; stop it through the supervisor
+  (`Supervisor.terminate_child/2`) to keep it stopped.
+
+  ## Examples
+
+      iex> {:ok, pool} = Wasmbeam.Pool.start_link(module: Wasmbeam.Module.compile!("(module)"), size: 1)
+      iex> Wasmbeam.Pool.stop(pool)
+      :ok
+      iex> {:error, %Wasmbeam.Error{kind: :down}} = Wasmbeam.Pool.stop(pool)
+  """
+  @spec stop(pool(), term(), timeout()) :: :ok | {:error, Error.t()}
+  def stop(pool, reason \\ :normal, timeout \\ :infinity) do
+    # Only a pool: stopping another process by mistake would be worse
+    # than an error.
+    with {:ok, timeout} <- Wasmbeam.Timeout.check(timeout, "stop/3's timeout"),
+         :ok <- check_pool(pool) do
+      GenServer.stop(pool, reason, timeout)
+    end
+  catch
+    :exit, why -> {:error, Error.new(:down, "no pool #{inspect(pool)}: #{inspect(why)}")}
   end
 
   @doc """
@@ -229,6 +270,12 @@ defmodule Wasmbeam.Pool do
     checkout(pool, &Instance.call(&1, name, args, call_options), checkout_options)
   end
 
+  @doc "Like `call/4`, but returns the results or raises `Wasmbeam.Error`."
+  @spec call!(pool(), String.t(), [Wasmbeam.Types.value()], keyword()) ::
+          [Wasmbeam.Types.value()]
+  def call!(pool, name, args, options \\ []),
+    do: call(pool, name, args, options) |> Error.unwrap!()
+
   @doc """
   The pool's figures: `size`, `max_overflow`, `policy`, `instances`
   (alive now, overflow included), `idle`, `in_use`, `waiting`, and the
@@ -247,6 +294,10 @@ defmodule Wasmbeam.Pool do
   def stats(pool) do
     with :ok <- check_pool(pool), do: stats_of(pool)
   end
+
+  @doc "Like `stats/1`, but raises `Wasmbeam.Error`."
+  @spec stats!(pool()) :: map()
+  def stats!(pool), do: stats(pool) |> Error.unwrap!()
 
   defp stats_of(pool) do
     case pool_call(pool, :"$stats") do
@@ -600,9 +651,6 @@ defmodule Wasmbeam.Pool do
     with {:ok, _id, state} <- create(state, nil, false), do: fill(state, count - 1)
   end
 
-  # The one place instances are made (a linked module, Wasmtime's
-  # InstancePre, would slot in here). A new instance is claimed for
-  # `holder` (or free when nil); only pooled ones are listed for claims.
   # Links the module with its imports once, so that each instance is only
   # created (Wasmtime's InstancePre). Imports that belong to a store
   # (another instance's exports, defined memories...) cannot be linked
@@ -616,6 +664,9 @@ defmodule Wasmbeam.Pool do
     end
   end
 
+  # The one place instances are made: from the linked module when there
+  # is one. A new instance is claimed for `holder` (or free when nil);
+  # only pooled ones are listed for claims.
   defp create(state, holder, overflow?) do
     made =
       if state.linked,

@@ -5,10 +5,26 @@ defmodule Wasmbeam.Store do
   instances of the same store, so link modules together by instantiating
   them into one store (`Wasmbeam.Instance.new(module, imports, store: store)`).
 
-  A store runs one call at a time; a second call while one is running gets a
-  `:busy` error. Different stores run in parallel.
+  A store runs one call at a time; different stores run in parallel. A call
+  that finds the store running another call waits for it, by default: the process is queued in
+  the store and sleeps in `receive`, holding no thread and polling
+  nothing, until the store is free, then tries again. How long it waits is
+  bounded by the call's `:timeout` (`:infinity` by default); a call whose
+  timeout passes while it waits returns a `:busy` error without having
+  run, and leaves no message behind. With `wait: false` (see
+  `Wasmbeam.CallOptions`), or `timeout: 0`, a call finding the store busy
+  returns the `:busy` error at once. A process never waits for a store
+  that it is itself running (a host function calling its own instance
+  directly): it gets `:busy` at once, and uses its `Wasmbeam.Caller`
+  instead. Operations that run no guest code and take no options
+  (`Wasmbeam.Memory`, `Wasmbeam.Global` and `Wasmbeam.Table` reads and
+  writes, `Wasmbeam.Instance.export/2` and the other lookups) never wait:
+  on a busy store they return `:busy` at once.
 
   ## Options for `new/2`
+
+  `new/1` takes the options alone and uses the default engine
+  (`Wasmbeam.Store.new(memory_size: 1_048_576)`).
 
     * `:memory_size` - the most bytes any one linear memory may grow to
       (default 256 MiB; `:infinity` for no limit)
@@ -35,6 +51,9 @@ defmodule Wasmbeam.Store do
       iex> {:ok, store} = Wasmbeam.Store.new(Wasmbeam.Engine.default(), memory_size: 1_048_576)
       iex> is_reference(store.ref)
       true
+      iex> {:ok, store} = Wasmbeam.Store.new(memory_size: 1_048_576)
+      iex> store.engine == Wasmbeam.Engine.default()
+      true
   """
 
   alias Wasmbeam.{Engine, Error, Native}
@@ -51,6 +70,9 @@ defmodule Wasmbeam.Store do
   @doc "Creates a store on `engine` (see the module doc for options)."
   @spec new(Engine.t(), keyword()) :: {:ok, t()} | {:error, Error.t()}
   def new(engine \\ Engine.default(), options \\ [])
+
+  # `new(options)`: the default engine.
+  def new(options, []) when is_list(options), do: new(Engine.default(), options)
 
   def new(%Engine{} = engine, options) when is_list(options) do
     defaults = Map.merge(Map.new(@limit_keys, &{&1, nil}), @default_limits)
@@ -114,6 +136,10 @@ defmodule Wasmbeam.Store do
   @spec fuel(t()) :: {:ok, non_neg_integer()} | {:error, Error.t()}
   def fuel(%__MODULE__{ref: ref}), do: Native.store_fuel(ref)
 
+  @doc "Like `fuel/1`, but raises `Wasmbeam.Error`."
+  @spec fuel!(t()) :: non_neg_integer()
+  def fuel!(store), do: fuel(store) |> Error.unwrap!()
+
   @doc """
   The fuel the store's last call used (engines with `consume_fuel: true`).
 
@@ -129,6 +155,10 @@ defmodule Wasmbeam.Store do
   @spec fuel_consumed(t()) :: {:ok, non_neg_integer()} | {:error, Error.t()}
   def fuel_consumed(%__MODULE__{ref: ref}), do: Native.store_fuel_consumed(ref)
 
+  @doc "Like `fuel_consumed/1`, but raises `Wasmbeam.Error`."
+  @spec fuel_consumed!(t()) :: non_neg_integer()
+  def fuel_consumed!(store), do: fuel_consumed(store) |> Error.unwrap!()
+
   @doc "Sets the fuel the store has left."
   @spec set_fuel(t(), non_neg_integer()) :: :ok | {:error, Error.t()}
   def set_fuel(%__MODULE__{}, fuel)
@@ -143,6 +173,10 @@ defmodule Wasmbeam.Store do
       {:error, _} = error -> error
     end
   end
+
+  @doc "Like `set_fuel/2`, but raises `Wasmbeam.Error`."
+  @spec set_fuel!(t(), non_neg_integer()) :: :ok
+  def set_fuel!(store, fuel), do: set_fuel(store, fuel) |> Error.unwrap!()
 
   defimpl Inspect do
     def inspect(store, _opts), do: "#Wasmbeam.Store<#{inspect(store.ref)}>"

@@ -41,6 +41,14 @@ defmodule Wasmbeam.Table do
       {:error,
        Error.new(:argument, "index must be a non-negative integer, got: #{inspect(index)}")}
 
+  @doc "Like `size/1`, but raises `Wasmbeam.Error`."
+  @spec size!(t()) :: non_neg_integer()
+  def size!(table), do: size(table) |> Error.unwrap!()
+
+  @doc "Like `get/2`, but raises `Wasmbeam.Error`."
+  @spec get!(t(), non_neg_integer()) :: Wasmbeam.Types.value()
+  def get!(table, index), do: get(table, index) |> Error.unwrap!()
+
   defimpl Inspect do
     def inspect(table, _opts), do: "#Wasmbeam.Table<#{table.name}: #{table.element}>"
   end

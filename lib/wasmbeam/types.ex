@@ -75,4 +75,24 @@ defmodule Wasmbeam.Types do
   def format({:global, t, :const}), do: "global #{t}"
   def format({:global, t, :var}), do: "global mut #{t}"
   def format({:tag, params}), do: "tag (#{Enum.join(params, ", ")})"
+
+  @doc false
+  # The exports of a module or instance for `Inspect`: at most
+  # `opts.limit` of them (`inspect/2`'s default is 50), then how many more,
+  # so that a module with thousands of exports prints a short line.
+  @spec format_exports([{String.t(), extern_type()}], Inspect.Opts.t()) :: String.t()
+  def format_exports(exports, %Inspect.Opts{limit: limit}) do
+    {shown, rest} =
+      case limit do
+        :infinity -> {exports, []}
+        limit -> Enum.split(exports, max(limit, 0))
+      end
+
+    listed = Enum.map(shown, fn {name, type} -> "#{name}: #{format(type)}" end)
+
+    case length(rest) do
+      0 -> Enum.join(listed, ", ")
+      more -> Enum.join(listed ++ ["... (#{more} more)"], ", ")
+    end
+  end
 end

@@ -66,7 +66,7 @@ defmodule Wasmbeam.Wasi do
           stderr: binary() | nil
         }
 
-  @run_keys [:engine, :imports, :timeout, :fuel]
+  @run_keys [:engine, :imports, :timeout, :fuel, :cache]
 
   @doc """
   Runs a WASI command module's `_start` to completion.
@@ -75,6 +75,13 @@ defmodule Wasmbeam.Wasi do
   linked with `wasi: true` (the fastest way to run one program many
   times), the path of a `.wasm` or `.wat` file, or the module's bytes
   (wasm binary or WAT text).
+
+  A path is compiled through `Wasmbeam.ModuleCache` (the default cache),
+  so only the first run of a program on a machine pays for compiling it
+  (seconds for a large one such as CPython); `cache: false` compiles it
+  every time. Bytes are compiled each time unless `cache: true`.
+  The module is loaded first, and only then does `:timeout` start: it
+  bounds the program, never the compile.
 
   Returns `{:ok, %{exit_code: status, stdout: out, stderr: err}}` when the
   program ran to its end, whatever its status (a non-zero status is a
@@ -88,7 +95,12 @@ defmodule Wasmbeam.Wasi do
   The WASI options of `Wasmbeam.Wasi.Options` (`:args`, `:env`, `:dirs`,
   `:stdin`, `:stdout`, ...), and:
 
-    * `:timeout` - milliseconds for the whole run, loading excluded
+    * `:timeout` - milliseconds for the program: instantiation and
+      `_start`, counted from when the module is loaded (compiling or
+      loading it from the cache is not counted); default `:infinity`
+    * `:cache` - whether to compile through `Wasmbeam.ModuleCache`
+      (default: `true` for a path, `false` for bytes; ignored for a
+      compiled module)
     * `:fuel` - a fuel budget for the whole run (the engine must have
       `consume_fuel: true`)
     * `:memory_size`, and the other store limits of `Wasmbeam.Store`
@@ -105,15 +117,23 @@ defmodule Wasmbeam.Wasi do
       {:ok, %{exit_code: 3, stdout: "", stderr: ""}}
   """
   @spec run(source(), keyword()) :: {:ok, result()} | {:error, Error.t()}
-  def run(source, options \\ []) when is_list(options) do
+  def run(source, options \\ [])
+
+  def run(source, options) when is_list(options) do
     {run_options, rest} = Keyword.split(options, @run_keys)
     {store_options, wasi_options} = Keyword.split(rest, Store.limit_keys() -- [:fuel])
     engine = Keyword.get(run_options, :engine) || Engine.default()
     imports = Keyword.get(run_options, :imports, %{})
 
-    with {:ok, deadline} <- deadline(Keyword.get(run_options, :timeout, :infinity)),
-         {:ok, module, name} <- load(engine, source),
+    # The timeout is checked first but starts once the module is loaded:
+    # it bounds the program, not the compile (seconds for a large module
+    # that is not in the cache yet).
+    with {:ok, timeout} <-
+           Wasmbeam.Timeout.check(Keyword.get(run_options, :timeout, :infinity), ":timeout"),
+         {:ok, cache} <- cache_option(Keyword.get(run_options, :cache, :default)),
+         {:ok, module, name} <- load(engine, source, cache),
          :ok <- check_command(module),
+         deadline = deadline(timeout),
          wasi_options = Keyword.put_new(wasi_options, :program_name, name),
          instance_options =
            [wasi: wasi_options, timeout: remaining(deadline)] ++
@@ -124,6 +144,24 @@ defmodule Wasmbeam.Wasi do
       |> finish(instance, wasi_options)
     end
   end
+
+  def run(_source, options) when is_map(options) do
+    {:error,
+     Error.new(
+       :argument,
+       "Wasmbeam.Wasi.run/2 takes a keyword list of options, got a map: #{inspect(options, limit: 5)}; " <>
+         "imports go in the imports: option (Wasmbeam.Wasi.run(source, imports: imports))"
+     )}
+  end
+
+  def run(_source, options),
+    do:
+      {:error,
+       Error.new(:argument, "options must be a keyword list, got: #{inspect(options, limit: 5)}")}
+
+  @doc "Like `run/2`, but raises `Wasmbeam.Error`."
+  @spec run!(source(), keyword()) :: result()
+  def run!(source, options \\ []), do: run(source, options) |> Error.unwrap!()
 
   @doc """
   Takes what a WASI instance has written to its captured stdout and
@@ -156,6 +194,10 @@ defmodule Wasmbeam.Wasi do
       {:ok, %{stdout: stdout, stderr: stderr}}
     end
   end
+
+  @doc "Like `output/1`, but raises `Wasmbeam.Error`."
+  @spec output!(Instance.t() | Store.t()) :: %{stdout: binary(), stderr: binary()}
+  def output!(instance_or_store), do: output(instance_or_store) |> Error.unwrap!()
 
   @doc false
   # Gives a new store its WASI context (used by `Wasmbeam.Instance.new/3`).
@@ -232,11 +274,11 @@ defmodule Wasmbeam.Wasi do
     end
   end
 
-  defp load(_engine, %Module{} = module), do: {:ok, module, "main.wasm"}
+  defp load(_engine, %Module{} = module, _cache), do: {:ok, module, "main.wasm"}
 
-  defp load(_engine, %LinkedModule{wasi: true} = linked), do: {:ok, linked, "main.wasm"}
+  defp load(_engine, %LinkedModule{wasi: true} = linked, _cache), do: {:ok, linked, "main.wasm"}
 
-  defp load(_engine, %LinkedModule{}) do
+  defp load(_engine, %LinkedModule{}, _cache) do
     {:error,
      Error.new(
        :argument,
@@ -244,20 +286,24 @@ defmodule Wasmbeam.Wasi do
      )}
   end
 
-  defp load(engine, <<0, "asm", _::binary>> = bytes) do
-    with {:ok, module} <- Module.compile(engine, bytes), do: {:ok, module, "main.wasm"}
+  defp load(engine, <<0, "asm", _::binary>> = bytes, cache) do
+    with {:ok, module} <- Module.compile(engine, bytes, cache: cache == true),
+         do: {:ok, module, "main.wasm"}
   end
 
-  defp load(engine, source) when is_binary(source) do
+  defp load(engine, source, cache) when is_binary(source) do
     if String.starts_with?(String.trim_leading(source), "(") do
-      with {:ok, module} <- Module.compile(engine, source), do: {:ok, module, "main.wasm"}
+      with {:ok, module} <- Module.compile(engine, source, cache: cache == true),
+           do: {:ok, module, "main.wasm"}
     else
-      with {:ok, module} <- Module.compile_file(engine, source),
+      # A file goes through the module cache unless told otherwise: a
+      # program run again is not compiled again.
+      with {:ok, module} <- Module.compile_file(engine, source, cache: cache != false),
            do: {:ok, module, Path.basename(source)}
     end
   end
 
-  defp load(_engine, other) do
+  defp load(_engine, other, _cache) do
     {:error,
      Error.new(
        :argument,
@@ -265,13 +311,13 @@ defmodule Wasmbeam.Wasi do
      )}
   end
 
-  defp deadline(timeout) do
-    case Wasmbeam.Timeout.check(timeout, ":timeout") do
-      {:ok, :infinity} -> {:ok, :infinity}
-      {:ok, ms} -> {:ok, System.monotonic_time(:millisecond) + ms}
-      {:error, _} = error -> error
-    end
-  end
+  defp cache_option(cache) when cache in [:default, true, false], do: {:ok, cache}
+
+  defp cache_option(other),
+    do: {:error, Error.new(:argument, ":cache must be true or false, got: #{inspect(other)}")}
+
+  defp deadline(:infinity), do: :infinity
+  defp deadline(ms), do: System.monotonic_time(:millisecond) + ms
 
   defp remaining(:infinity), do: :infinity
   defp remaining(deadline), do: max(deadline - System.monotonic_time(:millisecond), 0)

@@ -7,5 +7,5 @@ defmodule Consumer.MixProject do
     [app: :consumer, version: "0.1.0", elixir: "~> 1.14", deps: [{:wasmbeam, path: "../.."}]]
   end
 
-  def application, do: [extra_applications: [:logger]]
+  def application, do: [extra_applications: [:logger], mod: {Consumer.Application, []}]
 end

@@ -3,6 +3,7 @@ defmodule Mix.Tasks.Wasmbeam.PrecompileTest do
   use ExUnit.Case, async: false
 
   import ExUnit.CaptureIO
+  import ExUnit.CaptureLog
 
   alias Wasmbeam.{Engine, Instance, ModuleCache}
 
@@ -81,8 +82,44 @@ defmodule Mix.Tasks.Wasmbeam.PrecompileTest do
 
     cache = start_cache(context, [out])
     {:ok, _} = ModuleCache.compile(fuel, wat(3), cache: cache)
-    {:ok, _} = ModuleCache.compile(Engine.default(), wat(3), cache: cache)
-    assert %{precompiled_hits: 1, compiles: 1} = ModuleCache.stats(cache)
+    # An engine the artifacts were not made for compiles, and says why.
+    log =
+      capture_log(fn ->
+        {:ok, _} = ModuleCache.compile(Engine.default(), wat(3), cache: cache)
+      end)
+
+    assert log =~ "precompiled, but for an engine with other settings"
+
+    assert %{precompiled_hits: 1, compiles: 1, precompiled_mismatches: 1} =
+             ModuleCache.stats(cache)
+  end
+
+  test "a pattern that matches nothing removes no artifact", context do
+    source = Path.join(context.tmp_dir, "m.wat")
+    File.write!(source, wat(4))
+    out = Path.join(context.tmp_dir, "wasm_cache")
+    {_, :ok} = run_task(["--out", out, source])
+    [artifact] = Path.wildcard(Path.join(out, "*.cwasm"))
+
+    # A mistyped pattern alone, and beside one that matches another module.
+    missing = Path.join(context.tmp_dir, "priv/wasm/*.wasm")
+    {output, :ok} = run_task(["--out", out, missing])
+    assert output =~ "no modules match #{missing}"
+    assert output =~ "kept the existing artifacts"
+    refute output =~ "removed stale"
+    assert File.exists?(artifact)
+
+    other = Path.join(context.tmp_dir, "other.wat")
+    File.write!(other, wat(5))
+    {output, :ok} = run_task(["--out", out, other, missing])
+    refute output =~ "removed stale"
+    assert File.exists?(artifact)
+    assert length(Path.wildcard(Path.join(out, "*.cwasm"))) == 2
+
+    # Every pattern matched: the artifact of a module not asked for goes.
+    {output, :ok} = run_task(["--out", out, other])
+    assert output =~ "removed stale"
+    refute File.exists?(artifact)
   end
 
   test "a module that does not compile fails the task with its error", context do

@@ -9,7 +9,9 @@ defmodule Wasmbeam.WasiPythonTest do
 
   setup_all do
     {path, 0} = System.cmd(Path.expand("bin/fetch-wasm"), ["python"])
-    {:ok, python: Module.compile_file!(String.trim(path))}
+    # Through the module cache: the README's CPython example
+    # (test/doc_snippets_test.exs) then loads it instead of compiling again.
+    {:ok, python: Module.compile_file!(String.trim(path), cache: true)}
   end
 
   defp python(ctx, code, options \\ []),

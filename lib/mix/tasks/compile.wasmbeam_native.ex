@@ -1,8 +1,11 @@
 defmodule Mix.Tasks.Compile.WasmbeamNative do
   @shortdoc "Builds Wasmbeam's Rust NIF with cargo"
   @moduledoc """
-  Builds the NIF crate in `native/wasmbeam` with `cargo build --release` and
-  installs the shared library as `priv/native/libwasmbeam.so`.
+  Builds the NIF crate in `native/wasmbeam` with cargo (release profile)
+  and installs the shared library as `priv/native/libwasmbeam.so`, the
+  name `:erlang.load_nif/2` looks for on Linux and macOS alike. What
+  differs per OS (cargo's file name, the linker flags macOS needs) is
+  decided by `Mix.Wasmbeam.Platform`.
 
   It does nothing when the installed library is newer than every file of
   the crate (`Cargo.toml`, `Cargo.lock`, `native/**`) and was built with the
@@ -15,22 +18,76 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
   profile (default `release`); `quick` skips link-time optimisation and
   builds incrementally, for fast edit-compile cycles while developing the
   NIF. Benchmarks and CI use `release`.
+
+  ## Without Rust
+
+  With `WASMBEAM_PREBUILT` (a path or an `http(s)://` URL of an archive
+  made by `mix wasmbeam.package_nif`) and `WASMBEAM_PREBUILT_SHA256` set,
+  or `config :wasmbeam, :prebuilt_nif, source: ..., sha256: ...`, cargo is
+  not run: the archive is fetched, its checksum verified, and its library
+  installed (see `Mix.Wasmbeam.Prebuilt`). A checksum that does not match
+  is a compile error naming both sums, and nothing is installed. The
+  installed library then stays, with or without the variables, until a
+  source of the crate is newer than it (delete `priv/native` to build with
+  cargo instead).
   """
   use Mix.Task.Compiler
+
+  alias Mix.Wasmbeam.{Platform, Prebuilt}
 
   @crate "wasmbeam"
 
   @impl true
   def run(_args) do
     root = project_root()
-    installed = Path.join([root, "priv", "native", "lib#{@crate}.so"])
 
-    if up_to_date?(root, installed) and built_profile(installed) == profile() do
-      {:noop, []}
+    with {:ok, platform} <- Platform.current(@crate),
+         {:ok, prebuilt} <-
+           Prebuilt.source(System.get_env(), Application.get_env(:wasmbeam, :prebuilt_nif)) do
+      installed = Path.join([root, "priv", "native", platform.installed])
+
+      cond do
+        prebuilt != nil ->
+          install_prebuilt(root, prebuilt, installed)
+
+        up_to_date?(root, installed) and
+            (built_profile(installed) == profile() or prebuilt?(installed)) ->
+          {:noop, []}
+
+        true ->
+          build(root, platform, installed)
+      end
     else
-      build(root, installed)
+      {:error, message} -> error(message)
     end
   end
+
+  defp install_prebuilt(root, prebuilt, installed) do
+    marker = installed <> ".profile"
+
+    if Prebuilt.installed?(installed, marker, prebuilt.sha256) do
+      {:noop, []}
+    else
+      Mix.shell().info("==> Installing the prebuilt #{@crate} NIF from #{prebuilt.location}")
+      expected = Prebuilt.description(version(), Path.join(root, "native/#{@crate}/Cargo.toml"))
+
+      case Prebuilt.install(prebuilt, expected, installed, marker) do
+        :ok ->
+          link_priv()
+          {:ok, []}
+
+        {:error, message} ->
+          error(message)
+      end
+    end
+  end
+
+  defp version, do: Mix.Project.config()[:version]
+
+  # A library installed from an archive stays while no source is newer,
+  # also in a later compile without WASMBEAM_PREBUILT (a Docker step, a
+  # shell without the variable): there may be no cargo to replace it.
+  defp prebuilt?(installed), do: String.starts_with?(built_profile(installed) || "", "prebuilt ")
 
   defp project_root, do: Path.dirname(Mix.Project.project_file())
 
@@ -54,7 +111,7 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
     end
   end
 
-  defp build(root, installed) do
+  defp build(root, platform, installed) do
     cargo = System.get_env("CARGO") || System.find_executable("cargo")
 
     if cargo == nil do
@@ -65,7 +122,7 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
     else
       Mix.shell().info("==> Building the #{@crate} NIF with cargo (#{profile()})")
 
-      args = ["build", "--profile", profile(), "-p", @crate, "--color", "always"]
+      args = Platform.cargo_args(platform, @crate, profile())
 
       case System.cmd(cargo, args,
              cd: root,
@@ -73,7 +130,7 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
              stderr_to_stdout: true
            ) do
         {_, 0} ->
-          install(root, installed)
+          install(root, platform, installed)
 
         {_, status} ->
           error("cargo build failed with exit status #{status}; its errors are above")
@@ -81,9 +138,9 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
     end
   end
 
-  defp install(root, installed) do
+  defp install(root, platform, installed) do
     target_dir = System.get_env("CARGO_TARGET_DIR") || Path.join(root, "target")
-    built = Path.join([target_dir, profile(), "lib#{@crate}.so"])
+    built = Path.join([target_dir, profile(), platform.built])
     File.mkdir_p!(Path.dirname(installed))
     # Copy then rename: a VM that has the old library loaded keeps its
     # mapping, and no reader ever sees a half-written file.
@@ -91,8 +148,16 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
     File.cp!(built, tmp)
     File.rename!(tmp, installed)
     File.write!(installed <> ".profile", profile())
+    link_priv()
     {:ok, []}
   end
+
+  # Mix links the build's priv/ to the project's when it lays out the
+  # build, before any compiler runs, and only if priv/ exists then. A
+  # package has no priv/ until this compiler makes one, so without a
+  # second layout the first build of a dependency would leave the
+  # application without the NIF (:code.priv_dir/1 points into the build).
+  defp link_priv, do: Mix.Project.build_structure()
 
   defp profile, do: System.get_env("WASMBEAM_CARGO_PROFILE", "release")
 

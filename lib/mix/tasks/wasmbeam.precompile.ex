@@ -13,7 +13,15 @@ defmodule Mix.Tasks.Wasmbeam.Precompile do
   `priv/wasm/**/*.wat`). Each module becomes `OUT/<entry>.cwasm`, where
   `<entry>` is its cache key (`Wasmbeam.ModuleCache.entry/2`); artifacts in
   `OUT` that this run did not produce are removed (they belong to modules
-  or engine settings the project no longer ships).
+  or engine settings the project no longer ships), unless a pattern
+  matched no file: a mistyped pattern or a missing directory removes
+  nothing.
+
+  The task compiles the project and starts Wasmbeam only: not the
+  project's own application, and without `config/runtime.exs` (which, in
+  a Phoenix app, typically needs a `DATABASE_URL` the build machine does
+  not have). Configuration it reads (`engines:` below) belongs in
+  `config/config.exs` or a file it imports.
 
   Then tell the cache to look there first (it is read-only at run time):
 
@@ -30,7 +38,9 @@ defmodule Mix.Tasks.Wasmbeam.Precompile do
   settings, the Wasmtime version and the target, including the CPU
   features Cranelift detected on the machine that ran this task. Build the
   release on the machine type it runs on; a mismatch costs a compilation
-  at run time, never a wrong load. To precompile for several engines, list
+  at run time, never a wrong load, and the cache logs a warning that names
+  the difference (from the `manifest` this task writes beside the
+  artifacts; see `docs/RELEASES.md`). To precompile for several engines, list
   their options in the application environment and run without engine
   flags:
 
@@ -63,7 +73,7 @@ defmodule Mix.Tasks.Wasmbeam.Precompile do
 
   @impl true
   def run(argv) do
-    Mix.Task.run("app.start")
+    Mix.Wasmbeam.start_wasmbeam()
 
     case OptionParser.parse(argv, strict: @switches) do
       {opts, patterns, []} -> precompile(opts, patterns)
@@ -73,18 +83,33 @@ defmodule Mix.Tasks.Wasmbeam.Precompile do
 
   defp precompile(opts, patterns) do
     out = Keyword.get(opts, :out, "priv/wasm_cache")
-    patterns = if patterns == [], do: @default_patterns, else: patterns
-    files = patterns |> Enum.flat_map(&expand/1) |> Enum.uniq()
+
+    {patterns, unmatched} =
+      case patterns do
+        # The defaults cover .wasm and .wat: a project may ship only one kind.
+        [] ->
+          {@default_patterns,
+           if(expand_all(@default_patterns) == [], do: @default_patterns, else: [])}
+
+        given ->
+          {given, Enum.filter(given, &(expand(&1) == []))}
+      end
+
+    files = expand_all(patterns)
 
     with {:ok, engines} <- engines(opts) do
-      if files == [], do: Mix.shell().info("no modules match #{Enum.join(patterns, ", ")}")
+      if unmatched != [], do: Mix.shell().info("no modules match #{Enum.join(unmatched, ", ")}")
 
       written =
         for engine <- engines, file <- files do
           write(engine, file, out)
         end
 
-      clean(out, written)
+      # A pattern that matched nothing is more likely a mistake than a
+      # module the project stopped shipping: keep what is there.
+      if unmatched == [],
+        do: clean(out, written),
+        else: Mix.shell().info("kept the existing artifacts in #{out}: a pattern matched no file")
 
       if Enum.any?(written, &(&1 == :error)),
         do: exit({:shutdown, 1}),
@@ -93,6 +118,8 @@ defmodule Mix.Tasks.Wasmbeam.Precompile do
       {:error, %Wasmbeam.Error{message: message}} -> usage(message)
     end
   end
+
+  defp expand_all(patterns), do: patterns |> Enum.flat_map(&expand/1) |> Enum.uniq()
 
   defp expand(pattern) do
     case Path.wildcard(pattern) do

@@ -20,6 +20,11 @@ defmodule Mix.Tasks.Wasmbeam.Run do
 
   Arguments for the program that look like options go after `--`.
 
+  The task compiles the project and starts Wasmbeam only: not the
+  project's own application, and without `config/runtime.exs`, so it
+  works in a project whose application needs a database or secrets to
+  start.
+
   The module is compiled through `Wasmbeam.ModuleCache`: the first run of
   a program compiles it, later runs load the compiled code from the cache
   (CPython: about 30 ms instead of seconds).
@@ -60,7 +65,7 @@ defmodule Mix.Tasks.Wasmbeam.Run do
 
   @impl true
   def run(argv) do
-    Mix.Task.run("app.start")
+    Mix.Wasmbeam.start_wasmbeam()
 
     case OptionParser.parse(argv, strict: @switches, aliases: [W: :wasm]) do
       {opts, [file | args], []} -> exit_with(execute(file, args, opts))

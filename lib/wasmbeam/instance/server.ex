@@ -228,6 +228,10 @@ defmodule Wasmbeam.Instance.Server do
          do: receive_answer(request, timeout, answer_deadline(timeout), :unchecked)
   end
 
+  @doc "Like `await/2`, but returns the results or raises `Wasmbeam.Error`."
+  @spec await!(request(), timeout() | nil) :: [Wasmbeam.Types.value()]
+  def await!(request, timeout \\ nil), do: await(request, timeout) |> Error.unwrap!()
+
   # A process that is not an instance process never answers a request.
   # Checking who the server is costs more than a call (the check copies
   # its process dictionary), so it is done only for a request that has

@@ -194,6 +194,12 @@ defmodule Wasmbeam.Wasi.Options do
       not (text?(host) and text?(guest)) ->
         invalid("a preopened directory needs string paths, got: #{inspect({host, guest})}")
 
+      not File.exists?(host) ->
+        invalid(
+          "cannot preopen #{inspect(host)}: it does not exist " <>
+            "(a preopened directory must exist: File.mkdir_p!/1 it first)"
+        )
+
       not File.dir?(host) ->
         invalid("cannot preopen #{inspect(host)}: not a directory")
 

@@ -38,6 +38,10 @@ defmodule Wasmbeam.Wasi.Pipe do
     ArgumentError -> {:error, Error.new(:argument, "data must be iodata, got: #{inspect(data)}")}
   end
 
+  @doc "Like `write/2`, but raises `Wasmbeam.Error`."
+  @spec write!(t(), iodata()) :: :ok
+  def write!(pipe, data), do: write(pipe, data) |> Error.unwrap!()
+
   @doc "Closes the pipe: the guest reads what is left, then end-of-file."
   @spec close(t()) :: :ok | {:error, Error.t()}
   def close(%__MODULE__{ref: ref}), do: Native.wasi_pipe_close(ref)

@@ -1,0 +1,130 @@
+defmodule Wasmbeam.DocSnippetsTest do
+  # Every ```elixir block of README.md and docs/**/*.md, one test each,
+  # found anew at every run (see test/support/doc_snippets.ex for the
+  # rules and the two markers). Not async: the blocks name processes,
+  # start instances under Wasmbeam's supervisor and clear the module cache.
+  use ExUnit.Case, async: false
+
+  import ExUnit.CaptureLog
+
+  alias Wasmbeam.Test.DocSnippets
+
+  @moduletag timeout: 300_000
+
+  @root Path.expand("..", __DIR__)
+
+  for file <- DocSnippets.files(@root) do
+    @external_resource Path.join(@root, file)
+  end
+
+  blocks = Enum.flat_map(DocSnippets.files(@root), &DocSnippets.blocks(@root, &1))
+
+  for block <- blocks do
+    where = "#{block.file}:#{block.line}"
+
+    case block.marker do
+      {:"not-executed", reason} ->
+        IO.puts("doc snippets: #{where} is not executed (#{reason}); it is only parsed")
+
+        test "#{where} (parsed only: #{reason})" do
+          DocSnippets.parse!(unquote(Macro.escape(block)))
+        end
+
+      {:needs, what} ->
+        path = what |> String.split() |> hd()
+
+        if File.exists?(Path.join(@root, path)) do
+          test "#{where} (needs #{path})" do
+            run(unquote(Macro.escape(block)))
+          end
+        else
+          IO.puts("doc snippets: SKIPPED #{where}: it needs #{what}, which is absent")
+
+          @tag skip: "needs #{what}"
+          test "#{where} (needs #{path}: absent)" do
+            :ok
+          end
+        end
+
+      nil ->
+        test where do
+          run(unquote(Macro.escape(block)))
+        end
+    end
+  end
+
+  test "the Markdown files hold elixir blocks, and the README's run" do
+    assert "README.md" in DocSnippets.files(@root)
+    readme = DocSnippets.blocks(@root, "README.md")
+    assert length(readme) >= 8
+    # exemptions stay few
+    exempt = Enum.filter(readme, &match?(%{marker: {:"not-executed", _}}, &1))
+
+    assert length(exempt) <= 5,
+           "more than 5 README blocks are not executed (#{Enum.map_join(exempt, ", ", &"line #{&1.line}")}): " <>
+             "make blocks runnable (a fixture from examples/ or test/fixtures) instead"
+  end
+
+  @tag :tmp_dir
+  test "the runner checks results, exceptions and inspect output, and reports the line", %{
+    tmp_dir: dir
+  } do
+    File.write!(Path.join(dir, "README.md"), ~S"""
+    Text.
+
+    ```elixir
+    iex> x = 1 +
+    ...>   1
+    iex> x * 2
+    4
+    iex> Wasmbeam.Error.new(:timeout, "late")
+    #Wasmbeam.Error<timeout: late>
+    iex> raise ArgumentError, "nope"
+    ** (ArgumentError) no
+    ```
+
+    <!-- not-executed: a fragment -->
+    ```elixir
+    config :app, key: 1
+    ```
+
+    ```elixir
+    iex> 1 + 1
+    3
+    ```
+
+      ```elixir
+      :ok = :ok
+      raise "boom"
+      ```
+    """)
+
+    assert [good, fragment, wrong, plain] = DocSnippets.blocks(dir, "README.md")
+    assert %{kind: :iex, line: 4, marker: nil} = good
+    assert %{kind: :plain, marker: {:"not-executed", "a fragment"}} = fragment
+    assert %{kind: :plain, line: 25, code: ":ok = :ok\nraise \"boom\""} = plain
+
+    assert_raise ExUnit.AssertionError,
+                 ~r/README.md:10: expected \*\* \(ArgumentError\) no\n\s+got \*\* \(ArgumentError\) nope/,
+                 fn ->
+                   DocSnippets.run!(good)
+                 end
+
+    assert :ok = DocSnippets.run!(%{good | code: String.replace(good.code, ") no", ") nope")})
+    assert :ok = DocSnippets.parse!(fragment)
+
+    assert_raise ExUnit.AssertionError, ~r/README.md:20: .*expected 3\n\s+got +2/s, fn ->
+      DocSnippets.run!(wrong)
+    end
+
+    assert_raise ExUnit.AssertionError, ~r/README.md:25: raised \*\* \(RuntimeError\) boom/, fn ->
+      DocSnippets.run!(plain)
+    end
+  end
+
+  defp run(block) do
+    File.cd!(@root, fn ->
+      capture_log(fn -> DocSnippets.run!(block) end)
+    end)
+  end
+end

@@ -1,0 +1,269 @@
+defmodule Wasmbeam.Test.DocSnippets do
+  @moduledoc false
+  # Finds the ```elixir blocks of Markdown files and runs them, so that
+  # the README and docs/ cannot say what the code no longer does
+  # (test/doc_snippets_test.exs makes one test per block).
+  #
+  # A block whose first line starts with `iex>` is a transcript, read as
+  # ExUnit reads doctests: `iex>` starts an expression, `...>` continues
+  # it, and the lines after it (up to a blank line or the next `iex>`) are
+  # its expected result: evaluated and compared with `===`, or, when they
+  # contain `#Name<`, compared with `inspect/1` of the value, or, when they
+  # start with `** (Module) message`, the exception it must raise.
+  # Variables, aliases and requires carry over from one expression to the
+  # next. Any other block is evaluated as a whole and must not raise.
+  #
+  # An HTML comment on the line(s) before a block changes that:
+  #
+  #   <!-- not-executed: REASON -->  the block is only parsed (a mix.exs or
+  #                                  config fragment, code that needs
+  #                                  Phoenix or Oban); keep these few
+  #   <!-- needs: PATH (HOW) -->     the block runs only when PATH exists;
+  #                                  the test output says when it did not
+
+  defmodule Block do
+    @moduledoc false
+    defstruct [:file, :line, :code, :kind, :marker]
+  end
+
+  @fence_open ~r/^(\s*)```elixir\s*$/
+  @fence_close ~r/^\s*```\s*$/
+  @marker ~r/^\s*<!--\s*(not-executed|needs):\s*(.*?)\s*-->\s*$/
+
+  @doc "The Markdown files whose blocks run: README.md and docs/**/*.md."
+  @spec files(Path.t()) :: [Path.t()]
+  def files(root) do
+    ["README.md" | Path.wildcard(Path.join(root, "docs/**/*.md"))]
+    |> Enum.map(&Path.relative_to(Path.expand(&1, root), root))
+    |> Enum.filter(&File.exists?(Path.join(root, &1)))
+    |> Enum.uniq()
+  end
+
+  @doc "The ```elixir blocks of `file` (relative to `root`)."
+  @spec blocks(Path.t(), Path.t()) :: [%Block{}]
+  def blocks(root, file) do
+    root
+    |> Path.join(file)
+    |> File.read!()
+    |> String.split("\n")
+    |> Enum.with_index(1)
+    |> scan(file, nil, [])
+  end
+
+  defp scan([], _file, _marker, acc), do: Enum.reverse(acc)
+
+  defp scan([{line, number} | rest], file, marker, acc) do
+    cond do
+      match = Regex.run(@marker, line) ->
+        [_, kind, text] = match
+        scan(rest, file, {String.to_atom(kind), text}, acc)
+
+      match = Regex.run(@fence_open, line) ->
+        [_, indent] = match
+        {code_lines, rest} = Enum.split_while(rest, fn {l, _} -> not (l =~ @fence_close) end)
+
+        code =
+          Enum.map_join(code_lines, "\n", fn {l, _} -> String.replace_prefix(l, indent, "") end)
+
+        block = %Block{
+          file: file,
+          line: number + 1,
+          code: code,
+          kind:
+            if(String.trim_leading(code) |> String.starts_with?("iex>"), do: :iex, else: :plain),
+          marker: marker
+        }
+
+        scan(Enum.drop(rest, 1), file, nil, [block | acc])
+
+      String.trim(line) == "" ->
+        scan(rest, file, marker, acc)
+
+      true ->
+        # A marker belongs to the block right after it.
+        scan(rest, file, nil, acc)
+    end
+  end
+
+  @doc "Runs a block; raises `ExUnit.AssertionError` naming its file and line."
+  @spec run!(%Block{}) :: :ok
+  def run!(%Block{kind: :plain} = block) do
+    try do
+      Code.eval_string(block.code, [], file: block.file, line: block.line)
+    rescue
+      error ->
+        flunk!(block, block.line, raised(block, :error, error, __STACKTRACE__))
+    catch
+      kind, reason -> flunk!(block, block.line, raised(block, kind, reason, __STACKTRACE__))
+    end
+
+    :ok
+  end
+
+  def run!(%Block{kind: :iex} = block) do
+    env = Code.env_for_eval(file: block.file, line: block.line)
+
+    block.code
+    |> steps(block.line)
+    |> Enum.reduce({[], env}, fn step, {binding, env} -> run_step(block, step, binding, env) end)
+
+    :ok
+  end
+
+  @doc "Parses a block without running it (for `not-executed` blocks)."
+  @spec parse!(%Block{}) :: :ok
+  def parse!(%Block{} = block) do
+    code =
+      if block.kind == :iex,
+        do: block.code |> steps(block.line) |> Enum.map_join("\n", & &1.code),
+        else: block.code
+
+    case Code.string_to_quoted(code, file: block.file, line: block.line) do
+      {:ok, _} -> :ok
+      {:error, reason} -> flunk!(block, block.line, "does not parse: #{inspect(reason)}")
+    end
+  end
+
+  # {code, line, expected} for each `iex>` expression.
+  defp steps(code, first_line) do
+    code
+    |> String.split("\n")
+    |> Enum.with_index(first_line)
+    |> Enum.reduce([], fn {line, number}, acc ->
+      trimmed = String.trim_leading(line)
+
+      cond do
+        String.starts_with?(trimmed, "iex>") ->
+          [%{code: strip(trimmed, "iex>"), line: number, expected: []} | acc]
+
+        String.starts_with?(trimmed, "...>") and match?([%{expected: []} | _], acc) ->
+          [step | rest] = acc
+          [%{step | code: step.code <> "\n" <> strip(trimmed, "...>")} | rest]
+
+        trimmed == "" ->
+          case acc do
+            [%{expected: [_ | _]} = step | rest] -> [%{step | expected: :done} | rest]
+            _ -> acc
+          end
+
+        true ->
+          case acc do
+            [%{expected: expected} = step | rest] when is_list(expected) ->
+              [%{step | expected: expected ++ [line]} | rest]
+
+            _ ->
+              raise ArgumentError, "line #{number}: text outside an iex> expression: #{line}"
+          end
+      end
+    end)
+    |> Enum.reverse()
+    |> Enum.map(fn step ->
+      expected = if is_list(step.expected), do: step.expected, else: []
+      %{step | expected: expected |> Enum.join("\n") |> String.trim()}
+    end)
+  end
+
+  defp strip(line, prompt),
+    do: line |> String.replace_prefix(prompt, "") |> String.replace_prefix(" ", "")
+
+  defp run_step(block, %{expected: "** (" <> _ = expected} = step, binding, env) do
+    [_, module, message] = Regex.run(~r/^\*\* \((\S+)\) (.*)$/s, expected)
+
+    try do
+      eval(step, binding, env)
+    rescue
+      error ->
+        got = inspect(error.__struct__)
+        got_message = Exception.message(error)
+
+        unless got == module and String.trim(got_message) == String.trim(message),
+          do:
+            flunk!(
+              block,
+              step.line,
+              "expected ** (#{module}) #{message}\n  got ** (#{got}) #{got_message}"
+            )
+
+        {binding, env}
+    else
+      {value, _binding, _env} ->
+        flunk!(block, step.line, "expected ** (#{module}) #{message}\n  got #{inspect(value)}")
+    end
+  end
+
+  defp run_step(block, step, binding, env) do
+    {value, binding, env} =
+      try do
+        eval(step, binding, env)
+      rescue
+        error ->
+          flunk!(
+            block,
+            step.line,
+            "#{step.code}\n  " <> raised(block, :error, error, __STACKTRACE__)
+          )
+      end
+
+    cond do
+      step.expected == "" ->
+        :ok
+
+      step.expected =~ ~r/#[A-Z][\w.]*</ ->
+        got = inspect(value, limit: :infinity, printable_limit: :infinity)
+
+        unless squeeze(got) == squeeze(step.expected),
+          do:
+            flunk!(
+              block,
+              step.line,
+              "#{step.code}\n  expected #{step.expected}\n  got      #{got}"
+            )
+
+      true ->
+        {expected, _, _} =
+          case Code.string_to_quoted(step.expected, file: block.file, line: step.line + 1) do
+            {:ok, quoted} ->
+              Code.eval_quoted_with_env(quoted, binding, env)
+
+            {:error, reason} ->
+              flunk!(block, step.line, "the expected result does not parse: #{inspect(reason)}")
+          end
+
+        unless expected === value,
+          do:
+            flunk!(
+              block,
+              step.line,
+              "#{step.code}\n  expected #{inspect(expected)}\n  got      #{inspect(value)}"
+            )
+    end
+
+    {binding, env}
+  end
+
+  defp eval(step, binding, env) do
+    quoted = Code.string_to_quoted!(step.code, file: env.file, line: step.line)
+    Code.eval_quoted_with_env(quoted, binding, %{env | line: step.line})
+  end
+
+  # The exception and the frames in the snippet itself.
+  defp raised(block, kind, reason, stacktrace) do
+    frames =
+      for {_, _, _, location} = frame <- stacktrace,
+          to_string(location[:file]) == block.file,
+          do: "\n      " <> Exception.format_stacktrace_entry(frame)
+
+    "raised " <> Exception.format_banner(kind, reason, stacktrace) <> Enum.join(frames)
+  end
+
+  defp squeeze(text), do: text |> String.split() |> Enum.join(" ")
+
+  defp flunk!(block, line, message) do
+    raise ExUnit.AssertionError,
+      message:
+        "#{block.file}:#{line}: #{message}\n\n" <>
+          "Every ```elixir block of README.md and docs/ runs in test/doc_snippets_test.exs. " <>
+          "Fix the block (or the code), or, if it cannot run here, put " <>
+          "<!-- not-executed: REASON --> or <!-- needs: PATH (HOW TO GET IT) --> on the line before it."
+  end
+end
