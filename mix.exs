@@ -15,6 +15,13 @@ defmodule Wasmbeam.MixProject do
       # Elixir compiler has compiled it. The NIF is loaded when the
       # application starts, not by @on_load, so the order is safe.
       compilers: Mix.compilers() ++ [:wasmbeam_native],
+      # No dependencies, not even an optional one: `{:telemetry, "~> 1.0",
+      # optional: true}` would make every build of this project fetch it
+      # from hex.pm (Mix needs Hex and `mix deps.get` for any Hex
+      # requirement, optional or not), and this project builds offline.
+      # Events are emitted whenever the host application has :telemetry
+      # loaded (see Wasmbeam.Telemetry); the tests use the real one, built
+      # from ../shared/vendor (test/support/vendored_telemetry.ex).
       deps: [],
       # Used only at compile time, by the NIF compiler fetching a prebuilt
       # NIF (Mix.Wasmbeam.Prebuilt), which loads them itself: declaring

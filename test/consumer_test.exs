@@ -20,6 +20,7 @@ defmodule Wasmbeam.ConsumerTest do
 
     assert status == 0, output
     assert output =~ "consumer result: 42"
+    assert output =~ "consumer telemetry: false"
   end
 
   # A Phoenix app's config/runtime.exs needs DATABASE_URL and its

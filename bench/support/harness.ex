@@ -47,6 +47,9 @@ defmodule Wasmbeam.Bench.Harness do
   Use `batch: 1` to see the tail of single operations (with the clock's cost
   included in every sample).
 
+  A row with `keep_samples: true` keeps its per-operation samples in its
+  result (`:per_op`), to pool runs made apart (`bench/telemetry.exs`).
+
   `compare/2` interleaves: it takes the samples in `rounds` rounds, and in
   each round every function (in turn) and the native baseline (a short run
   of the binary) take `samples / rounds` samples, after a short re-warm-up
@@ -119,7 +122,7 @@ defmodule Wasmbeam.Bench.Harness do
   @type row :: {String.t(), (() -> term()), keyword()}
 
   @sampling_keys [:samples, :min_batch_ns, :warmup_ms, :rounds]
-  @harness_keys @sampling_keys ++ [:batch, :expect, :optional]
+  @harness_keys @sampling_keys ++ [:batch, :expect, :optional, :keep_samples]
   @rewarm_ms 20
 
   @root Path.expand("../..", __DIR__)
@@ -303,6 +306,7 @@ defmodule Wasmbeam.Bench.Harness do
     %{name: worker.name, source: "wasmbeam"}
     |> Map.merge(summarize(worker.per_op, worker.ops, worker.total_ns, worker.batch))
     |> Map.merge(extra)
+    |> Map.merge(if worker.options[:keep_samples], do: %{per_op: worker.per_op}, else: %{})
   end
 
   defp summarize(per_op, ops, total_ns, batch) do

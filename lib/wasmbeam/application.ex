@@ -6,6 +6,9 @@ defmodule Wasmbeam.Application do
   def start(_type, _args) do
     case Wasmbeam.Native.load() do
       :ok ->
+        # Whether :telemetry is loaded, looked up once (see Wasmbeam.Telemetry).
+        Wasmbeam.Telemetry.refresh()
+
         children = [
           {Registry, keys: :unique, name: Wasmbeam.InstanceRegistry},
           {Wasmbeam.InstanceSupervisor, name: Wasmbeam.InstanceSupervisor},

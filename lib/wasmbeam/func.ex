@@ -14,7 +14,7 @@ defmodule Wasmbeam.Func do
       {:ok, [42]}
   """
 
-  alias Wasmbeam.{CallOptions, Driver, Error, Native}
+  alias Wasmbeam.{CallOptions, Driver, Error, Native, Telemetry}
 
   @enforce_keys [:ref, :store]
   defstruct [:ref, :store, :name, params: [], results: []]
@@ -30,11 +30,18 @@ defmodule Wasmbeam.Func do
   @doc "Calls the function with `args` (see `Wasmbeam.CallOptions` for options)."
   @spec call(t(), [Wasmbeam.Types.value()], CallOptions.t()) ::
           {:ok, [Wasmbeam.Types.value()]} | {:error, Error.t()}
-  def call(%__MODULE__{ref: ref, store: store}, args, options \\ []) do
+  def call(%__MODULE__{} = func, args, options \\ []) do
     with {:ok, native} <- CallOptions.to_native(options) do
-      Driver.run(store, native, &Native.func_call(ref, args, &1))
+      if Telemetry.call_events?() do
+        Telemetry.call_span(func.name, nil, nil, fn -> run(func, args, native) end)
+      else
+        func |> run(args, native) |> Telemetry.checked_call(func.name, nil, nil)
+      end
     end
   end
+
+  defp run(%__MODULE__{ref: ref, store: store}, args, native),
+    do: Driver.run(store, native, &Native.func_call(ref, args, &1))
 
   @doc "Like `call/3`, but raises `Wasmbeam.Error`."
   @spec call!(t(), [Wasmbeam.Types.value()], CallOptions.t()) :: [Wasmbeam.Types.value()]

@@ -62,7 +62,8 @@ defmodule Wasmbeam.Instance do
     Module,
     Native,
     Store,
-    Table
+    Table,
+    Telemetry
   }
 
   @enforce_keys [:ref, :store, :module]
@@ -279,10 +280,18 @@ defmodule Wasmbeam.Instance do
           {:ok, [Wasmbeam.Types.value()]} | {:error, Error.t()}
   def call(instance, name, args, options \\ [])
 
-  def call(%__MODULE__{ref: ref, store: store}, name, args, options) do
+  def call(%__MODULE__{} = instance, name, args, options) do
     with :ok <- check_name(name),
          {:ok, native} <- CallOptions.to_native(options) do
-      Driver.run(store.ref, native, &Native.instance_call(ref, name, args, &1))
+      if Telemetry.call_events?() do
+        Telemetry.call_span(name, instance, instance.module, fn ->
+          run_call(instance, name, args, native)
+        end)
+      else
+        instance
+        |> run_call(name, args, native)
+        |> Telemetry.checked_call(name, instance, instance.module)
+      end
     end
   end
 
@@ -291,8 +300,16 @@ defmodule Wasmbeam.Instance do
 
   def call(server, name, args, options)
       when is_pid(server) or is_atom(server) or is_tuple(server) do
-    with :ok <- check_name(name),
-         do: Wasmbeam.Instance.Server.call(server, name, args, options)
+    with :ok <- check_name(name) do
+      # Its `:trap` and `:timeout` events come from the instance process.
+      if Telemetry.call_events?() do
+        Telemetry.call_span(name, server, nil, fn ->
+          Wasmbeam.Instance.Server.call(server, name, args, options)
+        end)
+      else
+        Wasmbeam.Instance.Server.call(server, name, args, options)
+      end
+    end
   end
 
   def call(other, _name, _args, _options),
@@ -302,6 +319,9 @@ defmodule Wasmbeam.Instance do
          :argument,
          "expected a %Wasmbeam.Instance{} or an instance process, got: #{inspect(other)}"
        )}
+
+  defp run_call(%__MODULE__{ref: ref, store: store}, name, args, native),
+    do: Driver.run(store.ref, native, &Native.instance_call(ref, name, args, &1))
 
   @doc "Like `call/4`, but raises `Wasmbeam.Error`."
   @spec call!(t() | GenServer.server(), String.t(), [Wasmbeam.Types.value()], CallOptions.t()) ::

@@ -74,10 +74,27 @@ defmodule Wasmbeam.Module do
   # deserializing, large copies) for the seconds a big module can take.
   @inline_compile_limit 128 * 1024
 
-  defp compile_now(engine, bytes) when byte_size(bytes) <= @inline_compile_limit,
+  defp compile_now(engine, bytes) do
+    where =
+      if byte_size(bytes) <= @inline_compile_limit, do: :dirty_scheduler, else: :compile_thread
+
+    metadata = %{engine: engine, byte_size: byte_size(bytes), where: where}
+
+    Wasmbeam.Telemetry.span(
+      [:wasmbeam, :module, :compile],
+      metadata,
+      fn -> compile_on(where, engine, bytes) end,
+      &compiled_metadata/1
+    )
+  end
+
+  defp compiled_metadata({:ok, module}), do: %{module: module, name: name(module), error: nil}
+  defp compiled_metadata({:error, error}), do: %{module: nil, name: nil, error: error}
+
+  defp compile_on(:dirty_scheduler, engine, bytes),
     do: loaded(engine, Native.module_compile(engine.ref, bytes))
 
-  defp compile_now(engine, bytes) do
+  defp compile_on(:compile_thread, engine, bytes) do
     {:compiling, id} = Native.module_compile_start(engine.ref, bytes)
 
     # The compile threads always answer; a caller that dies meanwhile

@@ -205,7 +205,18 @@ defmodule Wasmbeam.ModuleCache do
 
   def compile(%Engine{} = engine, bytes, options) when is_binary(bytes) and is_list(options) do
     with {:ok, cache} <- lookup_cache(Keyword.get(options, :cache, __MODULE__)) do
-      fetch(cache, engine, bytes, entry(engine, bytes), 0)
+      entry = entry(engine, bytes)
+      metadata = %{cache: cache.name, entry: entry, byte_size: byte_size(bytes)}
+
+      {result, _source} =
+        Wasmbeam.Telemetry.span(
+          [:wasmbeam, :module_cache, :fetch],
+          metadata,
+          fn -> fetch(cache, engine, bytes, entry, 0) end,
+          fn {result, source} -> %{result: source, error: Wasmbeam.Telemetry.error(result)} end
+        )
+
+      result
     end
   end
 
@@ -348,6 +359,10 @@ defmodule Wasmbeam.ModuleCache do
   defp lookup_cache(other),
     do: {:error, Error.new(:argument, "cache must be a cache name, got: #{inspect(other)}")}
 
+  # `fetch/5` answers `{result, source}`: where the module came from
+  # (`:memory_hit`, `:disk_hit`, `:precompiled_hit`, `:joined`, `:miss`),
+  # or `:error`.
+  #
   # A worker that was killed leaves its flight behind; give up on the
   # cache after a few such rounds rather than loop.
   @max_rounds 3
@@ -362,7 +377,7 @@ defmodule Wasmbeam.ModuleCache do
       [{^key, module, _used}] ->
         :ets.update_element(cache.memory, key, {3, System.monotonic_time()})
         bump(cache, :memory_hits)
-        {:ok, module}
+        {{:ok, module}, :memory_hit}
 
       [] ->
         join_or_lead(cache, engine, bytes, entry, round)
@@ -393,8 +408,12 @@ defmodule Wasmbeam.ModuleCache do
 
     receive do
       {:DOWN, ^ref, :process, ^worker, {:shutdown, {__MODULE__, result}}} ->
-        if role == :join, do: bump(cache, :joined)
-        result
+        if role == :join do
+          bump(cache, :joined)
+          {elem(result, 0), :joined}
+        else
+          result
+        end
 
       {:DOWN, ^ref, :process, ^worker, :noproc} ->
         # Gone before we looked: it finished (its module is in memory by
@@ -433,18 +452,26 @@ defmodule Wasmbeam.ModuleCache do
     case load_precompiled(cache, engine, entry) || load_own(cache, engine, entry) do
       {:ok, ref, counter} ->
         bump(cache, counter)
-        remember(cache, engine, entry, %Wasmbeam.Module{ref: ref, engine: engine})
+        module = %Wasmbeam.Module{ref: ref, engine: engine}
+        {remember(cache, engine, entry, module), source(counter)}
 
       nil ->
         report_precompiled_mismatch(cache, engine, bytes)
 
-        with {:ok, module} <- Wasmbeam.Module.compile(engine, bytes) do
-          bump(cache, :compiles)
-          store(cache, module, entry)
-          remember(cache, engine, entry, module)
+        case Wasmbeam.Module.compile(engine, bytes) do
+          {:ok, module} ->
+            bump(cache, :compiles)
+            store(cache, module, entry)
+            {remember(cache, engine, entry, module), :miss}
+
+          {:error, _} = error ->
+            {error, :error}
         end
     end
   end
+
+  defp source(:precompiled_hits), do: :precompiled_hit
+  defp source(:disk_hits), do: :disk_hit
 
   defp load_precompiled(cache, engine, entry) do
     Enum.find_value(cache.precompiled, fn dir ->
@@ -454,8 +481,8 @@ defmodule Wasmbeam.ModuleCache do
         {:ok, ref} ->
           {:ok, ref, :precompiled_hits}
 
-        {:refused, _} ->
-          bump(cache, :refused)
+        {:refused, reason} ->
+          refused(cache, entry, path, reason)
           nil
 
         :miss ->
@@ -502,13 +529,19 @@ defmodule Wasmbeam.ModuleCache do
       Disk.touch(path)
       {:ok, ref, :disk_hits}
     else
-      {:refused, _} ->
-        bump(cache, :refused)
+      {:refused, reason} ->
+        refused(cache, entry, Disk.artifact_path(Disk.modules_dir(cache.dir), entry), reason)
         nil
 
       _miss_or_unusable_dir ->
         nil
     end
+  end
+
+  defp refused(cache, entry, path, reason) do
+    bump(cache, :refused)
+    metadata = %{cache: cache.name, entry: entry, path: path, reason: reason}
+    Wasmbeam.Telemetry.execute([:wasmbeam, :module_cache, :refused], %{}, metadata)
   end
 
   defp store(cache, module, entry) do
@@ -539,9 +572,13 @@ defmodule Wasmbeam.ModuleCache do
   # When the cache cannot be used at all (its workers keep being killed),
   # still give the caller its module.
   defp compile_uncached(cache, engine, bytes, _entry) do
-    with {:ok, module} <- Wasmbeam.Module.compile(engine, bytes) do
-      bump(cache, :compiles)
-      {:ok, module}
+    case Wasmbeam.Module.compile(engine, bytes) do
+      {:ok, module} ->
+        bump(cache, :compiles)
+        {{:ok, module}, :miss}
+
+      {:error, _} = error ->
+        {error, :error}
     end
   end
 

@@ -226,7 +226,7 @@ defmodule Wasmbeam.Pool do
   def checkout(pool, fun, options) when is_function(fun, 1) and is_list(options) do
     with {:ok, handle} <- handle(pool),
          {:ok, timeout} <- checkout_timeout(options),
-         {:ok, lease} <- take(handle, timeout) do
+         {:ok, lease} <- take(pool, handle, timeout) do
       try do
         fun.(lease.instance)
       catch
@@ -392,7 +392,7 @@ defmodule Wasmbeam.Pool do
     end
   end
 
-  defp take(handle, timeout) do
+  defp take(pool, handle, timeout) do
     watched_by(handle.pid)
 
     # While callers wait, newcomers queue behind them instead of taking
@@ -402,7 +402,7 @@ defmodule Wasmbeam.Pool do
     result =
       case taken do
         {id, instance_ref, store_ref} -> {:ok, id, instance_ref, store_ref}
-        :none -> wait_for_instance(handle, timeout)
+        :none -> wait_span(pool, handle, timeout)
       end
 
     case result do
@@ -460,6 +460,15 @@ defmodule Wasmbeam.Pool do
     else
       claim(table, ids, pid, next, left - 1)
     end
+  end
+
+  defp wait_span(pool, handle, timeout) do
+    Wasmbeam.Telemetry.span(
+      [:wasmbeam, :pool, :wait],
+      %{pool: pool, pool_pid: handle.pid},
+      fn -> wait_for_instance(handle, timeout) end,
+      &%{error: Wasmbeam.Telemetry.error(&1)}
+    )
   end
 
   defp wait_for_instance(handle, timeout) do
@@ -764,6 +773,9 @@ defmodule Wasmbeam.Pool do
 
         case create(state, pid, overflow?) do
           {:ok, id, state} ->
+            if overflow?,
+              do: pool_event(state, :overflow, %{instances: map_size(state.instances)})
+
             reply_instance(state, from, id)
             {:noreply, state}
 
@@ -786,6 +798,11 @@ defmodule Wasmbeam.Pool do
         {:noreply, if(first?, do: serve_waiting(state), else: state)}
 
       true ->
+        pool_event(state, :overloaded, %{
+          instances: map_size(state.instances),
+          waiting: state.waiting_count
+        })
+
         error =
           Error.new(
             :overloaded,
@@ -795,6 +812,11 @@ defmodule Wasmbeam.Pool do
 
         {:reply, {:error, error}, state}
     end
+  end
+
+  defp pool_event(state, event, measurements) do
+    metadata = %{pool: state.name || self(), pool_pid: self()}
+    Wasmbeam.Telemetry.execute([:wasmbeam, :pool, event], measurements, metadata)
   end
 
   @impl true
@@ -876,7 +898,7 @@ defmodule Wasmbeam.Pool do
 
         # The component model forbids entering a component instance that
         # trapped: under any policy it is replaced.
-        {_, :interrupted} when is_struct(state.instances[id], Wasmbeam.Component.Instance) ->
+        {_, :interrupted} when component? ->
           false
 
         # An interrupted call may have lost the store (a guest parked in

@@ -62,10 +62,12 @@ defmodule Wasmbeam.Instance.Server do
     Instance,
     Module,
     Native,
-    StartOptions
+    StartOptions,
+    Telemetry
   }
 
   @default_max_queue 64
+  @span [:wasmbeam, :instance_process]
   # Extra time a caller waits beyond its call's `:timeout` before giving up
   # on the process (a host handler in the process may overrun the deadline).
   @await_grace_ms 1_000
@@ -112,7 +114,8 @@ defmodule Wasmbeam.Instance.Server do
          module: module,
          imports: Keyword.get(options, :imports, %{}),
          instance_options: instance_options,
-         max_queue: max_queue
+         max_queue: max_queue,
+         name: options[:name]
        }}
     end
   end
@@ -392,12 +395,15 @@ defmodule Wasmbeam.Instance.Server do
     # Trap exits so `terminate/2` runs on a supervisor's shutdown and can
     # answer the callers that are still waiting.
     Process.flag(:trap_exit, true)
+    metadata = %{pid: self(), name: init[:name], module: module}
+    span = Telemetry.start_span(@span, metadata)
 
     case Instance.new(module, imports, options) do
       {:ok, instance} ->
         {:ok,
          %{
            instance: instance,
+           span: span,
            store_ref: instance.store.ref,
            # what a component instance is made again from after a trap
            renew: %{component: module, imports: imports, options: options},
@@ -415,6 +421,7 @@ defmodule Wasmbeam.Instance.Server do
          }}
 
       {:error, error} ->
+        Telemetry.exception_span(@span, span, :error, error, [], %{})
         # start_link/1 returns `{:error, error}`; unlinking first keeps the
         # exit signal that follows from killing a caller that does not
         # trap exits (bad input must be an error, not a crash).
@@ -493,7 +500,22 @@ defmodule Wasmbeam.Instance.Server do
   def handle_info(_message, state), do: {:noreply, state}
 
   @impl true
-  def terminate(_reason, state) do
+  def terminate(reason, state) do
+    case reason do
+      stopped when stopped in [:normal, :shutdown] ->
+        Telemetry.stop_span(@span, state.span, %{})
+
+      {:shutdown, _} ->
+        Telemetry.stop_span(@span, state.span, %{})
+
+      # A callback raised.
+      {%{__exception__: true} = exception, stacktrace} ->
+        Telemetry.exception_span(@span, state.span, :error, exception, stacktrace, %{})
+
+      _ ->
+        Telemetry.exception_span(@span, state.span, :exit, reason, [], %{})
+    end
+
     error = Error.new(:cancelled, "the instance process stopped")
 
     if state.running do
@@ -676,6 +698,7 @@ defmodule Wasmbeam.Instance.Server do
 
   defp reply(call, result, state) do
     send(call.tag, {call.tag, result})
+    Telemetry.checked_call(result, call[:name], self(), state.instance.module)
     state
   end
 

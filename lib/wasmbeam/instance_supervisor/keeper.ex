@@ -148,6 +148,12 @@ defmodule Wasmbeam.InstanceSupervisor.Keeper do
     if length(restarts) > max_restarts do
       give_up(state, reason)
     else
+      Wasmbeam.Telemetry.execute(
+        [:wasmbeam, :instance_supervisor, :restart],
+        %{restarts: length(restarts)},
+        %{key: state.key, reason: reason}
+      )
+
       case start_instance(state) do
         {:ok, pid} ->
           {:noreply, %{state | instance: pid}}
@@ -166,6 +172,12 @@ defmodule Wasmbeam.InstanceSupervisor.Keeper do
       "Wasmbeam.InstanceSupervisor gave up the instance #{inspect(state.key)}: " <>
         "it failed more than #{max_restarts} time(s) in #{max_seconds} s; " <>
         "last reason: #{format_reason(reason)}"
+    )
+
+    Wasmbeam.Telemetry.execute(
+      [:wasmbeam, :instance_supervisor, :give_up],
+      %{restarts: length(state.restarts)},
+      %{key: state.key, reason: reason, max_restarts: max_restarts, max_seconds: max_seconds}
     )
 
     notify(state.notify, {:wasmbeam_instance_gave_up, state.key, reason})
