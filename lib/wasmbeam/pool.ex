@@ -409,8 +409,7 @@ defmodule Wasmbeam.Pool do
       {:ok, id, instance_ref, store_ref} ->
         store = %Wasmbeam.Store{ref: store_ref, engine: handle.module.engine}
 
-        {:ok,
-         %{id: id, instance: %Instance{ref: instance_ref, store: store, module: handle.module}}}
+        {:ok, %{id: id, instance: lease_instance(handle.module, instance_ref, store)}}
 
       {:error, _} = error ->
         error
@@ -935,6 +934,11 @@ defmodule Wasmbeam.Pool do
         state |> publish_ids() |> replenish() |> serve_waiting()
     end
   end
+
+  defp lease_instance(%Wasmbeam.Component{} = component, ref, store),
+    do: %Wasmbeam.Component.Instance{ref: ref, store: store, component: component}
+
+  defp lease_instance(module, ref, store), do: %Instance{ref: ref, store: store, module: module}
 
   # Gives instance `id` (claimed by its returning holder) to the first
   # waiting caller, if that one is alive.

@@ -5,9 +5,11 @@ defmodule Wasmbeam.StartOptions do
   alias Wasmbeam.{Error, Module}
 
   @doc false
-  # `:module` is a compiled module, or wasm bytes / WAT text to compile.
-  @spec module(term()) :: {:ok, Module.t()} | {:error, Error.t()}
+  # `:module` is a compiled module or component, or wasm bytes / WAT text
+  # to compile as a module.
+  @spec module(term()) :: {:ok, Module.t() | Wasmbeam.Component.t()} | {:error, Error.t()}
   def module(%Module{} = module), do: {:ok, module}
+  def module(%Wasmbeam.Component{} = component), do: {:ok, component}
   def module(source) when is_binary(source), do: Module.compile(source)
   def module(nil), do: {:error, Error.new(:argument, "the :module option is required")}
 
@@ -16,7 +18,7 @@ defmodule Wasmbeam.StartOptions do
       {:error,
        Error.new(
          :argument,
-         ":module must be a %Wasmbeam.Module{}, wasm bytes or WAT text, got: #{inspect(other)}"
+         ":module must be a %Wasmbeam.Module{}, a %Wasmbeam.Component{}, wasm bytes or WAT text, got: #{inspect(other)}"
        )}
 
   @doc false

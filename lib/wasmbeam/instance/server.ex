@@ -599,6 +599,9 @@ defmodule Wasmbeam.Instance.Server do
     end
   end
 
+  defp module_of(%Component.Instance{component: component}), do: component
+  defp module_of(%Instance{module: module}), do: module
+
   defp start_call(%Wasmbeam.Component.Instance{} = instance, name, args, native) do
     case Wasmbeam.Component.Instance.split_name(name) do
       {:ok, {interface, fname}} ->
@@ -698,7 +701,7 @@ defmodule Wasmbeam.Instance.Server do
 
   defp reply(call, result, state) do
     send(call.tag, {call.tag, result})
-    Telemetry.checked_call(result, call[:name], self(), state.instance.module)
+    Telemetry.checked_call(result, call[:name], self(), module_of(state.instance))
     state
   end
 

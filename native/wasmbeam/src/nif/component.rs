@@ -38,12 +38,16 @@ fn compile(
     let binary = if bytes.starts_with(WASM_MAGIC) {
         std::borrow::Cow::Borrowed(bytes)
     } else {
-        std::borrow::Cow::Owned(wat::parse_bytes(bytes).map_err(|e| {
-            WbError::new(
-                Kind::Parse,
-                format!("not a component binary, and not valid component WAT text: {e}"),
-            )
-        })?.into_owned())
+        std::borrow::Cow::Owned(
+            wat::parse_bytes(bytes)
+                .map_err(|e| {
+                    WbError::new(
+                        Kind::Parse,
+                        format!("not a component binary, and not valid component WAT text: {e}"),
+                    )
+                })?
+                .into_owned(),
+        )
     };
     if !wasmparser::Parser::is_component(&binary) {
         return Err(WbError::new(
@@ -124,8 +128,16 @@ fn component_describe(env: Env, component: Handle<ComponentResource>) -> Term {
                 .map(|(name, item)| (name.as_str(), describe(env, engine, item)).encode(env))
                 .collect()
         };
-        let imports = list(ty.imports(engine).map(|(n, i)| (n.to_string(), i.ty)).collect());
-        let exports = list(ty.exports(engine).map(|(n, i)| (n.to_string(), i.ty)).collect());
+        let imports = list(
+            ty.imports(engine)
+                .map(|(n, i)| (n.to_string(), i.ty))
+                .collect(),
+        );
+        let exports = list(
+            ty.exports(engine)
+                .map(|(n, i)| (n.to_string(), i.ty))
+                .collect(),
+        );
         reply(env, Ok((imports, exports)))
     })
 }
@@ -198,12 +210,11 @@ fn component_instantiate<'a>(
         };
         let wcomponent = component.component.clone();
         let attached: Arc<dyn Any + Send + Sync> = Arc::new(component.clone());
-        let begin = store.core.start(
-            me(env),
-            &options.run(),
-            &store.notify(env),
-            move |wstore| Ok(instantiate_future(wstore, linker, wcomponent, attached)),
-        );
+        let begin = store
+            .core
+            .start(me(env), &options.run(), &store.notify(env), move |wstore| {
+                Ok(instantiate_future(wstore, linker, wcomponent, attached))
+            });
         encode_begin(env, &store, begin)
     })
 }
@@ -290,10 +301,7 @@ fn component_call<'a>(
                 let dropped = std::mem::take(&mut *store.dropped_resources.lock());
                 Ok(call_future(wstore, func, params, result, dropped))
             });
-        if matches!(
-            begin,
-            Ok(wasmbeam_runtime::driver::store::Begin::Polled(_))
-        ) {
+        if matches!(begin, Ok(wasmbeam_runtime::driver::store::Begin::Polled(_))) {
             // The guest took ownership of what was passed as `own`.
             for handle in &moved {
                 handle.moved();
@@ -330,10 +338,7 @@ fn component_resource_drop<'a>(
             .start(me(env), &options.run(), &store.notify(env), |wstore| {
                 Ok(drop_future(wstore, r))
             });
-        if !matches!(
-            begin,
-            Ok(wasmbeam_runtime::driver::store::Begin::Polled(_))
-        ) {
+        if !matches!(begin, Ok(wasmbeam_runtime::driver::store::Begin::Polled(_))) {
             resource.restore();
         }
         encode_begin(env, store, begin)

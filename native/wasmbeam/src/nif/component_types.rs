@@ -47,7 +47,12 @@ pub fn existing_atom(env: Env, wit: &str) -> Option<Atom> {
 /// Whether `atom` spells the WIT name `wit`.
 pub fn atom_is(env: Env, atom: Atom, wit: &str) -> bool {
     match atom.to_term(env).atom_to_string() {
-        Ok(s) => s.len() == wit.len() && s.bytes().zip(wit.bytes()).all(|(a, b)| a == b || (a == b'_' && b == b'-')),
+        Ok(s) => {
+            s.len() == wit.len()
+                && s.bytes()
+                    .zip(wit.bytes())
+                    .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
+        }
         Err(_) => false,
     }
 }
@@ -313,10 +318,18 @@ fn type_wit(ty: &Type, out: &mut String) {
             out.push_str(" }");
         }
         Type::Enum(e) => {
-            let _ = write!(out, "enum {{ {} }}", e.names().collect::<Vec<_>>().join(", "));
+            let _ = write!(
+                out,
+                "enum {{ {} }}",
+                e.names().collect::<Vec<_>>().join(", ")
+            );
         }
         Type::Flags(f) => {
-            let _ = write!(out, "flags {{ {} }}", f.names().collect::<Vec<_>>().join(", "));
+            let _ = write!(
+                out,
+                "flags {{ {} }}",
+                f.names().collect::<Vec<_>>().join(", ")
+            );
         }
         Type::Option(o) => {
             out.push_str("option<");

@@ -134,9 +134,9 @@ pub fn decode(term: Term, ty: &Type, path: &mut Path, cx: &mut DecodeCx) -> WbRe
         Type::S64 => Val::S64(int(term, path, ty)?),
         Type::U64 => Val::U64(int(term, path, ty)?),
         Type::Float32 => Val::Float32(f32::from_bits(decode_f32(term).ok_or_else(|| bad(path))?)),
-        Type::Float64 => {
-            Val::Float64(f64::from_bits(decode_f64_bits(term).ok_or_else(|| bad(path))?))
-        }
+        Type::Float64 => Val::Float64(f64::from_bits(
+            decode_f64_bits(term).ok_or_else(|| bad(path))?,
+        )),
         Type::Char => Val::Char(decode_char(term).ok_or_else(|| bad(path))?),
         Type::String => match term.decode::<Binary>() {
             Ok(bin) if term.is_binary() => match std::str::from_utf8(bin.as_slice()) {
@@ -235,16 +235,21 @@ pub fn decode(term: Term, ty: &Type, path: &mut Path, cx: &mut DecodeCx) -> WbRe
                 .ok_or_else(|| bad(path))?;
             let value = match (case.ty, payload) {
                 (None, None) => None,
-                (Some(ty), Some(p)) => Some(Box::new(
-                    path.with(elixir_name(case.name), |path| decode(p, &ty, path, cx))?,
-                )),
+                (Some(ty), Some(p)) => {
+                    Some(Box::new(path.with(elixir_name(case.name), |path| {
+                        decode(p, &ty, path, cx)
+                    })?))
+                }
                 _ => return Err(bad(path)),
             };
             Val::Variant(case.name.to_string(), value)
         }
         Type::Enum(e) => {
             let atom = atom_of(term).ok_or_else(|| bad(path))?;
-            let name = e.names().find(|n| atom_is(env, atom, n)).ok_or_else(|| bad(path))?;
+            let name = e
+                .names()
+                .find(|n| atom_is(env, atom, n))
+                .ok_or_else(|| bad(path))?;
             Val::Enum(name.to_string())
         }
         Type::Flags(flags) => {
@@ -285,7 +290,9 @@ pub fn decode(term: Term, ty: &Type, path: &mut Path, cx: &mut DecodeCx) -> WbRe
                 (None, None) => None,
                 (Some(ty), Some(p)) => {
                     let segment = if ok { "ok" } else { "error" };
-                    Some(Box::new(path.with(segment, |path| decode(p, &ty, path, cx))?))
+                    Some(Box::new(
+                        path.with(segment, |path| decode(p, &ty, path, cx))?,
+                    ))
                 }
                 _ => return Err(bad(path)),
             };
@@ -294,9 +301,9 @@ pub fn decode(term: Term, ty: &Type, path: &mut Path, cx: &mut DecodeCx) -> WbRe
         Type::Own(rty) | Type::Borrow(rty) => {
             let handle = resource_from_term(term).ok_or_else(|| bad(path))?;
             let own = matches!(ty, Type::Own(_));
-            let resource = handle.usable(cx.store, rty).map_err(|e| {
-                WbError::new(e.kind, format!("{}: {}", path.text(), e.message))
-            })?;
+            let resource = handle
+                .usable(cx.store, rty)
+                .map_err(|e| WbError::new(e.kind, format!("{}: {}", path.text(), e.message)))?;
             if own {
                 cx.moved.push(handle);
             }
@@ -382,11 +389,7 @@ fn tagged(term: Term) -> Option<(Atom, Option<Term>)> {
 }
 
 /// Decodes the arguments of a call (a list, one term per parameter).
-pub fn decode_args(
-    list: Term,
-    params: &[(String, Type)],
-    cx: &mut DecodeCx,
-) -> WbResult<Vec<Val>> {
+pub fn decode_args(list: Term, params: &[(String, Type)], cx: &mut DecodeCx) -> WbResult<Vec<Val>> {
     let n = list.list_length().map_err(|_| {
         WbError::new(
             Kind::Argument,
@@ -399,9 +402,9 @@ pub fn decode_args(
             format!("the function takes {} arguments, got {n}", params.len()),
         ));
     }
-    let items: Vec<Term> = list.decode().map_err(|_| {
-        WbError::new(Kind::Argument, "arguments must be a proper list")
-    })?;
+    let items: Vec<Term> = list
+        .decode()
+        .map_err(|_| WbError::new(Kind::Argument, "arguments must be a proper list"))?;
     items
         .into_iter()
         .zip(params)
@@ -457,8 +460,14 @@ pub fn encode<'a>(
         }
         (Val::Map(pairs), Type::Map(map)) => {
             let (kt, vt) = (map.key(), map.value());
-            let keys: Vec<Term> = pairs.iter().map(|(k, _)| encode(env, k, &kt, store)).collect();
-            let values: Vec<Term> = pairs.iter().map(|(_, v)| encode(env, v, &vt, store)).collect();
+            let keys: Vec<Term> = pairs
+                .iter()
+                .map(|(k, _)| encode(env, k, &kt, store))
+                .collect();
+            let values: Vec<Term> = pairs
+                .iter()
+                .map(|(_, v)| encode(env, v, &vt, store))
+                .collect();
             // Duplicate keys: the last wins, as the component model says.
             let mut term = Term::map_new(env);
             for (k, v) in keys.into_iter().zip(values) {
@@ -486,7 +495,9 @@ pub fn encode<'a>(
         (Val::Variant(name, payload), Type::Variant(variant)) => {
             let case_ty = variant.cases().find(|c| c.name == name).and_then(|c| c.ty);
             match (payload, case_ty) {
-                (Some(p), Some(t)) => make_tuple(env, &[name_atom(name), encode(env, p, &t, store)]),
+                (Some(p), Some(t)) => {
+                    make_tuple(env, &[name_atom(name), encode(env, p, &t, store)])
+                }
                 _ => name_atom(name),
             }
         }
@@ -496,16 +507,19 @@ pub fn encode<'a>(
             terms.encode(env)
         }
         (Val::Option(None), _) => atoms::none().encode(env),
-        (Val::Option(Some(v)), Type::Option(o)) => {
-            make_tuple(env, &[atoms::some().encode(env), encode(env, v, &o.ty(), store)])
-        }
+        (Val::Option(Some(v)), Type::Option(o)) => make_tuple(
+            env,
+            &[atoms::some().encode(env), encode(env, v, &o.ty(), store)],
+        ),
         (Val::Result(r), Type::Result(rt)) => {
             let (tag, payload, pty) = match r {
                 Ok(p) => (atoms::ok(), p, rt.ok()),
                 Err(p) => (atoms::error(), p, rt.err()),
             };
             match (payload, pty) {
-                (Some(p), Some(t)) => make_tuple(env, &[tag.encode(env), encode(env, p, &t, store)]),
+                (Some(p), Some(t)) => {
+                    make_tuple(env, &[tag.encode(env), encode(env, p, &t, store)])
+                }
                 _ => tag.encode(env),
             }
         }

@@ -3,10 +3,10 @@
 //! through its `Wasmbeam.Caller` (memory, globals, fuel, nested calls).
 
 use crate::handle;
+use crate::nif::component_values::{decode, DecodeCx, Path};
 use crate::nif::error::{error, guarded, reply};
 use crate::nif::handle_arg::Handle;
 use crate::nif::step::{encode_poll_result, me};
-use crate::nif::component_values::{decode, DecodeCx, Path};
 use crate::nif::values::{decode_arg, decode_args};
 use crate::resources::atoms;
 use crate::resources::handlers::Handlers;
@@ -62,7 +62,11 @@ fn failed(cause: FailureCause, why: String) -> Answer {
     Answer::Failed(HandlerFailure { cause, why })
 }
 
-fn decode_answer(answer: Term, results: &ResultTypes, store: &ResourceArc<StoreResource>) -> Answer {
+fn decode_answer(
+    answer: Term,
+    results: &ResultTypes,
+    store: &ResourceArc<StoreResource>,
+) -> Answer {
     use crate::nif::inspect::inspect;
     if let Ok((tag, values)) = answer.decode::<(Atom, Term)>() {
         let text = || {
@@ -72,7 +76,9 @@ fn decode_answer(answer: Term, results: &ResultTypes, store: &ResourceArc<StoreR
         };
         if tag == atoms::ok() {
             let decoded = match results {
-                ResultTypes::Core(types) => decode_args(values, types, store.id()).map(Answer::Values),
+                ResultTypes::Core(types) => {
+                    decode_args(values, types, store.id()).map(Answer::Values)
+                }
                 ResultTypes::Component(ty) => decode_component_answer(values, ty.as_ref(), store),
             };
             return match decoded {

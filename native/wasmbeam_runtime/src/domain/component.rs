@@ -169,9 +169,7 @@ pub fn export_func(
             .get_export_index(None, &path.name)
             .ok_or_else(not_found)?,
     };
-    let func = instance
-        .get_func(&mut store, index)
-        .ok_or_else(not_found)?;
+    let func = instance.get_func(&mut store, index).ok_or_else(not_found)?;
     let types = Arc::new(FuncTypes::of(&func.ty(&store)));
     Ok((func, types))
 }
