@@ -19,8 +19,8 @@ use rustler::{Binary, Encoder, Env, ResourceArc, Term};
 use std::any::Any;
 use std::sync::Arc;
 use wasmbeam_runtime::domain::component::{
-    call_future, drop_future, imported_funcs, instantiate_future, linker, result_types,
-    ComponentImportSpec, ItemPath,
+    call_future, drop_future, fast_call_future, imported_funcs, instantiate_future, linker,
+    result_types, BytesKind, ComponentImportSpec, FastShape, ItemPath,
 };
 use wasmbeam_runtime::domain::imports::same_engine;
 use wasmbeam_runtime::driver::error::{chain_message, guard, Kind, WbError, WbResult};
@@ -285,6 +285,18 @@ fn component_call<'a>(
             Ok(found) => found,
             Err(e) => return busy_or_wait(env, store, e, &options.run()),
         };
+        if let Some(shape) = types.fast {
+            if let Some(input) = fast_input(arguments, shape) {
+                let begin =
+                    store
+                        .core
+                        .start(me(env), &options.run(), &store.notify(env), |wstore| {
+                            let dropped = std::mem::take(&mut *store.dropped_resources.lock());
+                            Ok(fast_call_future(wstore, func, shape, input, dropped))
+                        });
+                return encode_begin(env, store, begin);
+            }
+        }
         let mut cx = DecodeCx {
             store,
             moved: Vec::new(),
@@ -309,6 +321,21 @@ fn component_call<'a>(
         }
         encode_begin(env, store, begin)
     })
+}
+
+/// The bytes of a typed call's one argument: a binary (valid UTF-8 for a
+/// `string`). Anything else takes the dynamic path, which accepts a list
+/// of bytes too and says what is wrong.
+fn fast_input(arguments: Term, shape: FastShape) -> Option<Vec<u8>> {
+    let (head, tail) = arguments.list_get_cell().ok()?;
+    if !tail.is_empty_list() || !head.is_binary() {
+        return None;
+    }
+    let bytes = head.decode::<Binary>().ok()?.as_slice();
+    if shape.param == BytesKind::String && std::str::from_utf8(bytes).is_err() {
+        return None;
+    }
+    Some(bytes.to_vec())
 }
 
 /// Drops a guest resource now (its destructor runs in the guest, as a

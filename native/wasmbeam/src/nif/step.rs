@@ -68,6 +68,11 @@ pub fn encode_polled<'a>(
             }
         }
         Step::Done(Ok(Outcome::ComponentValue(value))) => encode_result(env, value, store),
+        Step::Done(Ok(Outcome::ComponentBytes(bytes))) => {
+            let mut bin = NewBinary::new(env, bytes.len());
+            bin.as_mut_slice().copy_from_slice(&bytes);
+            (atoms::ok(), Binary::from(bin)).encode(env)
+        }
         Step::Done(Ok(Outcome::ComponentInstance(instance, attached))) => {
             match attached.downcast_ref::<ResourceArc<ComponentResource>>() {
                 Some(component) => reply(

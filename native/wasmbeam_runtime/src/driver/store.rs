@@ -56,6 +56,9 @@ pub enum Outcome {
     Instance(Instance, Arc<dyn Any + Send + Sync>),
     /// A component call's result (if its type has one), with its type.
     ComponentValue(Option<(wasmtime::component::Val, wasmtime::component::Type)>),
+    /// A component call's `list<u8>` or `string` result, as bytes (the
+    /// typed path: no value per byte).
+    ComponentBytes(Vec<u8>),
     /// A new component instance, with what the starter attached to it.
     ComponentInstance(wasmtime::component::Instance, Arc<dyn Any + Send + Sync>),
 }
