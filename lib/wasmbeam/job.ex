@@ -142,6 +142,10 @@ defmodule Wasmbeam.Job do
   def outcome({:ok, []}, _options), do: :ok
   def outcome({:ok, [value]}, _options), do: {:ok, value}
   def outcome({:ok, values}, _options) when is_list(values), do: {:ok, values}
+  # What a component's function answers (through a pool or an instance
+  # process): `:ok` for no result, or its one result.
+  def outcome(:ok, _options), do: :ok
+  def outcome({:ok, value}, _options), do: {:ok, value}
 
   def outcome({:error, %Error{kind: :overloaded}}, options),
     do: {:snooze, Keyword.get(options, :snooze, @default_snooze)}
@@ -264,12 +268,31 @@ defmodule Wasmbeam.Job do
     end
   end
 
+  # A component's call answers its one result (or `:ok` for none): as a
+  # job result it is the value itself, whatever its shape (a list too).
+  defp execute(%Wasmbeam.Component{} = component, export, args, options) do
+    memory = if options[:memory], do: [memory_size: options[:memory]], else: []
+
+    with {:ok, instance} <-
+           Instance.new(
+             component,
+             Keyword.get(options, :imports, %{}),
+             memory ++ call_options(options)
+           ) do
+      case Instance.call(instance, export, args, call_options(options)) do
+        :ok -> {:ok, []}
+        {:ok, value} -> {:ok, [value]}
+        {:error, _} = error -> error
+      end
+    end
+  end
+
   defp execute(other, _export, _args, _options) do
     {:error,
      Error.new(
        :argument,
-       "a job source is {:pool, pool}, {:instance, server}, {:file, path}, {:bytes, binary} " <>
-         "or a %Wasmbeam.Module{}, got: #{inspect(other)}"
+       "a job source is {:pool, pool}, {:instance, server}, {:file, path}, {:bytes, binary}, " <>
+         "a %Wasmbeam.Module{} or a %Wasmbeam.Component{}, got: #{inspect(other)}"
      )}
   end
 

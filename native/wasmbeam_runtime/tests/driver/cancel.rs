@@ -240,7 +240,7 @@ fn driver_down_hands_a_run_fifty_host_calls_deep_to_the_reaper() {
             )
             .unwrap();
         request = expect_host_call(settle(&f.store, driver, &f.cx, polled));
-        assert_eq!(outs_i32(&request.args), vec![depth]);
+        assert_eq!(args_i32(&request.args), vec![depth]);
     }
     queue(&f, 8);
     queue(&f, 9);

@@ -18,7 +18,7 @@ use wasmbeam_runtime::domain::signature::Signature;
 use wasmbeam_runtime::driver::engine::EngineCore;
 use wasmbeam_runtime::driver::error::{Kind, WbError, WbResult};
 use wasmbeam_runtime::driver::host_slot::{
-    Answer, FailureCause, HandlerFailure, HostImport, HostRequest, OpResult,
+    Answer, FailureCause, HandlerFailure, HostArgs, HostImport, HostRequest, OpResult,
 };
 use wasmbeam_runtime::driver::store::{
     Begin, Notify, Outcome, Polled, RunFuture, RunOptions, Step, StoreCore,
@@ -222,7 +222,7 @@ pub fn instantiate(
     let begin = start_instantiation(store, token, &RunOptions::default(), cx, module, specs)?;
     match run_plain(store, token, cx, polled(begin))? {
         Outcome::Instance(instance, _) => Ok(instance),
-        Outcome::Values(_) => panic!("an instantiation produced values"),
+        _ => panic!("an instantiation produced something else"),
     }
 }
 
@@ -264,6 +264,7 @@ pub fn describe(step: &Step) -> String {
     match step {
         Step::Done(Ok(Outcome::Values(v))) => format!("Done(Ok({} values))", v.len()),
         Step::Done(Ok(Outcome::Instance(..))) => "Done(Ok(instance))".into(),
+        Step::Done(Ok(_)) => "Done(Ok(component outcome))".into(),
         Step::Done(Err(e)) => format!("Done(Err({:?}: {}))", e.kind, e.message),
         Step::Continue => "Continue".into(),
         Step::HostCall(r) => format!("HostCall(id {}, index {})", r.id, r.index),
@@ -337,7 +338,7 @@ pub fn expect_io_wait(step: Step) -> Option<u64> {
 pub fn values(outcome: Outcome) -> WbResult<Outs> {
     match outcome {
         Outcome::Values(v) => Ok(v),
-        Outcome::Instance(..) => panic!("a call produced an instance"),
+        _ => panic!("a call produced something else"),
     }
 }
 
@@ -363,6 +364,14 @@ pub fn as_i32(out: &Out) -> i32 {
 
 pub fn outs_i32(outs: &Outs) -> Vec<i32> {
     outs.iter().map(as_i32).collect()
+}
+
+/// A core host call's arguments, as i32s.
+pub fn args_i32(args: &HostArgs) -> Vec<i32> {
+    match args {
+        HostArgs::Core(outs) => outs_i32(outs),
+        HostArgs::Component(..) => panic!("a component's host call"),
+    }
 }
 
 // -- Host functions -----------------------------------------------------------

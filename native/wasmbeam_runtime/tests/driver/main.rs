@@ -9,6 +9,7 @@
 mod common;
 
 mod cancel;
+mod components;
 mod host_calls;
 mod limits;
 mod pipes;
