@@ -27,7 +27,7 @@ defmodule Wasmbeam.ConsumerTest do
   # application a database; neither is there on a build machine. The
   # consumer stands for one (config/runtime.exs, Consumer.Application).
   test "mix wasmbeam.precompile and mix wasmbeam.run do not start the project's application" do
-    tmp = Path.join(System.tmp_dir!(), "wasmbeam-consumer-#{System.unique_integer([:positive])}")
+    tmp = Wasmbeam.Test.Tmp.path("wasmbeam-consumer")
     on_exit(fn -> File.rm_rf(tmp) end)
     # The module cache of mix wasmbeam.run writes under the user's cache directory.
     env = [{"MIX_ENV", "dev"}, {"DATABASE_URL", nil}, {"XDG_CACHE_HOME", Path.join(tmp, "cache")}]

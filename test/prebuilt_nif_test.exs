@@ -16,7 +16,7 @@ defmodule Wasmbeam.PrebuiltNifTest do
   @root Path.expand("..", __DIR__)
 
   setup do
-    dir = Path.join(System.tmp_dir!(), "wasmbeam-prebuilt-#{System.unique_integer([:positive])}")
+    dir = Wasmbeam.Test.Tmp.path("wasmbeam-prebuilt")
     File.mkdir_p!(dir)
     on_exit(fn -> File.rm_rf(dir) end)
 

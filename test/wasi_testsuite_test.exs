@@ -251,11 +251,7 @@ defmodule Wasmbeam.WasiTestsuiteTest do
       """)
     end
 
-    tmp =
-      Path.join(
-        System.tmp_dir!(),
-        "wasmbeam-wasi-testsuite-#{System.unique_integer([:positive])}"
-      )
+    tmp = Wasmbeam.Test.Tmp.path("wasmbeam-wasi-testsuite")
 
     File.mkdir_p!(tmp)
     on_exit(fn -> File.rm_rf!(tmp) end)

@@ -163,7 +163,7 @@ defmodule Wasmbeam.ModuleCache do
   Starts a cache (see the module doc for the options). The default cache
   is started by `Wasmbeam.Application`.
 
-      iex> dir = Path.join(System.tmp_dir!(), "wasmbeam-doc-#{System.unique_integer([:positive])}")
+      iex> dir = Path.join(System.tmp_dir!(), "wasmbeam-doc-#{System.pid()}-#{System.unique_integer([:positive])}")
       iex> {:ok, pid} = Wasmbeam.ModuleCache.start_link(name: :doc_cache, dir: dir)
       iex> {:ok, _module} = Wasmbeam.ModuleCache.compile(Wasmbeam.Engine.default(), "(module)", cache: :doc_cache)
       iex> Wasmbeam.ModuleCache.stats(:doc_cache).compiles
@@ -238,7 +238,7 @@ defmodule Wasmbeam.ModuleCache do
   Reads a `.wasm` or `.wat` file and compiles it through the cache; for
   tools such as `mix wasmbeam.run`.
 
-      iex> path = Path.join(System.tmp_dir!(), "wasmbeam-doc-#{System.unique_integer([:positive])}.wat")
+      iex> path = Path.join(System.tmp_dir!(), "wasmbeam-doc-#{System.pid()}-#{System.unique_integer([:positive])}.wat")
       iex> File.write!(path, "(module)")
       iex> {:ok, _module} = Wasmbeam.ModuleCache.compile_file(Wasmbeam.Engine.default(), path)
       iex> File.rm!(path)
@@ -276,7 +276,7 @@ defmodule Wasmbeam.ModuleCache do
   Compiles `bytes` and writes the artifact into `dir`, for a release's
   read-only tier (what `mix wasmbeam.precompile` does). Returns the path.
 
-      iex> dir = Path.join(System.tmp_dir!(), "wasmbeam-doc-#{System.unique_integer([:positive])}")
+      iex> dir = Path.join(System.tmp_dir!(), "wasmbeam-doc-#{System.pid()}-#{System.unique_integer([:positive])}")
       iex> {:ok, path} = Wasmbeam.ModuleCache.precompile(Wasmbeam.Engine.default(), "(module)", dir)
       iex> Path.extname(path)
       ".cwasm"

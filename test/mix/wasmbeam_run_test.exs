@@ -53,7 +53,7 @@ defmodule Mix.Tasks.Wasmbeam.RunTest do
   end
 
   test "--dir grants directories, read-write or read-only; --env sets variables", ctx do
-    dir = Path.join(System.tmp_dir!(), "wasmbeam-run-#{System.unique_integer([:positive])}")
+    dir = Wasmbeam.Test.Tmp.path("wasmbeam-run")
     File.mkdir_p!(dir)
     on_exit(fn -> File.rm_rf!(dir) end)
 

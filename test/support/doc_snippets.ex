@@ -11,13 +11,18 @@ defmodule Wasmbeam.Test.DocSnippets do
   # contain `#Name<`, compared with `inspect/1` of the value, or, when they
   # start with `** (Module) message`, the exception it must raise.
   # Variables, aliases and requires carry over from one expression to the
-  # next. Any other block is evaluated as a whole and must not raise.
+  # next. A block whose first line of code (after comments) is a
+  # `config` call or `import Config` is a configuration fragment
+  # (config/config.exs, config/runtime.exs): it is evaluated as Mix reads
+  # such a file, with Config.Reader (Config imported, config_env() :prod),
+  # and must not raise; nothing of it is applied. Any other block is
+  # evaluated as a whole and must not raise.
   #
   # An HTML comment on the line(s) before a block changes that:
   #
-  #   <!-- not-executed: REASON -->  the block is only parsed (a mix.exs or
-  #                                  config fragment, code that needs
-  #                                  Phoenix or Oban); keep these few
+  #   <!-- not-executed: REASON -->  the block is only parsed (a mix.exs
+  #                                  fragment, code that needs Phoenix or
+  #                                  Oban); keep these few
   #   <!-- needs: PATH (HOW) -->     the block runs only when PATH exists;
   #                                  the test output says when it did not
 
@@ -69,8 +74,7 @@ defmodule Wasmbeam.Test.DocSnippets do
           file: file,
           line: number + 1,
           code: code,
-          kind:
-            if(String.trim_leading(code) |> String.starts_with?("iex>"), do: :iex, else: :plain),
+          kind: kind(code),
           marker: marker
         }
 
@@ -85,8 +89,41 @@ defmodule Wasmbeam.Test.DocSnippets do
     end
   end
 
+  defp kind(code) do
+    first_code_line =
+      code
+      |> String.split("\n")
+      |> Enum.map(&String.trim/1)
+      |> Enum.find("", &(&1 != "" and not String.starts_with?(&1, "#")))
+
+    cond do
+      code |> String.trim_leading() |> String.starts_with?("iex>") -> :iex
+      first_code_line =~ ~r/^(config[ (]|import Config\b)/ -> :config
+      true -> :plain
+    end
+  end
+
   @doc "Runs a block; raises `ExUnit.AssertionError` naming its file and line."
   @spec run!(%Block{}) :: :ok
+  def run!(%Block{kind: :config} = block) do
+    # Config imported on the block's first line, not a line of its own,
+    # so that an error's line (counted from 1 by Config.Reader, which takes
+    # no starting line) is still the line within the block.
+    code =
+      if block.code =~ ~r/^\s*import Config\b/m,
+        do: block.code,
+        else: "import Config; " <> block.code
+
+    try do
+      Config.Reader.eval!(block.file, code, env: :prod, target: :host)
+    rescue
+      error ->
+        flunk!(block, block.line, raised(block, :error, error, __STACKTRACE__))
+    end
+
+    :ok
+  end
+
   def run!(%Block{kind: :plain} = block) do
     try do
       Code.eval_string(block.code, [], file: block.file, line: block.line)

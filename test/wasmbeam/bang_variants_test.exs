@@ -21,7 +21,15 @@ defmodule Wasmbeam.BangVariantsTest do
     {Wasmbeam.Job, :outcome, 2} => "answers what an Oban worker returns, not {:ok, _}",
     {Wasmbeam.Job, :coerce_args, 2} => "a helper of Job.run/4",
     {Wasmbeam.ModuleCache, :clear, 1} => "maintenance",
-    {Wasmbeam.Wasi.Pipe, :close, 1} => "closing twice is the only error"
+    {Wasmbeam.Wasi.Pipe, :close, 1} => "closing twice is the only error",
+    # Build tooling, not the runtime API: called by Mix tasks, which turn
+    # the {:error, message} (a string, not a Wasmbeam.Error) into a compile
+    # diagnostic or Mix.raise/1
+    {Mix.Wasmbeam.Platform, :current, 1} => "the NIF compiler reports an unsupported OS",
+    {Mix.Wasmbeam.Platform, :for_os, 2} => "current/1 for a given OS, for tests",
+    {Mix.Wasmbeam.Prebuilt, :source, 2} =>
+      "the NIF compiler reports a bad WASMBEAM_PREBUILT or :prebuilt_nif",
+    {Mix.Wasmbeam.Prebuilt, :package, 3} => "mix wasmbeam.package_nif Mix.raises its error"
   }
 
   defp answers_ok_or_error?(name, clauses) do

@@ -22,7 +22,7 @@ defmodule Wasmbeam.WasiPythonTest do
   end
 
   test "a script writes a file into a read-write preopen", ctx do
-    dir = Path.join(System.tmp_dir!(), "wasmbeam-python-#{System.unique_integer([:positive])}")
+    dir = Wasmbeam.Test.Tmp.path("wasmbeam-python")
     File.mkdir_p!(dir)
     on_exit(fn -> File.rm_rf!(dir) end)
 
@@ -40,7 +40,7 @@ defmodule Wasmbeam.WasiPythonTest do
   end
 
   test "a read-only preopen refuses the same write", ctx do
-    dir = Path.join(System.tmp_dir!(), "wasmbeam-python-#{System.unique_integer([:positive])}")
+    dir = Wasmbeam.Test.Tmp.path("wasmbeam-python")
     File.mkdir_p!(dir)
     on_exit(fn -> File.rm_rf!(dir) end)
 

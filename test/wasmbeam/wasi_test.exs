@@ -111,7 +111,7 @@ defmodule Wasmbeam.WasiTest do
 
   describe "files" do
     setup do
-      root = Path.join(System.tmp_dir!(), "wasmbeam-wasi-#{System.unique_integer([:positive])}")
+      root = Wasmbeam.Test.Tmp.path("wasmbeam-wasi")
       data = Path.join(root, "data")
       secret = Path.join(root, "secret")
       File.mkdir_p!(data)

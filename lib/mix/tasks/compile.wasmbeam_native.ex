@@ -144,7 +144,7 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
     File.mkdir_p!(Path.dirname(installed))
     # Copy then rename: a VM that has the old library loaded keeps its
     # mapping, and no reader ever sees a half-written file.
-    tmp = installed <> ".tmp#{System.unique_integer([:positive])}"
+    tmp = installed <> ".tmp#{System.pid()}-#{System.unique_integer([:positive])}"
     File.cp!(built, tmp)
     File.rename!(tmp, installed)
     File.write!(installed <> ".profile", profile())

@@ -158,7 +158,7 @@ defmodule Mix.Wasmbeam.Prebuilt do
         |> Enum.sort()
         |> Enum.map_join(fn {key, value} -> "#{key} #{value}\n" end)
 
-      tmp = archive <> ".tmp#{System.unique_integer([:positive])}"
+      tmp = archive <> ".tmp#{System.pid()}-#{System.unique_integer([:positive])}"
 
       files = [
         {~c"lib#{@crate}.so", bytes},
@@ -299,7 +299,7 @@ defmodule Mix.Wasmbeam.Prebuilt do
   # failure leaves only the old state behind.
   defp write(library, installed, marker, sha256) do
     File.mkdir_p!(Path.dirname(installed))
-    tmp = installed <> ".tmp#{System.unique_integer([:positive])}"
+    tmp = installed <> ".tmp#{System.pid()}-#{System.unique_integer([:positive])}"
 
     try do
       with :ok <- File.write(tmp, library),

@@ -64,7 +64,7 @@ defmodule Wasmbeam.ModuleCache.Disk do
     if File.exists?(key_path) do
       :ok
     else
-      tmp = "#{key_path}.#{System.unique_integer([:positive])}.tmp"
+      tmp = "#{key_path}.#{System.pid()}-#{System.unique_integer([:positive])}.tmp"
 
       with {:ok, secret} <- random_bytes(@key_bytes),
            {:ok, io} <- File.open(tmp, [:write, :exclusive, :binary]),

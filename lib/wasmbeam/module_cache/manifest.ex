@@ -36,7 +36,7 @@ defmodule Wasmbeam.ModuleCache.Manifest do
 
     text = Enum.map_join(kept ++ [line], &format/1)
     path = file(dir)
-    tmp = "#{path}.#{System.unique_integer([:positive])}.tmp"
+    tmp = "#{path}.#{System.pid()}-#{System.unique_integer([:positive])}.tmp"
 
     # Advisory: an unwritable manifest costs the diagnosis, not the artifact.
     with :ok <- File.write(tmp, text), do: File.rename(tmp, path)
