@@ -619,9 +619,13 @@ defmodule Wasmbeam.HostFunctionsTest do
     test "wrong type of result", %{instance: i} do
       assert_trap(i, "one", {:answer, "a string"}, ["a string", "must be i32"])
       assert_trap(i, "one", {:answer, 1.5}, "must be i32")
-      assert_trap(i, "one", {:answer, 1 <<< 32}, ["4294967296", "must be i32"])
-      assert_trap(i, "one", {:answer, -(1 <<< 31) - 1}, ["-2147483649", "must be i32"])
-      assert_trap(i, "two", {:answer, [1, 1 <<< 64]}, ["18446744073709551616", "must be i64"])
+      assert_trap(i, "one", {:answer, 1 <<< 32}, ["4294967296", "out of range for i32"])
+      assert_trap(i, "one", {:answer, -(1 <<< 31) - 1}, ["-2147483649", "out of range for i32"])
+
+      assert_trap(i, "two", {:answer, [1, 1 <<< 64]}, [
+        "18446744073709551616",
+        "out of range for i64"
+      ])
       assert_trap(i, "two", {:answer, [:a, 2]}, "must be i32")
     end
 

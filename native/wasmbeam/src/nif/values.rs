@@ -34,6 +34,23 @@ fn type_error(term: Term, ty: &ValType, position: usize) -> WbError {
     )
 }
 
+/// An integer that does not fit: says so, and what fits.
+#[cold]
+fn range_error(term: Term, ty: &ValType, position: usize, range: &str) -> WbError {
+    WbError::new(
+        Kind::Type,
+        format!(
+            "argument {} is out of range for {}: {} (it takes {range})",
+            position + 1,
+            crate::nif::types::val_type_atom(ty)
+                .to_term(term.get_env())
+                .atom_to_string()
+                .unwrap_or_default(),
+            crate::nif::inspect::inspect(term)
+        ),
+    )
+}
+
 fn decode_f64(term: Term) -> Option<f64> {
     if let Ok(f) = term.decode::<f64>() {
         return Some(f);
@@ -99,15 +116,33 @@ pub fn decode_arg(term: Term, ty: &ValType, position: usize, store_id: u64) -> W
     let bad = || type_error(term, ty, position);
     let val = match ty {
         ValType::I32 => {
-            let i = term.decode::<i64>().map_err(|_| bad())?;
+            const RANGE: &str = "-2147483648..4294967295, signed or unsigned";
+            let i = match term.decode::<i64>() {
+                Ok(i) => i,
+                Err(_) if term.is_integer() => {
+                    return Err(range_error(term, ty, position, RANGE))
+                }
+                Err(_) => return Err(bad()),
+            };
             if !(i32::MIN as i64..=u32::MAX as i64).contains(&i) {
-                return Err(bad());
+                return Err(range_error(term, ty, position, RANGE));
             }
             Val::I32(i as u32 as i32)
         }
         ValType::I64 => match term.decode::<i64>() {
             Ok(i) => Val::I64(i),
-            Err(_) => Val::I64(term.decode::<u64>().map_err(|_| bad())? as i64),
+            Err(_) => match term.decode::<u64>() {
+                Ok(u) => Val::I64(u as i64),
+                Err(_) if term.is_integer() => {
+                    return Err(range_error(
+                        term,
+                        ty,
+                        position,
+                        "-9223372036854775808..18446744073709551615, signed or unsigned",
+                    ))
+                }
+                Err(_) => return Err(bad()),
+            },
         },
         ValType::F32 => Val::F32(decode_f32(term).ok_or_else(bad)?),
         ValType::F64 => Val::F64(decode_f64_bits(term).ok_or_else(bad)?),
