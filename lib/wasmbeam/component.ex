@@ -48,6 +48,14 @@ defmodule Wasmbeam.Component do
   A function returns `{:ok, value}` when its type has a result, and `:ok`
   when it has none.
 
+  **Resources.** A resource's functions are exported under the component
+  model's names, in the interface that defines the resource:
+  `"[constructor]counter"`, `"[method]counter.get"` (the handle is the
+  first argument), `"[static]counter.with-start"`. A constructor returns a
+  `Wasmbeam.Component.Resource`; see there for `own` and `borrow`, and for
+  how handles are dropped. Resources defined by the host (implemented in
+  Elixir) are not supported yet.
+
   **Names and atoms.** Record fields, enum, variant and flag cases become
   atoms (kebab-case as snake_case: `user-id` is `:user_id`). Atoms are made
   only when a component is compiled, from the component's own types, never

@@ -204,7 +204,7 @@ fn component_instantiate<'a>(
             Ok(specs) => specs,
             Err(e) => return error(env, &e),
         };
-        let linker = match linker(component.engine.engine(), &specs) {
+        let linker = match linker(component.engine.engine(), &component.component, &specs) {
             Ok(linker) => linker,
             Err(e) => return error(env, &e),
         };

@@ -150,12 +150,24 @@ pub fn result_types(types: &FuncTypes) -> ResultTypes {
     ResultTypes::Component(types.result.clone())
 }
 
-/// A linker with a host function for each spec (grouped by interface).
-/// What the component imports and the specs leave out fails at
-/// instantiation, with Wasmtime's message naming it.
-pub fn linker(engine: &Engine, specs: &[ComponentImportSpec]) -> WbResult<Linker<StoreData>> {
+/// A linker with a host function for each spec (grouped by interface),
+/// and an instance for every interface `component` imports (one that
+/// only shares types, `use`d by others, needs nothing more). What the
+/// component imports and the specs leave out fails at instantiation, with
+/// Wasmtime's message naming it.
+pub fn linker(
+    engine: &Engine,
+    component: &Component,
+    specs: &[ComponentImportSpec],
+) -> WbResult<Linker<StoreData>> {
+    let imports = component.component_type();
     let mut linker = Linker::new(engine);
     let mut by_interface: BTreeMap<Option<&str>, Vec<&ComponentImportSpec>> = BTreeMap::new();
+    for (name, item) in imports.imports(engine) {
+        if let ComponentItem::ComponentInstance(_) = item.ty {
+            by_interface.entry(Some(name)).or_default();
+        }
+    }
     for spec in specs {
         by_interface
             .entry(spec.path.interface.as_deref())
@@ -171,9 +183,13 @@ pub fn linker(engine: &Engine, specs: &[ComponentImportSpec]) -> WbResult<Linker
     for (interface, specs) in by_interface {
         let mut root = linker.root();
         let mut instance = match interface {
-            Some(name) => root
-                .instance(name)
-                .map_err(|e| link_error(&specs[0].path, e))?,
+            Some(name) => root.instance(name).map_err(|e| {
+                let path = ItemPath {
+                    interface: Some(name.to_string()),
+                    name: String::new(),
+                };
+                link_error(&path, e)
+            })?,
             None => root,
         };
         for spec in specs {

@@ -45,7 +45,7 @@ fn instantiate(f: &Fixture, component: &Component) -> Instance {
             params: func.types.params.iter().map(|(_, t)| t.clone()).collect(),
         })
         .collect();
-    let linker = linker(engine, &specs).expect("linker");
+    let linker = linker(engine, component, &specs).expect("linker");
     let component = component.clone();
     let begin = f
         .store
