@@ -20,8 +20,12 @@ defmodule Wasmbeam.ComponentFixturesTest do
       ]
     },
     "resources" => %{
-      imports: ["wasmbeam:test/observer@0.1.0", "wasmbeam:test/blobs@0.1.0"],
-      exports: ["wasmbeam:test/counters@0.1.0", "wasmbeam:test/blob-user@0.1.0"]
+      imports: ["wasmbeam:test/observer@0.1.0"],
+      exports: ["wasmbeam:test/counters@0.1.0"]
+    },
+    "host_resources" => %{
+      imports: ["wasmbeam:test/blobs@0.1.0"],
+      exports: ["wasmbeam:test/blob-user@0.1.0"]
     },
     "spin" => %{
       imports: ["tick: func(i: u32) -> u32"],
@@ -76,15 +80,23 @@ defmodule Wasmbeam.ComponentFixturesTest do
     assert File.stat!(path, time: :posix).mtime == built
   end
 
-  test "resources: a resource of the guest's and one of the host's" do
+  test "resources: a resource of the guest's, and one of the host's" do
     wit =
       ComponentFixtures.wasm_tools!(["component", "wit", ComponentFixtures.path!("resources")])
 
     assert wit =~ ~r/interface counters \{\n    resource counter \{/
-    assert wit =~ ~r/interface blobs \{\n    resource blob \{/
     assert wit =~ "peek: func(c: borrow<counter>) -> u32;"
     assert wit =~ "consume: func(c: counter) -> u32;"
     assert wit =~ "with-start: static func(id: u32, start: u32) -> counter;"
+
+    wit =
+      ComponentFixtures.wasm_tools!([
+        "component",
+        "wit",
+        ComponentFixtures.path!("host_resources")
+      ])
+
+    assert wit =~ ~r/interface blobs \{\n    resource blob \{/
     assert wit =~ "blob-size: func(b: borrow<blob>) -> u32;"
   end
 

@@ -626,6 +626,7 @@ defmodule Wasmbeam.HostFunctionsTest do
         "18446744073709551616",
         "out of range for i64"
       ])
+
       assert_trap(i, "two", {:answer, [:a, 2]}, "must be i32")
     end
 

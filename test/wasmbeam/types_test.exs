@@ -60,7 +60,9 @@ defmodule Wasmbeam.TypesTest do
     test "out-of-range inputs are :type errors", %{instance: i} do
       for bad <- [1 <<< 32, -(1 <<< 31) - 1, 1 <<< 100, -(1 <<< 100)] do
         assert {:error, %Error{kind: :type, message: msg}} = id(i, "i32", bad), inspect(bad)
-        assert msg =~ "argument 1 is out of range for i32: #{bad} (it takes -2147483648..4294967295"
+
+        assert msg =~
+                 "argument 1 is out of range for i32: #{bad} (it takes -2147483648..4294967295"
       end
     end
 
