@@ -124,6 +124,93 @@ defmodule Wasmbeam.Component do
     do: compile_file(engine, path) |> Error.unwrap!()
 
   @doc """
+  Serializes the compiled component, to skip compilation next time with
+  `deserialize/3`: native code for this engine's configuration, Wasmtime
+  version and CPU, in the envelope `Wasmbeam.Module.serialize/2` uses
+  (the same `:key` option: sealed with a keyed MAC, or with a plain
+  checksum for `deserialize_unsafe/2`).
+
+  ## Examples
+
+      iex> key = :crypto.strong_rand_bytes(32)
+      iex> component = Wasmbeam.Component.compile!("(component)")
+      iex> {:ok, bytes} = Wasmbeam.Component.serialize(component, key: key)
+      iex> {:ok, back} = Wasmbeam.Component.deserialize(bytes, key: key)
+      iex> Wasmbeam.Component.exports(back)
+      []
+      iex> {:error, %Wasmbeam.Error{kind: :deserialize}} =
+      ...>   Wasmbeam.Component.deserialize(bytes, key: :crypto.strong_rand_bytes(32))
+  """
+  @spec serialize(t(), keyword()) :: {:ok, binary()} | {:error, Error.t()}
+  def serialize(%__MODULE__{ref: ref}, options \\ []) do
+    with {:ok, key} <- Wasmbeam.Module.key_option(options, :optional),
+         do: Native.component_serialize(ref, key)
+  end
+
+  @doc "Like `serialize/2`, but raises `Wasmbeam.Error`."
+  @spec serialize!(t(), keyword()) :: binary()
+  def serialize!(component, options \\ []), do: serialize(component, options) |> Error.unwrap!()
+
+  @doc """
+  Loads a component serialized with `serialize/2` under the same `:key`
+  (required). Bytes that were not sealed with it, damaged bytes and a
+  serialized core module are refused (`:deserialize`) before any of them
+  is loaded as code.
+  """
+  @spec deserialize(Engine.t(), binary(), keyword()) :: {:ok, t()} | {:error, Error.t()}
+  def deserialize(engine \\ Engine.default(), bytes, options)
+
+  def deserialize(%Engine{} = engine, bytes, options) when is_binary(bytes) do
+    with {:ok, key} <- Wasmbeam.Module.key_option(options, :required),
+         do: loaded(engine, Native.component_deserialize(engine.ref, bytes, key))
+  end
+
+  def deserialize(%Engine{}, other, _options),
+    do:
+      {:error,
+       Error.new(:argument, "serialized bytes must be a binary, got: #{inspect(other, limit: 5)}")}
+
+  def deserialize(other, _bytes, _options),
+    do:
+      {:error,
+       Error.new(:argument, "expected a %Wasmbeam.Engine{}, got: #{inspect(other, limit: 5)}")}
+
+  @doc "Like `deserialize/3`, but raises `Wasmbeam.Error`."
+  @spec deserialize!(Engine.t(), binary(), keyword()) :: t()
+  def deserialize!(engine \\ Engine.default(), bytes, options),
+    do: deserialize(engine, bytes, options) |> Error.unwrap!()
+
+  @doc """
+  Loads a component serialized without a key. Unsafe as
+  `Wasmbeam.Module.deserialize_unsafe/2` is: the bytes run as native code,
+  so they must come from a source you trust; the checksum only catches
+  damage.
+  """
+  @spec deserialize_unsafe(Engine.t(), binary()) :: {:ok, t()} | {:error, Error.t()}
+  def deserialize_unsafe(engine \\ Engine.default(), bytes)
+
+  def deserialize_unsafe(%Engine{} = engine, bytes) when is_binary(bytes),
+    do: loaded(engine, Native.component_deserialize(engine.ref, bytes, nil))
+
+  def deserialize_unsafe(%Engine{}, other),
+    do:
+      {:error,
+       Error.new(:argument, "serialized bytes must be a binary, got: #{inspect(other, limit: 5)}")}
+
+  def deserialize_unsafe(other, _bytes),
+    do:
+      {:error,
+       Error.new(:argument, "expected a %Wasmbeam.Engine{}, got: #{inspect(other, limit: 5)}")}
+
+  @doc "Like `deserialize_unsafe/2`, but raises `Wasmbeam.Error` (and is as unsafe)."
+  @spec deserialize_unsafe!(Engine.t(), binary()) :: t()
+  def deserialize_unsafe!(engine \\ Engine.default(), bytes),
+    do: deserialize_unsafe(engine, bytes) |> Error.unwrap!()
+
+  defp loaded(engine, {:ok, ref}), do: {:ok, %__MODULE__{ref: ref, engine: engine}}
+  defp loaded(_engine, {:error, _} = error), do: error
+
+  @doc """
   What the component exports, in order: functions with their WIT type
   (`{"add", {:func, "func(a: u32, b: u32) -> u32"}}`) and interfaces with
   theirs (`{"my:pkg/shapes", {:interface, [{"area", {:func, ...}}]}}`).

@@ -303,7 +303,10 @@ defmodule Wasmbeam.Module do
   defp wrap_loaded(engine, {:ok, ref}), do: {:ok, %__MODULE__{ref: ref, engine: engine}}
   defp wrap_loaded(_engine, {:error, _} = error), do: error
 
-  defp key_option(options, need) when is_list(options) do
+  @doc false
+  # The `:key` option of serialize/deserialize (modules and components).
+  @spec key_option(term(), :optional | :required) :: {:ok, binary() | nil} | {:error, Error.t()}
+  def key_option(options, need) when is_list(options) do
     case Keyword.get(options, :key) do
       nil when need == :optional ->
         {:ok, nil}
@@ -325,7 +328,7 @@ defmodule Wasmbeam.Module do
     end
   end
 
-  defp key_option(options, _need),
+  def key_option(options, _need),
     do: {:error, Error.new(:argument, "options must be a keyword list, got: #{inspect(options)}")}
 
   defp not_an_engine(engine),

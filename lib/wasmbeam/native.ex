@@ -34,6 +34,8 @@ defmodule Wasmbeam.Native do
   def module_deserialize_unsafe(_engine, _bytes), do: err()
 
   def component_compile(_engine, _bytes), do: err()
+  def component_serialize(_component, _key), do: err()
+  def component_deserialize(_engine, _bytes, _key), do: err()
   def component_describe(_component), do: err()
   def component_import_funcs(_component), do: err()
   def component_instantiate(_store, _component, _imports, _options), do: err()

@@ -4,9 +4,13 @@ defmodule Wasmbeam.ComponentTest do
   # instance processes and pools. Component WAT, no toolchain.
   use ExUnit.Case, async: true
 
+  doctest Wasmbeam.Component
+
   alias Wasmbeam.{Component, Engine, Error, Instance, Pool, Store}
   alias Wasmbeam.Component.Instance, as: CI
   alias Wasmbeam.Test.ComponentWat
+
+  import Bitwise, only: [&&&: 2]
 
   setup_all do
     {:ok,
@@ -43,6 +47,38 @@ defmodule Wasmbeam.ComponentTest do
       {:ok, other} = Store.new(Engine.new!(), [])
       assert {:error, %Error{kind: :link, message: msg}} = CI.new(ctx.echo, %{}, store: other)
       assert msg =~ "another engine"
+    end
+  end
+
+  describe "serialized components" do
+    test "round-trip sealed, and refuse what is not theirs", ctx do
+      key = :crypto.strong_rand_bytes(32)
+      {:ok, bytes} = Component.serialize(ctx.calc, key: key)
+      {:ok, back} = Component.deserialize(bytes, key: key)
+      assert Component.exports(back) == Component.exports(ctx.calc)
+      i = CI.new!(back, %{"log" => fn _, x -> x end})
+      assert CI.call(i, "add", [1, 2]) == {:ok, 3}
+
+      assert {:error, %Error{kind: :deserialize}} =
+               Component.deserialize(bytes, key: :crypto.strong_rand_bytes(32))
+
+      flipped =
+        :binary.part(bytes, 0, byte_size(bytes) - 1) <> <<:binary.last(bytes) + 1 &&& 255>>
+
+      assert {:error, %Error{kind: :deserialize}} = Component.deserialize(flipped, key: key)
+      assert {:error, %Error{kind: :argument}} = Component.deserialize(bytes, [])
+
+      {:ok, unkeyed} = Component.serialize(ctx.calc)
+      assert {:ok, %Component{}} = Component.deserialize_unsafe(unkeyed)
+      assert {:error, %Error{kind: :deserialize}} = Component.deserialize_unsafe(<<"junk">>)
+
+      # A serialized core module is not a component.
+      {:ok, module_bytes} = Wasmbeam.Module.serialize(Wasmbeam.Module.compile!("(module)"))
+
+      assert {:error, %Error{kind: :deserialize, message: msg}} =
+               Component.deserialize_unsafe(module_bytes)
+
+      assert msg =~ "not a serialized component"
     end
   end
 

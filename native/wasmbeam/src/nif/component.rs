@@ -9,6 +9,7 @@ use crate::nif::component_types::{func_wit, make_name_atoms};
 use crate::nif::component_values::{decode_args, DecodeCx};
 use crate::nif::error::{bad_term, error, guarded, reply};
 use crate::nif::handle_arg::Handle;
+use crate::nif::module::{sealed, unsealed};
 use crate::nif::step::{busy_or_wait, encode_begin, me};
 use crate::nif::store::CallOptions;
 use crate::resources::atoms;
@@ -68,17 +69,23 @@ fn compile(
         };
         WbError::new(kind, chain_message(&e)).with_offset(offset)
     })?;
+    name_atoms(env, engine, &component)?;
+    Ok(ComponentResource {
+        component,
+        engine: engine.clone(),
+    })
+}
+
+/// Makes the atoms for the names in `component`'s types (bounded: see
+/// `component_types`), whether it was compiled or loaded.
+fn name_atoms(env: Env, engine: &EngineResource, component: &Component) -> WbResult<()> {
     let ty = component.component_type();
     let items = ty
         .imports(engine.engine())
         .chain(ty.exports(engine.engine()))
         .map(|(_, item)| item.ty)
         .collect::<Vec<_>>();
-    make_name_atoms(env, engine.engine(), items.into_iter())?;
-    Ok(ComponentResource {
-        component,
-        engine: engine.clone(),
-    })
+    make_name_atoms(env, engine.engine(), items.into_iter())
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
@@ -92,6 +99,52 @@ fn component_compile<'a>(
         env,
         guard(|| compile(env, &engine, bytes.as_slice()).map(ResourceArc::new)),
     )
+}
+
+/// Serializes a component in the artifact envelope, as
+/// `module_serialize` does a module.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn component_serialize<'a>(
+    env: Env<'a>,
+    component: Handle<ComponentResource>,
+    key: Option<Binary<'a>>,
+) -> Term<'a> {
+    let component = handle!(env, component, "component");
+    sealed(env, key, || component.component.serialize())
+}
+
+/// Loads a component from bytes sealed with `key` (a binary), or, with
+/// `nil`, from any intact envelope (the caller vouches for the source).
+#[rustler::nif(schedule = "DirtyCpu")]
+fn component_deserialize<'a>(
+    env: Env<'a>,
+    engine: Handle<EngineResource>,
+    bytes: Binary<'a>,
+    key: Option<Binary<'a>>,
+) -> Term<'a> {
+    let engine = handle!(env, engine, "engine");
+    let result = guard(|| {
+        let payload = unsealed(bytes.as_slice(), key)?;
+        if wasmtime::Engine::detect_precompiled(payload) != Some(wasmtime::Precompiled::Component) {
+            return Err(WbError::new(
+                Kind::Deserialize,
+                "these bytes are not a serialized component (a module's go to Wasmbeam.Module.deserialize)",
+            ));
+        }
+        // SAFETY: compiled code runs unvalidated. With a key, the bytes
+        // carry a MAC made with the application's key, so the application
+        // sealed them itself; without one, the caller vouches for them
+        // (`deserialize_unsafe`). Wasmtime checks its own header against
+        // the engine.
+        let component = unsafe { Component::deserialize(engine.engine(), payload) }
+            .map_err(|e| WbError::new(Kind::Deserialize, chain_message(&e)))?;
+        name_atoms(env, &engine, &component)?;
+        Ok(ResourceArc::new(ComponentResource {
+            component,
+            engine: engine.clone(),
+        }))
+    });
+    reply(env, result)
 }
 
 /// One import or export, as `{name, description}`: `{:func, wit}`,

@@ -157,7 +157,7 @@ fn module_exports(env: Env, module: Handle<ModuleResource>) -> Term {
 }
 
 /// The 32-byte key of a keyed (de)serialization.
-fn module_key(key: Binary) -> WbResult<[u8; artifact::KEY_LEN]> {
+pub fn module_key(key: Binary) -> WbResult<[u8; artifact::KEY_LEN]> {
     <[u8; artifact::KEY_LEN]>::try_from(key.as_slice()).map_err(|_| {
         WbError::new(
             Kind::Argument,
@@ -179,12 +179,20 @@ fn module_serialize<'a>(
     key: Option<Binary<'a>>,
 ) -> Term<'a> {
     let module = handle!(env, module, "module");
+    sealed(env, key, || module.module.serialize())
+}
+
+/// Compiled code in the artifact envelope: sealed with `key` (a binary),
+/// or with an unkeyed digest (`nil`, for `deserialize_unsafe` only). For
+/// modules and components alike.
+pub fn sealed<'a>(
+    env: Env<'a>,
+    key: Option<Binary<'a>>,
+    serialize: impl FnOnce() -> wasmtime::Result<Vec<u8>>,
+) -> Term<'a> {
     let result = guard(|| {
         let key = key.map(module_key).transpose()?;
-        let payload = module
-            .module
-            .serialize()
-            .map_err(|e| WbError::new(Kind::Compile, chain_message(&e)))?;
+        let payload = serialize().map_err(|e| WbError::new(Kind::Compile, chain_message(&e)))?;
         Ok(match key {
             Some(key) => artifact::seal(&key, &payload),
             None => artifact::wrap(&payload),
@@ -198,6 +206,19 @@ fn module_serialize<'a>(
     reply(env, result)
 }
 
+/// The payload of bytes sealed with `key` (`Some`), or of any envelope
+/// whose digest holds (`None`, the unsafe load); anything else is refused
+/// before Wasmtime sees a byte.
+pub fn unsealed<'b>(bytes: &'b [u8], key: Option<Binary>) -> WbResult<&'b [u8]> {
+    match key {
+        Some(key) => {
+            let key = module_key(key)?;
+            artifact::open_sealed(&key, bytes).map_err(|m| WbError::new(Kind::Deserialize, m))
+        }
+        None => artifact::unwrap(bytes).map_err(|m| WbError::new(Kind::Deserialize, m)),
+    }
+}
+
 /// Loads a module sealed with `key`; anything else is refused before
 /// Wasmtime sees a byte.
 #[rustler::nif(schedule = "DirtyCpu")]
@@ -209,9 +230,7 @@ fn module_deserialize<'a>(
 ) -> Term<'a> {
     let engine = handle!(env, engine, "engine");
     let result = guard(|| {
-        let key = module_key(key)?;
-        let payload = artifact::open_sealed(&key, bytes.as_slice())
-            .map_err(|m| WbError::new(Kind::Deserialize, m))?;
+        let payload = unsealed(bytes.as_slice(), Some(key))?;
         // SAFETY: compiled code runs unvalidated; these bytes carry a MAC
         // made with the application's key, so they are bytes it sealed
         // itself. Wasmtime then checks its own header against the engine.
@@ -230,8 +249,7 @@ fn module_deserialize_unsafe<'a>(
 ) -> Term<'a> {
     let engine = handle!(env, engine, "engine");
     let result = guard(|| {
-        let payload =
-            artifact::unwrap(bytes.as_slice()).map_err(|m| WbError::new(Kind::Deserialize, m))?;
+        let payload = unsealed(bytes.as_slice(), None)?;
         // SAFETY: as `Wasmbeam.Module.deserialize_unsafe/2` documents, the
         // caller vouches that the bytes come from a source it trusts; the
         // digest only catches damage.

@@ -119,9 +119,7 @@ pub fn decode_arg(term: Term, ty: &ValType, position: usize, store_id: u64) -> W
             const RANGE: &str = "-2147483648..4294967295, signed or unsigned";
             let i = match term.decode::<i64>() {
                 Ok(i) => i,
-                Err(_) if term.is_integer() => {
-                    return Err(range_error(term, ty, position, RANGE))
-                }
+                Err(_) if term.is_integer() => return Err(range_error(term, ty, position, RANGE)),
                 Err(_) => return Err(bad()),
             };
             if !(i32::MIN as i64..=u32::MAX as i64).contains(&i) {
