@@ -84,33 +84,75 @@ defmodule Wasmbeam.Component do
   Compiles a component binary or component WAT text (recognised by the
   absence of the `\\0asm` header). A core module is refused with an
   `:argument` error that says so.
-  """
-  @spec compile(Engine.t(), binary()) :: {:ok, t()} | {:error, Error.t()}
-  def compile(engine \\ Engine.default(), bytes)
 
-  def compile(%Engine{} = engine, bytes) when is_binary(bytes) do
+  The engine may be left out (`compile(bytes)`, `compile(bytes, options)`).
+  Options: `cache:` as for `Wasmbeam.Module.compile/3`: `true` for the
+  default `Wasmbeam.ModuleCache` (memory, then disk, then compile and
+  store, sealed as modules are), a cache's name, or `false` (the default).
+
+  ## Examples
+
+      iex> {:ok, a} = Wasmbeam.Component.compile("(component)", cache: true)
+      iex> {:ok, b} = Wasmbeam.Component.compile(Wasmbeam.Engine.default(), "(component)", cache: true)
+      iex> a == b
+      true
+  """
+  @spec compile(Engine.t(), binary(), keyword()) :: {:ok, t()} | {:error, Error.t()}
+  def compile(engine \\ Engine.default(), bytes, options \\ [])
+
+  # `compile(bytes, options)`: the default engine.
+  def compile(bytes, options, []) when is_binary(bytes) and is_list(options),
+    do: compile(Engine.default(), bytes, options)
+
+  def compile(%Engine{} = engine, bytes, options) when is_binary(bytes) and is_list(options) do
+    case Keyword.get(options, :cache, false) do
+      false -> compile_now(engine, bytes)
+      true -> cached(Wasmbeam.ModuleCache.compile(engine, bytes))
+      name -> cached(Wasmbeam.ModuleCache.compile(engine, bytes, cache: name))
+    end
+  end
+
+  def compile(%Engine{}, other, _options),
+    do: {:error, Error.new(:argument, "a component must be a binary, got: #{inspect(other)}")}
+
+  def compile(other, _bytes, _options),
+    do: {:error, Error.new(:argument, "expected a %Wasmbeam.Engine{}, got: #{inspect(other)}")}
+
+  defp compile_now(engine, bytes) do
     case Native.component_compile(engine.ref, bytes) do
       {:ok, ref} -> {:ok, %__MODULE__{ref: ref, engine: engine}}
       {:error, _} = error -> error
     end
   end
 
-  def compile(%Engine{}, other),
-    do: {:error, Error.new(:argument, "a component must be a binary, got: #{inspect(other)}")}
+  defp cached({:ok, %__MODULE__{}} = ok), do: ok
 
-  def compile(other, _bytes),
-    do: {:error, Error.new(:argument, "expected a %Wasmbeam.Engine{}, got: #{inspect(other)}")}
+  defp cached({:ok, %Wasmbeam.Module{}}),
+    do:
+      {:error,
+       Error.new(
+         :argument,
+         "this is a core module, not a component: compile it with Wasmbeam.Module"
+       )}
 
-  @doc "Like `compile/2`, but raises `Wasmbeam.Error`."
-  @spec compile!(Engine.t(), binary()) :: t()
-  def compile!(engine \\ Engine.default(), bytes), do: compile(engine, bytes) |> Error.unwrap!()
+  defp cached({:error, _} = error), do: error
 
-  @doc "Reads and compiles a component file."
-  @spec compile_file(Engine.t(), Path.t()) :: {:ok, t()} | {:error, Error.t()}
-  def compile_file(engine \\ Engine.default(), path) do
+  @doc "Like `compile/3`, but raises `Wasmbeam.Error`."
+  @spec compile!(Engine.t(), binary(), keyword()) :: t()
+  def compile!(engine \\ Engine.default(), bytes, options \\ []),
+    do: compile(engine, bytes, options) |> Error.unwrap!()
+
+  @doc "Reads and compiles a component file (options as for `compile/3`)."
+  @spec compile_file(Engine.t(), Path.t(), keyword()) :: {:ok, t()} | {:error, Error.t()}
+  def compile_file(engine \\ Engine.default(), path, options \\ [])
+
+  def compile_file(path, options, []) when is_binary(path) and is_list(options),
+    do: compile_file(Engine.default(), path, options)
+
+  def compile_file(engine, path, options) do
     case File.read(path) do
       {:ok, bytes} ->
-        compile(engine, bytes)
+        compile(engine, bytes, options)
 
       {:error, reason} ->
         {:error,
@@ -118,10 +160,28 @@ defmodule Wasmbeam.Component do
     end
   end
 
-  @doc "Like `compile_file/2`, but raises `Wasmbeam.Error`."
-  @spec compile_file!(Engine.t(), Path.t()) :: t()
-  def compile_file!(engine \\ Engine.default(), path),
-    do: compile_file(engine, path) |> Error.unwrap!()
+  @doc "Like `compile_file/3`, but raises `Wasmbeam.Error`."
+  @spec compile_file!(Engine.t(), Path.t(), keyword()) :: t()
+  def compile_file!(engine \\ Engine.default(), path, options \\ []),
+    do: compile_file(engine, path, options) |> Error.unwrap!()
+
+  @doc """
+  Whether `bytes` are a component rather than a core module: a binary
+  whose header says layer 1, or text that begins with `(component`.
+
+      iex> Wasmbeam.Component.component?("(component)")
+      true
+      iex> Wasmbeam.Component.component?("(module)")
+      false
+  """
+  @spec component?(binary()) :: boolean()
+  def component?(<<0, "asm", _version::little-16, 1::little-16, _::binary>>), do: true
+  def component?(<<0, "asm", _::binary>>), do: false
+
+  def component?(text) when is_binary(text),
+    do: Regex.match?(~r/\A(?:\s|;;[^\n]*\n|\(;.*?;\))*\(\s*component\b/s, text)
+
+  def component?(_), do: false
 
   @doc """
   Serializes the compiled component, to skip compilation next time with

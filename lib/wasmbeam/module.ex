@@ -55,10 +55,21 @@ defmodule Wasmbeam.Module do
   def compile(%Engine{} = engine, bytes, options) when is_binary(bytes) and is_list(options) do
     case Keyword.get(options, :cache, false) do
       false -> compile_now(engine, bytes)
-      true -> Wasmbeam.ModuleCache.compile(engine, bytes)
-      name -> Wasmbeam.ModuleCache.compile(engine, bytes, cache: name)
+      true -> cached(Wasmbeam.ModuleCache.compile(engine, bytes))
+      name -> cached(Wasmbeam.ModuleCache.compile(engine, bytes, cache: name))
     end
   end
+
+  # The cache holds components too.
+  defp cached({:ok, %Wasmbeam.Component{}}),
+    do:
+      {:error,
+       Error.new(
+         :argument,
+         "this is a component, not a core module: compile it with Wasmbeam.Component"
+       )}
+
+  defp cached(result), do: result
 
   def compile(%Engine{}, bytes, options) when is_binary(bytes),
     do: {:error, Error.new(:argument, "options must be a keyword list, got: #{inspect(options)}")}

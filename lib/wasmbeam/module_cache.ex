@@ -16,6 +16,12 @@ defmodule Wasmbeam.ModuleCache do
        directory; an artifact is memory-mapped, not read and copied;
     3. **compile**, then store the result in memory and on disk.
 
+  Components share the cache: bytes that are a component (see
+  `Wasmbeam.Component.component?/1`) come back as a `Wasmbeam.Component`,
+  stored and sealed the same way (a component's artifact is read from the
+  verified file rather than memory-mapped: Wasmtime loads components from
+  memory or a path only).
+
   `Wasmbeam.Application` starts one cache, named `Wasmbeam.ModuleCache`;
   more (with other directories or bounds) can be started with
   `start_link/1` under your own supervisor.
@@ -200,7 +206,7 @@ defmodule Wasmbeam.ModuleCache do
       "module cache :no_such_cache is not running"
   """
   @spec compile(Engine.t(), binary(), keyword()) ::
-          {:ok, Wasmbeam.Module.t()} | {:error, Error.t()}
+          {:ok, Wasmbeam.Module.t() | Wasmbeam.Component.t()} | {:error, Error.t()}
   def compile(engine, bytes, options \\ [])
 
   def compile(%Engine{} = engine, bytes, options) when is_binary(bytes) and is_list(options) do
@@ -289,7 +295,7 @@ defmodule Wasmbeam.ModuleCache do
     path = Disk.artifact_path(dir, entry)
 
     with :ok <- mkdir(dir),
-         {:ok, module} <- Wasmbeam.Module.compile(engine, bytes),
+         {:ok, module} <- compile_code(engine, bytes),
          {:ok, _size} <- Disk.write(module, Disk.precompiled_key(), entry, path) do
       Manifest.add(dir, engine, bytes, entry)
       {:ok, path}
@@ -450,15 +456,14 @@ defmodule Wasmbeam.ModuleCache do
 
   defp load_or_compile(cache, engine, bytes, entry) do
     case load_precompiled(cache, engine, entry) || load_own(cache, engine, entry) do
-      {:ok, ref, counter} ->
+      {:ok, module, counter} ->
         bump(cache, counter)
-        module = %Wasmbeam.Module{ref: ref, engine: engine}
         {remember(cache, engine, entry, module), source(counter)}
 
       nil ->
         report_precompiled_mismatch(cache, engine, bytes)
 
-        case Wasmbeam.Module.compile(engine, bytes) do
+        case compile_code(engine, bytes) do
           {:ok, module} ->
             bump(cache, :compiles)
             store(cache, module, entry)
@@ -479,7 +484,10 @@ defmodule Wasmbeam.ModuleCache do
 
       case Disk.load(engine, Disk.precompiled_key(), entry, path, false) do
         {:ok, ref} ->
-          {:ok, ref, :precompiled_hits}
+          {:ok, %Wasmbeam.Module{ref: ref, engine: engine}, :precompiled_hits}
+
+        {:ok, ref, :component} ->
+          {:ok, %Wasmbeam.Component{ref: ref, engine: engine}, :precompiled_hits}
 
         {:refused, reason} ->
           refused(cache, entry, path, reason)
@@ -525,9 +533,9 @@ defmodule Wasmbeam.ModuleCache do
   defp load_own(cache, engine, entry) do
     with {:ok, key} <- disk_key(cache),
          path = Disk.artifact_path(Disk.modules_dir(cache.dir), entry),
-         {:ok, ref} <- Disk.load(engine, key, entry, path, true) do
+         {:ok, code} <- loaded_code(engine, Disk.load(engine, key, entry, path, true)) do
       Disk.touch(path)
-      {:ok, ref, :disk_hits}
+      {:ok, code, :disk_hits}
     else
       {:refused, reason} ->
         refused(cache, entry, Disk.artifact_path(Disk.modules_dir(cache.dir), entry), reason)
@@ -536,6 +544,22 @@ defmodule Wasmbeam.ModuleCache do
       _miss_or_unusable_dir ->
         nil
     end
+  end
+
+  defp loaded_code(engine, {:ok, ref}), do: {:ok, %Wasmbeam.Module{ref: ref, engine: engine}}
+
+  defp loaded_code(engine, {:ok, ref, :component}),
+    do: {:ok, %Wasmbeam.Component{ref: ref, engine: engine}}
+
+  defp loaded_code(_engine, other), do: other
+
+  # Modules and components share the cache: the bytes say which they are
+  # (a component's binary has layer 1 in its header; its text begins with
+  # `(component`).
+  defp compile_code(engine, bytes) do
+    if Wasmbeam.Component.component?(bytes),
+      do: Wasmbeam.Component.compile(engine, bytes),
+      else: Wasmbeam.Module.compile(engine, bytes)
   end
 
   defp refused(cache, entry, path, reason) do
@@ -572,7 +596,7 @@ defmodule Wasmbeam.ModuleCache do
   # When the cache cannot be used at all (its workers keep being killed),
   # still give the caller its module.
   defp compile_uncached(cache, engine, bytes, _entry) do
-    case Wasmbeam.Module.compile(engine, bytes) do
+    case compile_code(engine, bytes) do
       {:ok, module} ->
         bump(cache, :compiles)
         {{:ok, module}, :miss}

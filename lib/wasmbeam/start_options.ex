@@ -10,7 +10,13 @@ defmodule Wasmbeam.StartOptions do
   @spec module(term()) :: {:ok, Module.t() | Wasmbeam.Component.t()} | {:error, Error.t()}
   def module(%Module{} = module), do: {:ok, module}
   def module(%Wasmbeam.Component{} = component), do: {:ok, component}
-  def module(source) when is_binary(source), do: Module.compile(source)
+
+  def module(source) when is_binary(source) do
+    if Wasmbeam.Component.component?(source),
+      do: Wasmbeam.Component.compile(source),
+      else: Module.compile(source)
+  end
+
   def module(nil), do: {:error, Error.new(:argument, "the :module option is required")}
 
   def module(other),

@@ -139,7 +139,7 @@ defmodule Wasmbeam.ModuleCache.Disk do
   # may do anything, and a directory can be neither loaded nor written over.
   # Anything but a regular file is refused without being opened.
   @spec load(Engine.t(), binary(), String.t(), Path.t(), boolean()) ::
-          {:ok, reference()} | :miss | {:refused, String.t()}
+          {:ok, reference()} | {:ok, reference(), :component} | :miss | {:refused, String.t()}
   def load(%Engine{} = engine, key, entry, path, remove?) do
     case File.lstat(path) do
       {:ok, %File.Stat{type: :regular}} ->
@@ -164,6 +164,9 @@ defmodule Wasmbeam.ModuleCache.Disk do
     case Native.module_cache_load(engine, key, entry, path) do
       {:ok, ref} ->
         {:ok, ref}
+
+      {:ok, ref, :component} ->
+        {:ok, ref, :component}
 
       :missing ->
         :miss
@@ -199,9 +202,12 @@ defmodule Wasmbeam.ModuleCache.Disk do
   defp describe(_other), do: "special file (FIFO, socket or device)"
 
   @doc false
-  @spec write(Wasmbeam.Module.t(), binary(), String.t(), Path.t()) ::
+  @spec write(Wasmbeam.Module.t() | Wasmbeam.Component.t(), binary(), String.t(), Path.t()) ::
           {:ok, non_neg_integer()} | {:error, Error.t()}
   def write(%Wasmbeam.Module{ref: ref}, key, entry, path),
+    do: Native.module_cache_write(ref, key, entry, path)
+
+  def write(%Wasmbeam.Component{ref: ref}, key, entry, path),
     do: Native.module_cache_write(ref, key, entry, path)
 
   @doc false

@@ -82,6 +82,58 @@ defmodule Wasmbeam.ComponentTest do
     end
   end
 
+  describe "the module cache" do
+    test "a component is cached in memory and on disk, and comes back as a component", ctx do
+      dir = Wasmbeam.Test.Tmp.path("component-cache")
+      on_exit(fn -> File.rm_rf(dir) end)
+      name = :"component_cache_#{System.unique_integer([:positive])}"
+      start_supervised!({Wasmbeam.ModuleCache, name: name, dir: dir})
+      wat = ComponentWat.calc()
+
+      {:ok, %Component{} = first} = Component.compile(wat, cache: name)
+      {:ok, second} = Component.compile(wat, cache: name)
+      assert first == second
+      assert %{compiles: 1} = Wasmbeam.ModuleCache.stats(name)
+
+      # A new cache over the same directory loads the sealed artifact.
+      other = :"#{name}_2"
+      start_supervised!({Wasmbeam.ModuleCache, name: other, dir: dir}, id: other)
+      {:ok, %Component{} = loaded} = Component.compile(wat, cache: other)
+      assert %{compiles: 0, disk_hits: 1} = Wasmbeam.ModuleCache.stats(other)
+      assert CI.call(CI.new!(loaded, %{"log" => fn _, x -> x end}), "add", [1, 2]) == {:ok, 3}
+
+      # Each kind's compile refuses the other's bytes, cached or not.
+      assert {:error, %Error{kind: :argument}} = Wasmbeam.Module.compile(wat, cache: name)
+      assert {:error, %Error{kind: :argument}} = Component.compile("(module)", cache: name)
+      _ = ctx
+    end
+
+    test "precompiled components ship in a directory and load from it", _ctx do
+      dir = Wasmbeam.Test.Tmp.path("component-precompiled")
+      on_exit(fn -> File.rm_rf(dir) end)
+      engine = Engine.default()
+      {:ok, _path} = Wasmbeam.ModuleCache.precompile(engine, ComponentWat.echo(), dir)
+      name = :"component_pre_#{System.unique_integer([:positive])}"
+
+      start_supervised!(
+        {Wasmbeam.ModuleCache,
+         name: name, dir: Wasmbeam.Test.Tmp.path("component-own"), precompiled: [dir]}
+      )
+
+      {:ok, %Component{} = c} = Component.compile(ComponentWat.echo(), cache: name)
+      assert %{compiles: 0, precompiled_hits: 1} = Wasmbeam.ModuleCache.stats(name)
+      assert CI.call(CI.new!(c), "echo-string", ["x"]) == {:ok, "x"}
+    end
+
+    test "component?/1 tells the kinds apart" do
+      assert Component.component?(ComponentWat.calc())
+      assert Component.component?(";; a comment\n(component)")
+      refute Component.component?("(module)")
+      refute Component.component?(<<0, "asm", 1, 0, 0, 0>>)
+      assert Component.component?(<<0, "asm", 13, 0, 1, 0>>)
+    end
+  end
+
   describe "calls" do
     test "values go in and come out; bad ones name their WIT path", ctx do
       i = calc!(ctx)

@@ -4,9 +4,11 @@
 //! `wasmbeam_core::sealed` and `wasmbeam_core::sealed_file`).
 
 use crate::handle;
-use crate::nif::error::{encode_error, reply};
+use crate::nif::component::name_atoms;
+use crate::nif::error::{bad_term, encode_error, reply};
 use crate::nif::handle_arg::Handle;
 use crate::resources::atoms;
+use crate::resources::component::ComponentResource;
 use crate::resources::engine::EngineResource;
 use crate::resources::module::ModuleResource;
 use rustler::{Binary, Encoder, Env, ResourceArc, Term};
@@ -15,11 +17,13 @@ use wasmbeam_core::sealed::KEY_LEN;
 use wasmbeam_core::sealed_file::{self, OpenError};
 use wasmbeam_runtime::driver::error::{chain_message, guard, Kind, WbError, WbResult};
 use wasmbeam_runtime::driver::memory::check_normal_scheduler_copy;
-use wasmtime::Module;
+use wasmtime::component::Component;
+use wasmtime::{Engine, Module, Precompiled};
 
 rustler::atoms! {
     missing,
     refused,
+    component,
 }
 
 /// Feeds `Hash` implementations into BLAKE3, so that Wasmtime's
@@ -116,21 +120,25 @@ fn module_cache_entry_small<'a>(
 /// Serializes `module` and writes it sealed to `path`. Scheduled as dirty
 /// I/O: serializing copies the compiled image, the time goes into writing
 /// and flushing it to disk.
+/// A module or a component, whichever `compiled` holds.
 #[rustler::nif(schedule = "DirtyIo")]
 fn module_cache_write<'a>(
     env: Env<'a>,
-    module: Handle<ModuleResource>,
+    compiled: Term<'a>,
     key: Binary<'a>,
     entry: Binary<'a>,
     path: String,
 ) -> Term<'a> {
-    let module = handle!(env, module, "module");
     let result = guard(|| {
         let key = key_of(&key)?;
-        let artifact = module
-            .module
-            .serialize()
-            .map_err(|e| WbError::new(Kind::Compile, chain_message(&e)))?;
+        let serialized = if let Ok(module) = compiled.decode::<ResourceArc<ModuleResource>>() {
+            module.module.serialize()
+        } else if let Ok(c) = compiled.decode::<ResourceArc<ComponentResource>>() {
+            c.component.serialize()
+        } else {
+            return Err(bad_term("not a live module or component", compiled));
+        };
+        let artifact = serialized.map_err(|e| WbError::new(Kind::Compile, chain_message(&e)))?;
         let path = Path::new(&path);
         sealed_file::write_sealed(path, &key, entry.as_slice(), &artifact)
             .map_err(|e| io_error(path, e))
@@ -152,18 +160,25 @@ fn module_cache_load<'a>(
     let engine = handle!(env, engine, "engine");
     enum Loaded {
         Module(ResourceArc<ModuleResource>),
+        Component(ResourceArc<ComponentResource>),
         Missing,
         Refused(String),
     }
     let result = guard(|| {
         let key = key_of(&key)?;
         let path = Path::new(&path);
-        let file = match sealed_file::open_verified(path, &key, entry.as_slice()) {
-            Ok((file, _artifact_len)) => file,
+        let (file, artifact_len) = match sealed_file::open_verified(path, &key, entry.as_slice()) {
+            Ok(opened) => opened,
             Err(OpenError::Missing) => return Ok(Loaded::Missing),
             Err(OpenError::Refused(why)) => return Ok(Loaded::Refused(why)),
             Err(OpenError::Io(e)) => return Err(io_error(path, e)),
         };
+        // The kind is read from the path; whatever it says, only the
+        // verified bytes of the open file are loaded (a wrong kind fails
+        // to load, it never loads other bytes).
+        if let Ok(Some(Precompiled::Component)) = Engine::detect_precompiled_file(path) {
+            return load_component(env, &engine, &file, artifact_len);
+        }
         // SAFETY: the bytes of this open file were just verified against
         // a keyed hash only this cache can produce, so they are an artifact
         // that Wasmtime serialized for this entry; Wasmtime maps this same
@@ -181,8 +196,38 @@ fn module_cache_load<'a>(
             ))),
         }
     });
+    /// Components have no load from an open file: the verified artifact
+    /// is read from the same descriptor into memory.
+    fn load_component(
+        env: Env,
+        engine: &ResourceArc<EngineResource>,
+        file: &std::fs::File,
+        len: usize,
+    ) -> WbResult<Loaded> {
+        use std::os::unix::fs::FileExt;
+        let mut bytes = vec![0u8; len];
+        file.read_exact_at(&mut bytes, 0)
+            .map_err(|e| WbError::new(Kind::Argument, format!("cannot read the artifact: {e}")))?;
+        // SAFETY: as for a module: these bytes were verified against a
+        // keyed hash only this cache can produce, read from the very file
+        // that was verified; Wasmtime checks its header against the engine.
+        match unsafe { Component::deserialize(engine.engine(), &bytes) } {
+            Ok(component) => {
+                name_atoms(env, engine, &component)?;
+                Ok(Loaded::Component(ResourceArc::new(ComponentResource {
+                    component,
+                    engine: engine.clone(),
+                })))
+            }
+            Err(e) => Ok(Loaded::Refused(format!(
+                "Wasmtime refused the artifact: {}",
+                chain_message(&e)
+            ))),
+        }
+    }
     match result {
         Ok(Loaded::Module(module)) => (atoms::ok(), module).encode(env),
+        Ok(Loaded::Component(c)) => (atoms::ok(), c, component()).encode(env),
         Ok(Loaded::Missing) => missing().encode(env),
         Ok(Loaded::Refused(why)) => (refused(), why).encode(env),
         Err(err) => (atoms::error(), encode_error(env, &err)).encode(env),

@@ -78,7 +78,7 @@ fn compile(
 
 /// Makes the atoms for the names in `component`'s types (bounded: see
 /// `component_types`), whether it was compiled or loaded.
-fn name_atoms(env: Env, engine: &EngineResource, component: &Component) -> WbResult<()> {
+pub fn name_atoms(env: Env, engine: &EngineResource, component: &Component) -> WbResult<()> {
     let ty = component.component_type();
     let items = ty
         .imports(engine.engine())
