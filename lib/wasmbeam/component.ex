@@ -283,15 +283,14 @@ defmodule Wasmbeam.Component do
   def imports(%__MODULE__{ref: ref}), do: ref |> Native.component_describe() |> elem(1) |> elem(0)
 
   defimpl Inspect do
-    import Inspect.Algebra
-
+    # At most `opts.limit` exports, as modules print theirs.
     def inspect(component, opts) do
-      exports =
-        component
-        |> Wasmbeam.Component.exports()
-        |> Enum.map(fn {name, desc} -> name <> describe(desc) end)
-
-      concat(["#Wasmbeam.Component<", to_doc(exports, opts), ">"])
+      exports = Wasmbeam.Component.exports(component)
+      limit = if is_integer(opts.limit), do: opts.limit, else: length(exports)
+      {shown, rest} = Enum.split(exports, limit)
+      items = Enum.map(shown, fn {name, desc} -> name <> describe(desc) end)
+      more = if rest == [], do: [], else: ["... (#{length(rest)} more)"]
+      "#Wasmbeam.Component<" <> Enum.join(items ++ more, ", ") <> ">"
     end
 
     defp describe({:func, wit}), do: ": " <> wit

@@ -105,6 +105,15 @@ defmodule Wasmbeam.Instance do
     end)
   end
 
+  def new(%LinkedModule{module: %Wasmbeam.Component{}} = linked, imports, options)
+      when is_list(options) do
+    if imports == %{},
+      do: Wasmbeam.Component.Instance.new_linked(linked, options),
+      else:
+        {:error,
+         Error.new(:argument, "a linked component has its imports already: pass %{} as imports")}
+  end
+
   def new(%LinkedModule{} = linked, imports, options) when is_list(options) do
     if imports == %{} do
       instantiate(linked.module, options, fn store, _wasi? ->

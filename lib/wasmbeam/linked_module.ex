@@ -45,7 +45,11 @@ defmodule Wasmbeam.LinkedModule do
   @enforce_keys [:ref, :module, :wasi]
   defstruct [:ref, :module, :wasi]
 
-  @type t :: %__MODULE__{ref: reference(), module: Module.t(), wasi: boolean()}
+  @type t :: %__MODULE__{
+          ref: reference(),
+          module: Module.t() | Wasmbeam.Component.t(),
+          wasi: boolean()
+        }
 
   @doc """
   Links `module` with `imports` (see `Wasmbeam.Imports`; host functions
@@ -56,7 +60,8 @@ defmodule Wasmbeam.LinkedModule do
     * `:wasi` - `true` to take the module's WASI preview 1 imports that
       `imports` does not name from Wasmtime's WASI (default `false`)
   """
-  @spec new(Module.t(), Imports.t(), keyword()) :: {:ok, t()} | {:error, Error.t()}
+  @spec new(Module.t() | Wasmbeam.Component.t(), Imports.t() | map(), keyword()) ::
+          {:ok, t()} | {:error, Error.t()}
   def new(module, imports \\ %{}, options \\ [])
 
   def new(%Module{} = module, imports, options) when is_list(options) do
@@ -69,8 +74,29 @@ defmodule Wasmbeam.LinkedModule do
     end
   end
 
+  # A component: its imports as for `Wasmbeam.Component.Instance.new/3`.
+  def new(%Wasmbeam.Component{} = component, imports, options) when is_list(options) do
+    with :ok <- check_options(options, false),
+         :ok <- no_wasi(options),
+         {:ok, bindings} <- Wasmbeam.Component.Instance.bindings(component, imports),
+         {:ok, ref} <- Native.component_link(component.ref, bindings) do
+      {:ok, %__MODULE__{ref: ref, module: component, wasi: false}}
+    end
+  end
+
   def new(other, _imports, _options),
-    do: {:error, Error.new(:argument, "expected a %Wasmbeam.Module{}, got: #{inspect(other)}")}
+    do:
+      {:error,
+       Error.new(
+         :argument,
+         "expected a %Wasmbeam.Module{} or %Wasmbeam.Component{}, got: #{inspect(other)}"
+       )}
+
+  defp no_wasi(options) do
+    if Keyword.get(options, :wasi, false),
+      do: {:error, Error.new(:argument, "WASI for components (preview 2) is not supported yet")},
+      else: :ok
+  end
 
   @doc "Like `new/3`, but raises `Wasmbeam.Error`."
   @spec new!(Module.t(), Imports.t(), keyword()) :: t()

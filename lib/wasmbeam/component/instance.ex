@@ -56,19 +56,10 @@ defmodule Wasmbeam.Component.Instance do
   def new(component, imports \\ %{}, options \\ [])
 
   def new(%Component{} = component, imports, options) when is_map(imports) and is_list(options) do
-    {store_option, options} = Keyword.pop(options, :store)
-    {store_options, call_options} = Keyword.split(options, Store.limit_keys())
-
-    with {:ok, bindings} <- bindings(component, imports),
-         {:ok, store} <- store_for(store_option, component, store_options),
-         {:ok, native} <- CallOptions.to_native(call_options),
-         {:ok, ref} <-
-           Driver.run(
-             store.ref,
-             native,
-             &Native.component_instantiate(store.ref, component.ref, bindings, &1)
-           ) do
-      {:ok, %__MODULE__{ref: ref, store: store, component: component}}
+    with {:ok, bindings} <- bindings(component, imports) do
+      instantiate(component, options, fn store ->
+        &Native.component_instantiate(store.ref, component.ref, bindings, &1)
+      end)
     end
   end
 
@@ -82,6 +73,27 @@ defmodule Wasmbeam.Component.Instance do
   @spec new!(Component.t(), map(), keyword()) :: t()
   def new!(component, imports \\ %{}, options \\ []),
     do: new(component, imports, options) |> Error.unwrap!()
+
+  @doc false
+  # Used by `Wasmbeam.Instance.new/3` with a `Wasmbeam.LinkedModule` of a
+  # component: only the instance is created.
+  @spec new_linked(Wasmbeam.LinkedModule.t(), keyword()) :: {:ok, t()} | {:error, Error.t()}
+  def new_linked(%Wasmbeam.LinkedModule{ref: ref, module: %Component{} = component}, options) do
+    instantiate(component, options, fn store ->
+      &Native.component_linked_instantiate(store.ref, ref, &1)
+    end)
+  end
+
+  defp instantiate(component, options, starter) do
+    {store_option, options} = Keyword.pop(options, :store)
+    {store_options, call_options} = Keyword.split(options, Store.limit_keys())
+
+    with {:ok, store} <- store_for(store_option, component, store_options),
+         {:ok, native} <- CallOptions.to_native(call_options),
+         {:ok, ref} <- Driver.run(store.ref, native, starter.(store)) do
+      {:ok, %__MODULE__{ref: ref, store: store, component: component}}
+    end
+  end
 
   defp store_for(nil, component, options), do: Store.new(component.engine, options)
   defp store_for(%Store{} = store, _component, []), do: {:ok, store}
@@ -98,9 +110,15 @@ defmodule Wasmbeam.Component.Instance do
     do:
       {:error, Error.new(:argument, "store must be a %Wasmbeam.Store{}, got: #{inspect(other)}")}
 
+  @doc false
   # `[{interface | nil, name, handler}]` for the NIF, each handler checked
-  # against the arity the component gives its import.
-  defp bindings(component, imports) do
+  # against the arity the component gives its import (also used to link a
+  # component once, by `Wasmbeam.LinkedModule.new/3`).
+  @spec bindings(Component.t(), map()) :: {:ok, list()} | {:error, Error.t()}
+  def bindings(_component, imports) when not is_map(imports),
+    do: {:error, Error.new(:argument, "imports must be a map, got: #{inspect(imports)}")}
+
+  def bindings(component, imports) do
     {:ok, funcs} = Native.component_import_funcs(component.ref)
     arity = Map.new(funcs, fn {interface, name, n} -> {{interface, name}, n} end)
 

@@ -355,6 +355,33 @@ defmodule Wasmbeam.ComponentTest do
       assert Pool.call(pool, "run", [2]) == {:ok, 3}
     end
 
+    test "a component linked once instantiates many times, with its handlers", ctx do
+      me = self()
+
+      {:ok, linked} =
+        Wasmbeam.LinkedModule.new(ctx.calc, %{"log" => fn _, x -> send(me, {:log, x}) && x end})
+
+      assert inspect(linked) =~ "#Wasmbeam.LinkedModule<#Wasmbeam.Component<"
+
+      for n <- 1..3 do
+        {:ok, %CI{} = i} = Instance.new(linked)
+        assert Instance.call(i, "run", [n]) == {:ok, n + 1}
+        assert_received {:log, ^n}
+      end
+
+      assert {:error, %Error{kind: :argument}} =
+               Instance.new(linked, %{"log" => fn _, x -> x end})
+
+      assert {:error, %Error{kind: :link}} =
+               Wasmbeam.LinkedModule.new(ctx.calc, %{"nope" => fn _ -> 1 end})
+
+      assert {:error, %Error{kind: :argument}} =
+               Wasmbeam.LinkedModule.new(ctx.calc, %{"log" => fn _, x -> x end}, wasi: true)
+
+      other = Store.new!(Engine.new!(), [])
+      assert {:error, %Error{kind: :link}} = Instance.new(linked, %{}, store: other)
+    end
+
     test "Instance.new and Instance.call take components too", ctx do
       {:ok, i} = Instance.new(ctx.calc, %{"log" => fn _, x -> x end})
       assert Instance.call(i, "add", [1, 2]) == {:ok, 3}

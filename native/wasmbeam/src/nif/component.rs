@@ -13,15 +13,19 @@ use crate::nif::module::{sealed, unsealed};
 use crate::nif::step::{busy_or_wait, encode_begin, me};
 use crate::nif::store::CallOptions;
 use crate::resources::atoms;
-use crate::resources::component::{ComponentInstanceResource, ComponentResource, GuestResource};
+use crate::resources::component::{
+    ComponentInstanceResource, ComponentResource, GuestResource, LinkedComponentResource,
+};
 use crate::resources::engine::EngineResource;
+use crate::resources::handlers::Handlers;
 use crate::resources::store::StoreResource;
 use rustler::{Binary, Encoder, Env, ResourceArc, Term};
 use std::any::Any;
 use std::sync::Arc;
 use wasmbeam_runtime::domain::component::{
-    call_future, drop_future, fast_call_future, imported_funcs, instantiate_future, linker,
-    result_types, BytesKind, ComponentImportSpec, FastShape, ItemPath,
+    call_future, drop_future, fast_call_future, imported_funcs, instantiate_future,
+    instantiate_pre_future, link, linker, result_types, BytesKind, ComponentImportSpec, FastShape,
+    ItemPath,
 };
 use wasmbeam_runtime::domain::imports::same_engine;
 use wasmbeam_runtime::driver::error::{chain_message, guard, Kind, WbError, WbResult};
@@ -253,7 +257,7 @@ fn component_instantiate<'a>(
         ) {
             return error(env, &e);
         }
-        let specs = match decode_imports(imports, &component, &store) {
+        let specs = match decode_imports(imports, &component, &store.handlers) {
             Ok(specs) => specs,
             Err(e) => return error(env, &e),
         };
@@ -275,7 +279,7 @@ fn component_instantiate<'a>(
 fn decode_imports(
     list: Term,
     component: &ComponentResource,
-    store: &StoreResource,
+    handlers: &Arc<Handlers>,
 ) -> WbResult<Vec<ComponentImportSpec>> {
     let not_a_list = || bad_term("imports must be a proper list", list);
     list.list_length().map_err(|_| not_a_list())?;
@@ -296,16 +300,16 @@ fn decode_imports(
         decoded.push((func, handler));
     }
     // Only now, with every binding known to fit, are handlers registered.
-    let registry: Arc<dyn Any + Send + Sync> = store.handlers.clone();
+    let registry: Arc<dyn Any + Send + Sync> = handlers.clone();
     Ok(decoded
         .into_iter()
         .map(|(func, handler)| {
-            let index = store.handlers.register(handler);
+            let index = handlers.register(handler);
             ComponentImportSpec {
                 path: func.path.clone(),
                 import: HostImport::with_results(
                     registry.clone(),
-                    store.handlers.id,
+                    handlers.id,
                     index,
                     &func.path.to_string(),
                     result_types(&func.types),
@@ -314,6 +318,53 @@ fn decode_imports(
             }
         })
         .collect())
+}
+
+/// Links `component` with `imports` (as for `component_instantiate`)
+/// once; `component_linked_instantiate` then only creates instances.
+#[rustler::nif]
+fn component_link<'a>(
+    env: Env<'a>,
+    component: Handle<ComponentResource>,
+    imports: Term<'a>,
+) -> Term<'a> {
+    let component = handle!(env, component, "component");
+    let result = guard(|| {
+        let handlers = Arc::new(Handlers::default());
+        let specs = decode_imports(imports, &component, &handlers)?;
+        let pre = link(component.engine.engine(), &component.component, &specs)?;
+        Ok(ResourceArc::new(LinkedComponentResource {
+            component: component.clone(),
+            pre,
+        }))
+    });
+    reply(env, result)
+}
+
+/// Instantiates a linked component into `store`.
+#[rustler::nif]
+fn component_linked_instantiate(
+    env: Env,
+    store: Handle<StoreResource>,
+    linked: Handle<LinkedComponentResource>,
+    options: CallOptions,
+) -> Term {
+    let store = handle!(env, store, "store");
+    let linked = handle!(env, linked, "linked component");
+    guarded(env, || {
+        let engine = linked.component.engine.engine();
+        if let Err(e) = same_engine(&store.engine.core, engine, "the linked component") {
+            return error(env, &e);
+        }
+        let pre = linked.pre.clone();
+        let attached: Arc<dyn Any + Send + Sync> = Arc::new(linked.component.clone());
+        let begin = store
+            .core
+            .start(me(env), &options.run(), &store.notify(env), move |wstore| {
+                Ok(instantiate_pre_future(wstore, pre, attached))
+            });
+        encode_begin(env, &store, begin)
+    })
 }
 
 /// Calls the exported function `name` (in `interface`, or at the top

@@ -21,6 +21,17 @@ pub struct ComponentResource {
 #[rustler::resource_impl]
 impl rustler::Resource for ComponentResource {}
 
+/// A component linked once with its imports (Wasmtime's `InstancePre`).
+/// Its handlers live in a registry of the link's own, not in any store,
+/// kept alive by the host functions that name it.
+pub struct LinkedComponentResource {
+    pub component: ResourceArc<ComponentResource>,
+    pub pre: wasmtime::component::InstancePre<wasmbeam_runtime::driver::store_data::StoreData>,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for LinkedComponentResource {}
+
 pub struct ComponentInstanceResource {
     pub store: ResourceArc<StoreResource>,
     pub instance: Instance,

@@ -15,7 +15,7 @@ use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
-use wasmtime::component::{Component, Func, Instance, Linker, ResourceAny, Type, Val};
+use wasmtime::component::{Component, Func, Instance, InstancePre, Linker, ResourceAny, Type, Val};
 use wasmtime::{AsContextMut, Engine};
 
 /// Where an import or export lives: at the component's top level, or in
@@ -247,6 +247,33 @@ pub fn instantiate_future(
     Box::pin(async move {
         let result = linker
             .instantiate_async(&mut store, &component)
+            .await
+            .map(|instance| Outcome::ComponentInstance(instance, attached));
+        (store, result)
+    })
+}
+
+/// Links `component` with `specs` once (Wasmtime's `InstancePre`): each
+/// instantiation from it then only creates the instance.
+pub fn link(
+    engine: &Engine,
+    component: &Component,
+    specs: &[ComponentImportSpec],
+) -> WbResult<InstancePre<StoreData>> {
+    linker(engine, component, specs)?
+        .instantiate_pre(component)
+        .map_err(|e| WbError::new(Kind::Link, crate::driver::error::chain_message(&e)))
+}
+
+/// The run that instantiates a linked component.
+pub fn instantiate_pre_future(
+    mut store: WStore,
+    pre: InstancePre<StoreData>,
+    attached: Arc<dyn Any + Send + Sync>,
+) -> RunFuture {
+    Box::pin(async move {
+        let result = pre
+            .instantiate_async(&mut store)
             .await
             .map(|instance| Outcome::ComponentInstance(instance, attached));
         (store, result)
