@@ -53,8 +53,8 @@ defmodule Wasmbeam.Component do
   `"[constructor]counter"`, `"[method]counter.get"` (the handle is the
   first argument), `"[static]counter.with-start"`. A constructor returns a
   `Wasmbeam.Component.Resource`; see there for `own` and `borrow`, and for
-  how handles are dropped. Resources defined by the host (implemented in
-  Elixir) are not supported yet.
+  how handles are dropped. Resources a component imports are implemented
+  in Elixir: see `Wasmbeam.Component.Instance`.
 
   **Names and atoms.** Record fields, enum, variant and flag cases become
   atoms (kebab-case as snake_case: `user-id` is `:user_id`). Atoms are made

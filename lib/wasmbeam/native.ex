@@ -43,6 +43,7 @@ defmodule Wasmbeam.Native do
   def component_link(_component, _imports), do: err()
   def component_linked_instantiate(_store, _linked, _options), do: err()
   def component_resource_drop(_resource, _options), do: err()
+  def component_host_states(_store), do: err()
 
   def store_new(_engine, _options), do: err()
   def store_resume(_store), do: err()

@@ -32,6 +32,30 @@ defmodule Wasmbeam.Component.Instance do
 
   Naming a function the component does not import is a `:link` error; an
   import the map leaves out is a `:link` error at instantiation.
+
+  ## Resources implemented in Elixir
+
+  A resource the component imports is bound to `:resource`, or to
+  `{:resource, drop}` where `drop` is a handler of the caller and the
+  resource's state, run when the guest (or Elixir, through a handle) drops
+  it. The state is any term: the handler of a function whose result is
+  `own<R>` (the constructor, `"[constructor]blob"`) returns it, and
+  handlers whose parameters are `borrow<R>` or `own<R>` (methods,
+  `"[method]blob.size"`) get it:
+
+      %{
+        "my:pkg/blobs" => %{
+          "blob" => {:resource, fn _caller, {:blob, _bytes} -> :ok end},
+          "[constructor]blob" => fn _caller, bytes -> {:blob, bytes} end,
+          "[method]blob.size" => fn _caller, {:blob, bytes} -> byte_size(bytes) end
+        }
+      }
+
+  A state is kept with the store (copied in, as a message would be) until
+  the resource is dropped; one handed to a handler as `own<R>` is the
+  handler's from then on (its drop handler is not run). Resources at the
+  top level of a parameter list or result are supported; resources the
+  host defines nested inside records, lists or variants are not yet.
   """
 
   alias Wasmbeam.{CallOptions, Component, Driver, Error, HostCall, Native, Store}
@@ -119,19 +143,19 @@ defmodule Wasmbeam.Component.Instance do
     do: {:error, Error.new(:argument, "imports must be a map, got: #{inspect(imports)}")}
 
   def bindings(component, imports) do
-    {:ok, funcs} = Native.component_import_funcs(component.ref)
-    arity = Map.new(funcs, fn {interface, name, n} -> {{interface, name}, n} end)
+    {:ok, items} = Native.component_import_funcs(component.ref)
+    kinds = Map.new(items, fn {interface, name, kind} -> {{interface, name}, kind} end)
 
     imports
     |> Enum.flat_map(fn
-      {interface, %{} = funcs} when is_binary(interface) ->
-        Enum.map(funcs, fn {name, handler} -> {interface, name, handler} end)
+      {interface, %{} = entries} when is_binary(interface) ->
+        Enum.map(entries, fn {name, handler} -> {interface, name, handler} end)
 
       {name, handler} ->
         [{nil, name, handler}]
     end)
     |> Enum.reduce_while({:ok, []}, fn {interface, name, handler}, {:ok, acc} ->
-      case binding(arity, interface, name, handler) do
+      case binding(kinds, interface, name, handler) do
         {:ok, b} -> {:cont, {:ok, [b | acc]}}
         {:error, _} = error -> {:halt, error}
       end
@@ -142,7 +166,7 @@ defmodule Wasmbeam.Component.Instance do
     end
   end
 
-  defp binding(_arity, interface, name, _handler)
+  defp binding(_kinds, interface, name, _handler)
        when not is_binary(name) or not (is_binary(interface) or is_nil(interface)) do
     {:error,
      Error.new(
@@ -152,18 +176,35 @@ defmodule Wasmbeam.Component.Instance do
      )}
   end
 
-  defp binding(arity, interface, name, handler) do
+  defp binding(kinds, interface, name, handler) do
     path = if interface, do: interface <> "#" <> name, else: name
 
-    case Map.fetch(arity, {interface, name}) do
-      {:ok, n} ->
+    case {Map.fetch(kinds, {interface, name}), handler} do
+      {{:ok, :resource}, :resource} ->
+        binding(kinds, interface, name, {:resource, fn _caller, _state -> :ok end})
+
+      {{:ok, :resource}, {:resource, drop}} ->
+        case HostCall.component_handler(path, 1, drop) do
+          {:ok, term} -> {:ok, {interface, name, {:resource, term}}}
+          {:error, message} -> {:error, Error.new(:argument, "resource #{path}: " <> message)}
+        end
+
+      {{:ok, :resource}, other} ->
+        {:error,
+         Error.new(
+           :argument,
+           "resource #{path} is implemented by :resource or {:resource, drop_handler}, got: " <>
+             inspect(other)
+         )}
+
+      {{:ok, n}, _} ->
         case HostCall.component_handler(path, n, handler) do
           {:ok, term} -> {:ok, {interface, name, term}}
           {:error, message} -> {:error, Error.new(:argument, "import #{path}: " <> message)}
         end
 
-      :error ->
-        {:error, Error.new(:link, "the component imports no function #{path}")}
+      {:error, _} ->
+        {:error, Error.new(:link, "the component imports no function or resource #{path}")}
     end
   end
 

@@ -252,12 +252,15 @@ defmodule Wasmbeam.ComponentTest do
       assert {:error, %Error{kind: :link, message: msg}} = CI.new(ctx.calc, %{})
       assert msg =~ "log"
 
-      assert {:error, %Error{kind: :link, message: "the component imports no function nope"}} =
+      assert {:error,
+              %Error{kind: :link, message: "the component imports no function or resource nope"}} =
                CI.new(ctx.calc, %{"log" => fn _, x -> x end, "nope" => fn _ -> 1 end})
 
       assert {:error,
-              %Error{kind: :link, message: "the component imports no function my:x/y#log"}} =
-               CI.new(ctx.calc, %{"my:x/y" => %{"log" => fn _, x -> x end}})
+              %Error{
+                kind: :link,
+                message: "the component imports no function or resource my:x/y#log"
+              }} = CI.new(ctx.calc, %{"my:x/y" => %{"log" => fn _, x -> x end}})
 
       assert {:error, %Error{kind: :argument, message: msg}} =
                CI.new(ctx.calc, %{"log" => fn x -> x end})

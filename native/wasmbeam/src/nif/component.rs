@@ -23,13 +23,13 @@ use rustler::{Binary, Encoder, Env, ResourceArc, Term};
 use std::any::Any;
 use std::sync::Arc;
 use wasmbeam_runtime::domain::component::{
-    call_future, drop_future, fast_call_future, imported_funcs, instantiate_future,
-    instantiate_pre_future, link, linker, result_types, BytesKind, ComponentImportSpec, FastShape,
-    ItemPath,
+    call_future, drop_future, fast_call_future, imported_funcs, imported_resources,
+    instantiate_future, instantiate_pre_future, link, linker, result_types, BytesKind,
+    ComponentImportSpec, FastShape, ItemPath,
 };
 use wasmbeam_runtime::domain::imports::same_engine;
 use wasmbeam_runtime::driver::error::{chain_message, guard, Kind, WbError, WbResult};
-use wasmbeam_runtime::driver::host_slot::HostImport;
+use wasmbeam_runtime::driver::host_slot::{HostImport, ResultTypes};
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::Component;
 
@@ -199,12 +199,14 @@ fn component_describe(env: Env, component: Handle<ComponentResource>) -> Term {
     })
 }
 
-/// The functions the component imports: `[{interface | nil, name, arity}]`.
+/// The functions and resources the component imports:
+/// `[{interface | nil, name, arity | :resource}]`.
 #[rustler::nif]
 fn component_import_funcs(env: Env, component: Handle<ComponentResource>) -> Term {
     let component = handle!(env, component, "component");
     guarded(env, || {
-        let funcs: Vec<Term> = imported_funcs(&component.component, component.engine.engine())
+        let engine = component.engine.engine();
+        let mut items: Vec<Term> = imported_funcs(&component.component, engine)
             .into_iter()
             .map(|f| {
                 (
@@ -215,7 +217,12 @@ fn component_import_funcs(env: Env, component: Handle<ComponentResource>) -> Ter
                     .encode(env)
             })
             .collect();
-        reply(env, Ok(funcs))
+        items.extend(
+            imported_resources(&component.component, engine)
+                .into_iter()
+                .map(|p| (p.interface.as_deref(), p.name.as_str(), atoms::resource()).encode(env)),
+        );
+        reply(env, Ok(items))
     })
 }
 
@@ -284,37 +291,62 @@ fn decode_imports(
     let not_a_list = || bad_term("imports must be a proper list", list);
     list.list_length().map_err(|_| not_a_list())?;
     let terms: Vec<Term> = list.decode().map_err(|_| not_a_list())?;
-    let funcs = imported_funcs(&component.component, component.engine.engine());
+    let engine = component.engine.engine();
+    let funcs = imported_funcs(&component.component, engine);
+    let resources = imported_resources(&component.component, engine);
+    // A function, with its types; or a resource (`None`), whose binding
+    // is `{:resource, destructor_handler}`.
     let mut decoded = Vec::with_capacity(terms.len());
     for term in &terms {
         let (interface, name, handler): (Term, Term, Term) = term
             .decode()
             .map_err(|_| bad_term("not a component import binding", *term))?;
         let path = decode_path(interface, name)?;
-        let func = funcs.iter().find(|f| f.path == path).ok_or_else(|| {
-            WbError::new(
+        if let Some(func) = funcs.iter().find(|f| f.path == path) {
+            decoded.push((path, Some(func), handler));
+        } else if resources.contains(&path) {
+            let (tag, dtor): (rustler::Atom, Term) = handler.decode().map_err(|_| {
+                bad_term("a resource binding must be {:resource, handler}", handler)
+            })?;
+            if tag != atoms::resource() {
+                return Err(bad_term(
+                    "a resource binding must be {:resource, handler}",
+                    handler,
+                ));
+            }
+            decoded.push((path, None, dtor));
+        } else {
+            return Err(WbError::new(
                 Kind::Link,
-                format!("the component imports no function {path}"),
-            )
-        })?;
-        decoded.push((func, handler));
+                format!("the component imports no function or resource {path}"),
+            ));
+        }
     }
     // Only now, with every binding known to fit, are handlers registered.
     let registry: Arc<dyn Any + Send + Sync> = handlers.clone();
     Ok(decoded
         .into_iter()
-        .map(|(func, handler)| {
+        .map(|(path, func, handler)| {
             let index = handlers.register(handler);
+            let name = path.to_string();
+            let (results, params) = match func {
+                Some(f) => (
+                    result_types(&f.types),
+                    f.types.params.iter().map(|(_, t)| t.clone()).collect(),
+                ),
+                None => (ResultTypes::Component(None), Arc::from([])),
+            };
             ComponentImportSpec {
-                path: func.path.clone(),
                 import: HostImport::with_results(
                     registry.clone(),
                     handlers.id,
                     index,
-                    &func.path.to_string(),
-                    result_types(&func.types),
+                    &name,
+                    results,
                 ),
-                params: func.types.params.iter().map(|(_, t)| t.clone()).collect(),
+                params,
+                resource: func.is_none(),
+                path,
             }
         })
         .collect())
@@ -404,6 +436,7 @@ fn component_call<'a>(
         let mut cx = DecodeCx {
             store,
             moved: Vec::new(),
+            host_answer: false,
         };
         let params = match decode_args(arguments, &types.params, &mut cx) {
             Ok(params) => params,
@@ -440,6 +473,14 @@ fn fast_input(arguments: Term, shape: FastShape) -> Option<Vec<u8>> {
         return None;
     }
     Some(bytes.to_vec())
+}
+
+/// How many states of host-defined resources `store` holds (for tests
+/// and diagnostics: each is a resource the guest has not dropped).
+#[rustler::nif]
+fn component_host_states(env: Env, store: Handle<StoreResource>) -> Term {
+    let store = handle!(env, store, "store");
+    store.host_states.count().encode(env)
 }
 
 /// Drops a guest resource now (its destructor runs in the guest, as a

@@ -69,6 +69,10 @@ impl Path {
 pub struct DecodeCx<'s> {
     pub store: &'s ResourceArc<StoreResource>,
     pub moved: Vec<ResourceArc<GuestResource>>,
+    /// Decoding a host handler's answer: a resource that is not a handle
+    /// is the state of a new resource the host defines (see
+    /// `component_host_call`).
+    pub host_answer: bool,
 }
 
 fn type_error(path: &Path, ty: &Type, term: Term) -> WbError {
@@ -297,6 +301,9 @@ pub fn decode(term: Term, ty: &Type, path: &mut Path, cx: &mut DecodeCx) -> WbRe
                 _ => return Err(bad(path)),
             };
             Val::Result(if ok { Ok(value) } else { Err(value) })
+        }
+        Type::Own(_) if cx.host_answer && resource_from_term(term).is_none() => {
+            Val::U32(cx.store.host_states.insert(term))
         }
         Type::Own(rty) | Type::Borrow(rty) => {
             let handle = resource_from_term(term).ok_or_else(|| bad(path))?;
@@ -578,17 +585,29 @@ pub fn encode_result<'a>(
     }
 }
 
-/// A component host call's arguments, as a list.
+/// A component host call's arguments, as a list. Resources the host
+/// defined (`host`: index, owned) are their states: taken out of the
+/// store's table when owned (the host has them now), copied when borrowed.
 pub fn encode_host_args<'a>(
     env: Env<'a>,
     values: &[Val],
     types: &[Type],
+    host: &[(usize, bool)],
     store: &ResourceArc<StoreResource>,
 ) -> Term<'a> {
     let terms: Vec<Term> = values
         .iter()
-        .zip(types)
-        .map(|(v, t)| encode(env, v, t, store))
+        .enumerate()
+        .map(|(i, v)| match (host.iter().find(|(h, _)| *h == i), v) {
+            (Some((_, owned)), Val::U32(rep)) => store
+                .host_states
+                .get(env, *rep, *owned)
+                .unwrap_or_else(|| atoms::undefined().encode(env)),
+            _ => match types.get(i) {
+                Some(ty) => encode(env, v, ty, store),
+                None => atoms::opaque().encode(env),
+            },
+        })
         .collect();
     terms.encode(env)
 }

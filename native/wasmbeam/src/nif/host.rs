@@ -116,6 +116,7 @@ fn decode_component_answer(
     let mut cx = DecodeCx {
         store,
         moved: Vec::new(),
+        host_answer: true,
     };
     let mut path = Path::new("the result".into());
     let val = decode(value, ty, &mut path, &mut cx)?;

@@ -94,7 +94,9 @@ pub fn encode_polled<'a>(
         Step::HostCall(req) => {
             let args = match &req.args {
                 HostArgs::Core(outs) => encode_outs(env, outs, store),
-                HostArgs::Component(values, types) => encode_host_args(env, values, types, store),
+                HostArgs::Component(values, types, host) => {
+                    encode_host_args(env, values, types, host, store)
+                }
             };
             (atoms::host_call(), req.registry, req.index, args, req.id).encode(env)
         }

@@ -92,6 +92,7 @@ rustler::atoms! {
     interface,
     resource,
     other,
+    undefined,
     speed,
     speed_and_size,
 }

@@ -9,6 +9,7 @@ pub mod component;
 pub mod engine;
 pub mod handlers;
 pub mod handles;
+pub mod host_states;
 pub mod instance;
 pub mod linked;
 pub mod module;

@@ -105,6 +105,8 @@ pub struct StoreResource {
     /// Guest resources Elixir let go of, to drop in the guest at the
     /// store's next component call.
     pub dropped_resources: Mutex<Vec<wasmtime::component::ResourceAny>>,
+    /// The states of resources that components import from Elixir.
+    pub host_states: crate::resources::host_states::HostStates,
     /// The process this store monitors: the last one whose run went past
     /// its first poll. The monitor is kept between calls, so a process
     /// that drives many calls pays for it once.
@@ -152,6 +154,7 @@ impl StoreResource {
             handlers: Arc::new(Handlers::default()),
             streams,
             dropped_resources: Mutex::new(Vec::new()),
+            host_states: Default::default(),
             watched: Mutex::new(None),
             watched_pid: AtomicU64::new(0),
         })

@@ -8,7 +8,7 @@
 //! (`crate::driver::host_slot::component_host_call`).
 
 use crate::driver::error::{Kind, WbError, WbResult};
-use crate::driver::host_slot::{component_host_call, HostImport, ResultTypes};
+use crate::driver::host_slot::{component_host_call, host_resource_drop, HostImport, ResultTypes};
 use crate::driver::store::{Outcome, RunFuture, WStore};
 use crate::driver::store_data::StoreData;
 use std::any::Any;
@@ -138,11 +138,42 @@ pub fn imported_funcs(component: &Component, engine: &Engine) -> Vec<ImportedFun
     out
 }
 
-/// A host function to define for a component import.
+/// What to define for a component import: a host function, or a
+/// resource type the host implements (its state lives with the NIF
+/// crate; `import` is the handler its destructor calls).
 pub struct ComponentImportSpec {
     pub path: ItemPath,
     pub import: HostImport,
     pub params: Arc<[Type]>,
+    pub resource: bool,
+}
+
+static NEXT_HOST_RESOURCE_TYPE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+/// Every resource a component imports, at its top level or in an
+/// imported interface.
+pub fn imported_resources(component: &Component, engine: &Engine) -> Vec<ItemPath> {
+    let mut out = Vec::new();
+    for (name, item) in component.component_type().imports(engine) {
+        match item.ty {
+            ComponentItem::Resource(_) => out.push(ItemPath {
+                interface: None,
+                name: name.to_string(),
+            }),
+            ComponentItem::ComponentInstance(instance) => {
+                for (rname, item) in instance.exports(engine) {
+                    if let ComponentItem::Resource(_) = item.ty {
+                        out.push(ItemPath {
+                            interface: Some(name.to_string()),
+                            name: rname.to_string(),
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The result type a host handler's answer is decoded against.
@@ -174,6 +205,17 @@ pub fn linker(
             .or_default()
             .push(spec);
     }
+    // One resource type per host resource and link, told apart by a
+    // number (Wasmtime's dynamic host resource types).
+    let host_types: Vec<(*const ComponentImportSpec, u32)> = specs
+        .iter()
+        .filter(|s| s.resource)
+        .map(|s| {
+            let t = NEXT_HOST_RESOURCE_TYPE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            (s as *const ComponentImportSpec, t)
+        })
+        .collect();
+    let all_host_types: Arc<[u32]> = host_types.iter().map(|(_, t)| *t).collect();
     let link_error = |path: &ItemPath, e: wasmtime::Error| {
         WbError::new(
             Kind::Link,
@@ -194,15 +236,32 @@ pub fn linker(
         };
         for spec in specs {
             let import = spec.import.clone();
+            if spec.resource {
+                let t = host_types
+                    .iter()
+                    .find(|(p, _)| std::ptr::eq(*p, spec))
+                    .map_or(0, |(_, t)| *t);
+                instance
+                    .resource_async(
+                        &spec.path.name,
+                        wasmtime::component::ResourceType::host_dynamic(t),
+                        move |store, rep| Box::new(host_resource_drop(store, rep, import.clone())),
+                    )
+                    .map_err(|e| link_error(&spec.path, e))?;
+                continue;
+            }
             let types = spec.params.clone();
+            let host_types = all_host_types.clone();
             instance
-                .func_new_async(&spec.path.name, move |store, _ty, params, results| {
+                .func_new_async(&spec.path.name, move |store, ty, params, results| {
                     Box::new(component_host_call(
                         store,
+                        ty,
                         params,
                         types.clone(),
                         results,
                         import.clone(),
+                        host_types.clone(),
                     ))
                 })
                 .map_err(|e| link_error(&spec.path, e))?;

@@ -22,7 +22,10 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
-use wasmtime::component::{Type as ComponentType, Val as ComponentVal};
+use wasmtime::component::types::ComponentFunc;
+use wasmtime::component::{
+    ResourceDynamic, ResourceType, Type as ComponentType, Val as ComponentVal,
+};
 use wasmtime::{Caller, Extern, Func, StoreContextMut, Val, ValType};
 
 /// How many host calls may be pending inside one another (guest -> host
@@ -82,8 +85,11 @@ pub enum ResultTypes {
 /// The arguments of a host call, as the guest passed them.
 pub enum HostArgs {
     Core(Outs),
-    /// A component import's arguments, with their types.
-    Component(Vec<ComponentVal>, Arc<[ComponentType]>),
+    /// A component import's arguments, with their types, and which of
+    /// them are resources the host defined (`index`, `owned`): those are
+    /// `U32` values holding the resource's representation, which names the
+    /// handler's state in the NIF crate's table.
+    Component(Vec<ComponentVal>, Arc<[ComponentType]>, Vec<(usize, bool)>),
 }
 
 /// What the suspended host future is told.
@@ -416,31 +422,84 @@ pub async fn host_call<T: HostData>(
 
 /// The body of a component's host functions: the guest's arguments go to
 /// the handler as they are, and its answer (decoded against the import's
-/// result type by the NIF) is the result.
+/// result type by the NIF) is the result. Resources the host defined
+/// (`ResourceType::host_dynamic` with one of `host_types`) go to the
+/// handler as their representation, and a `U32` answer where the result
+/// is such a resource is the representation of a new one.
 pub async fn component_host_call<T: HostData>(
     mut store: StoreContextMut<'_, T>,
+    func: ComponentFunc,
     params: &[ComponentVal],
     types: Arc<[ComponentType]>,
     out: &mut [ComponentVal],
     import: HostImport,
+    host_types: Arc<[u32]>,
 ) -> wasmtime::Result<()> {
+    let mut values = params.to_vec();
+    let mut host = Vec::new();
+    if !host_types.is_empty() {
+        for (i, value) in values.iter_mut().enumerate() {
+            if let ComponentVal::Resource(r) = value {
+                if host_types
+                    .iter()
+                    .any(|t| r.ty() == ResourceType::host_dynamic(*t))
+                {
+                    let owned = r.owned();
+                    let rep = ResourceDynamic::try_from_resource_any(*r, &mut store)?.rep();
+                    *value = ComponentVal::U32(rep);
+                    host.push((i, owned));
+                }
+            }
+        }
+    }
     let answer = wait_for_answer(
         &mut store,
-        HostArgs::Component(params.to_vec(), types),
+        HostArgs::Component(values, types, host),
         import.clone(),
     )
     .await?;
+    let misfit = || {
+        wasmtime::Error::new(HostCallFailed(format!(
+            "host function {}: the answer does not fit the function's result",
+            import.0.name
+        )))
+    };
     match (answer, out.first_mut()) {
-        (Answer::Component(Some(value)), Some(slot)) => *slot = value,
-        (Answer::Component(None), None) => {}
-        _ => {
-            return Err(wasmtime::Error::new(HostCallFailed(format!(
-                "host function {}: the answer does not fit the function's result",
-                import.0.name
-            ))))
+        (Answer::Component(Some(value)), Some(slot)) => {
+            let host_result = match func.results().next() {
+                Some(ComponentType::Own(rt)) => host_types
+                    .iter()
+                    .copied()
+                    .find(|t| rt == ResourceType::host_dynamic(*t)),
+                _ => None,
+            };
+            *slot = match (host_result, value) {
+                (Some(t), ComponentVal::U32(rep)) => ComponentVal::Resource(
+                    ResourceDynamic::new_own(rep, t).try_into_resource_any(&mut store)?,
+                ),
+                (Some(_), _) => return Err(misfit()),
+                (None, value) => value,
+            };
         }
+        (Answer::Component(None), None) => {}
+        _ => return Err(misfit()),
     }
     Ok(())
+}
+
+/// The destructor of a resource the host defined: its handler gets the
+/// resource's state (the NIF takes it out of its table).
+pub async fn host_resource_drop<T: HostData>(
+    mut store: StoreContextMut<'_, T>,
+    rep: u32,
+    import: HostImport,
+) -> wasmtime::Result<()> {
+    let args = HostArgs::Component(
+        vec![ComponentVal::U32(rep)],
+        Arc::from([ComponentType::U32]),
+        vec![(0, true)],
+    );
+    wait_for_answer(&mut store, args, import).await.map(|_| ())
 }
 
 /// Hands a host call to the driving process through the store's host slot
