@@ -30,8 +30,8 @@ impl HostStates {
         loop {
             inner.next = inner.next.wrapping_add(1);
             let rep = inner.next;
-            if !inner.states.contains_key(&rep) {
-                inner.states.insert(rep, (owned, saved));
+            if let std::collections::hash_map::Entry::Vacant(slot) = inner.states.entry(rep) {
+                slot.insert((owned, saved));
                 return rep;
             }
         }

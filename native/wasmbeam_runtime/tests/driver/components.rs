@@ -43,6 +43,7 @@ fn instantiate(f: &Fixture, component: &Component) -> Instance {
                 result_types(&func.types),
             ),
             params: func.types.params.iter().map(|(_, t)| t.clone()).collect(),
+            resource: false,
         })
         .collect();
     let linker = linker(engine, component, &specs).expect("linker");
@@ -99,9 +100,10 @@ fn a_component_host_call_goes_through_the_host_slot() {
     );
     let request = expect_host_call(settle(&f.store, 1, &f.cx, first));
     match &request.args {
-        HostArgs::Component(values, types) => {
+        HostArgs::Component(values, types, host_resources) => {
             assert_eq!(values, &vec![Val::U32(4)]);
             assert_eq!(types.len(), 1);
+            assert!(host_resources.is_empty());
         }
         HostArgs::Core(_) => panic!("a core host call"),
     }
