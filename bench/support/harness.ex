@@ -168,8 +168,9 @@ defmodule Wasmbeam.Bench.Harness do
   Measures every row (`{name, fun, options}`, options as for `measure/3`,
   plus `optional: true` to skip a row that fails instead of raising) and,
   with `native: {scenario, wat_path}`, the native baseline, interleaved over
-  `rounds` rounds (see the module doc). Returns the rows' results, then the
-  baseline's (named `"native " <> name`).
+  `rounds` rounds (see the module doc). `native:` may also be a list of such
+  pairs, each run in every round (their measurements must be named apart).
+  Returns the rows' results, then the baseline's (named `"native " <> name`).
   """
   @spec compare([row()], keyword()) :: [result()]
   def compare(rows, options \\ []) do
@@ -193,10 +194,11 @@ defmodule Wasmbeam.Bench.Harness do
           |> Enum.reject(&is_nil/1)
 
         native =
-          case options[:native] do
-            {scenario, wat} -> pool_native(native, binary, scenario, wat, round_sampling)
-            nil -> native
-          end
+          options[:native]
+          |> List.wrap()
+          |> Enum.reduce(native, fn {scenario, wat}, native ->
+            pool_native(native, binary, scenario, wat, round_sampling)
+          end)
 
         {workers, native}
       end)

@@ -24,6 +24,15 @@
 //!                as an async one that suspends the guest's fiber until the
 //!                driving loop hands it the answer (Wasmbeam's shape, with
 //!                no BEAM in between)
+//!   component    the component of `bench/fixtures/component.wat` (a
+//!                component WAT or binary exporting `add`, `greet`,
+//!                `echo-bytes` and `run`, importing `log`), through
+//!                `wasmtime::component` on Wasmbeam's default engine (epoch
+//!                interruption, no fuel): each call through the dynamic
+//!                `Func::call_async` with `Val`s and through `TypedFunc`,
+//!                the host call `run` -> `log` with `log` ready at once
+//!                and suspending, and instantiation with
+//!                `Linker::instantiate_async` and `InstancePre`
 //! ```
 //!
 //! `--min-batch-ns 0` skips calibration (batches of one operation), for
@@ -58,6 +67,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use wasmtime::component::{
+    Component, ComponentType, Linker as ComponentLinker, Lower, Val as CVal,
+};
 use wasmtime::{
     Config, Engine, Func, Instance, Linker, Module, OptLevel, RootScope, Store, Strategy,
     TypedFunc, UpdateDeadline, Val,
@@ -665,8 +677,268 @@ fn bench_host_call(sampling: &Sampling, wat: &[u8]) -> wasmtime::Result<()> {
     Ok(())
 }
 
+/// `person` of bench/fixtures/component.wat, for the typed `greet`.
+#[derive(ComponentType, Lower)]
+#[component(record)]
+struct Person {
+    name: String,
+    age: u32,
+}
+
+/// The name `greet` is called with (and returns).
+const GREET_NAME: &str = "Ada Lovelace";
+/// The size of the `echo-bytes` argument: 1 MiB.
+const ECHO_BYTES: usize = 1 << 20;
+
+/// A component's exported function by name.
+fn component_func(
+    store: &mut Store<()>,
+    instance: &wasmtime::component::Instance,
+    name: &str,
+) -> wasmtime::Result<wasmtime::component::Func> {
+    instance
+        .get_func(&mut *store, name)
+        .ok_or_else(|| wasmtime::Error::msg(format!("the component exports no function {name}")))
+}
+
+/// A linker for the component's one import, `log: func(msg: u32) -> u32`,
+/// defined the way Wasmbeam defines component imports (`func_new_async`,
+/// dynamic `Val`s) with a future that is ready at once.
+fn component_linker(engine: &Engine) -> wasmtime::Result<ComponentLinker<()>> {
+    let mut linker = ComponentLinker::new(engine);
+    linker
+        .root()
+        .func_new_async("log", |_store, _ty, params, results| {
+            Box::new(async move {
+                results[0] = params[0].clone();
+                Ok(())
+            })
+        })?;
+    Ok(linker)
+}
+
+fn bench_component(sampling: &Sampling, wat: &[u8]) -> wasmtime::Result<()> {
+    let engine = Engine::new(&wasmbeam_config(true))?;
+    let component = Component::new(&engine, wat)?;
+    let _ticker = Ticker::start(&engine);
+
+    let linker = component_linker(&engine)?;
+    let mut store = async_store(&engine, ());
+    let instance = block_on(linker.instantiate_async(&mut store, &component))?;
+
+    // add(1, 2): the component counterpart of the core `add` rows.
+    let add = component_func(&mut store, &instance, "add")?;
+    report(
+        "component_add_call_async",
+        &measure(sampling, || {
+            store.set_epoch_deadline(1);
+            let mut out = [CVal::Bool(false)];
+            let args = black_box([CVal::U32(1), CVal::U32(2)]);
+            block_on(add.call_async(&mut store, &args, &mut out)).expect("add");
+            assert!(matches!(out, [CVal::U32(3)]), "add(1, 2) returned {out:?}");
+        }),
+    );
+    let typed = add.typed::<(u32, u32), (u32,)>(&store)?;
+    report(
+        "component_add_typed_call_async",
+        &measure(sampling, || {
+            store.set_epoch_deadline(1);
+            let (r,) = block_on(typed.call_async(&mut store, black_box((1, 2)))).expect("add");
+            assert_eq!(r, 3);
+        }),
+    );
+
+    // greet(%{name, age}) -> name: a record with a string in, a string out.
+    let greet = component_func(&mut store, &instance, "greet")?;
+    report(
+        "component_greet_call_async",
+        &measure(sampling, || {
+            store.set_epoch_deadline(1);
+            let person = CVal::Record(vec![
+                ("name".to_string(), CVal::String(GREET_NAME.to_string())),
+                ("age".to_string(), CVal::U32(36)),
+            ]);
+            let mut out = [CVal::Bool(false)];
+            block_on(greet.call_async(&mut store, black_box(&[person]), &mut out)).expect("greet");
+            assert!(matches!(&out, [CVal::String(s)] if s == GREET_NAME));
+        }),
+    );
+    let typed = greet.typed::<(Person,), (String,)>(&store)?;
+    report(
+        "component_greet_typed_call_async",
+        &measure(sampling, || {
+            store.set_epoch_deadline(1);
+            let person = Person {
+                name: GREET_NAME.to_string(),
+                age: 36,
+            };
+            let (name,) =
+                block_on(typed.call_async(&mut store, black_box((person,)))).expect("greet");
+            assert_eq!(name, GREET_NAME);
+        }),
+    );
+
+    // echo-bytes(1 MiB) -> the same 1 MiB. Typed (what Wasmbeam's fast path
+    // does; the argument lent as a slice, the result a new `Vec<u8>`), then
+    // dynamic, a `Val` per byte (what a generic binding would do), with a
+    // hundredth of the samples: each call takes a tenth of a second.
+    let echo = component_func(&mut store, &instance, "echo-bytes")?;
+    let input: Vec<u8> = (0..ECHO_BYTES).map(|i| (i % 251) as u8).collect();
+    let typed = echo.typed::<(&[u8],), (Vec<u8>,)>(&store)?;
+    report(
+        "component_echo_1mib_typed_call_async",
+        &measure(sampling, || {
+            store.set_epoch_deadline(1);
+            let (out,) = block_on(typed.call_async(&mut store, (black_box(input.as_slice()),)))
+                .expect("echo-bytes");
+            assert_eq!(out.len(), ECHO_BYTES);
+        }),
+    );
+    // What Wasmbeam's typed path does around that call, without the NIF:
+    // the argument copied out of the caller's binary into a `Vec<u8>`, the
+    // function typed again on every call (`Func::typed` checks the type),
+    // the result copied into a new buffer (as into an Erlang binary).
+    report(
+        "component_echo_1mib_typed_vec_call_async",
+        &measure(sampling, || {
+            store.set_epoch_deadline(1);
+            let arg = black_box(&input).clone();
+            let typed = echo
+                .typed::<(Vec<u8>,), (Vec<u8>,)>(&store)
+                .expect("echo-bytes type");
+            let (out,) = block_on(typed.call_async(&mut store, (arg,))).expect("echo-bytes");
+            let copy = black_box(out.as_slice()).to_vec();
+            assert_eq!(copy.len(), ECHO_BYTES);
+        }),
+    );
+    let few = Sampling {
+        samples: (sampling.samples / 100).max(1),
+        min_batch_ns: sampling.min_batch_ns,
+        warmup: sampling.warmup,
+    };
+    report(
+        "component_echo_1mib_call_async",
+        &measure(&few, || {
+            store.set_epoch_deadline(1);
+            let list = CVal::List(input.iter().map(|&b| CVal::U8(b)).collect());
+            let mut out = [CVal::Bool(false)];
+            block_on(echo.call_async(&mut store, black_box(&[list]), &mut out))
+                .expect("echo-bytes");
+            assert!(matches!(&out, [CVal::List(l)] if l.len() == ECHO_BYTES));
+        }),
+    );
+
+    // run(7) -> log(7): one host call, `log` defined as Wasmbeam defines it
+    // (dynamic, async) and ready at once.
+    let run = component_func(&mut store, &instance, "run")?;
+    report(
+        "component_run_host_ready",
+        &measure(sampling, || {
+            store.set_epoch_deadline(1);
+            let mut out = [CVal::Bool(false)];
+            block_on(run.call_async(&mut store, black_box(&[CVal::U32(7)]), &mut out))
+                .expect("run");
+            assert!(matches!(out, [CVal::U32(7)]), "run(7) returned {out:?}");
+        }),
+    );
+
+    // The same with `log` suspending the guest's fiber until the driving
+    // loop answers: Wasmbeam's shape (the answer comes from a handler in
+    // Elixir, across two NIF calls), without the BEAM.
+    let handoff = Arc::new(Mutex::new(Handoff::default()));
+    let mut suspend_linker: ComponentLinker<()> = ComponentLinker::new(&engine);
+    let shared = handoff.clone();
+    suspend_linker
+        .root()
+        .func_new_async("log", move |_store, _ty, params, results| {
+            let x = match params {
+                [CVal::U32(x)] => *x as i32,
+                other => panic!("log got {other:?}"),
+            };
+            let answer = suspending_id(shared.clone(), x);
+            Box::new(async move {
+                results[0] = CVal::U32(answer.await as u32);
+                Ok(())
+            })
+        })?;
+    let mut suspend_store = async_store(&engine, ());
+    let suspend_instance =
+        block_on(suspend_linker.instantiate_async(&mut suspend_store, &component))?;
+    let run = component_func(&mut suspend_store, &suspend_instance, "run")?;
+    report(
+        "component_run_host_suspend",
+        &measure(sampling, || {
+            suspend_store.set_epoch_deadline(1);
+            let mut out = [CVal::Bool(false)];
+            let args = [CVal::U32(7)];
+            let mut cx = Context::from_waker(Waker::noop());
+            let mut future =
+                Box::pin(run.call_async(&mut suspend_store, black_box(&args), &mut out));
+            loop {
+                match future.as_mut().poll(&mut cx) {
+                    Poll::Ready(result) => {
+                        result.expect("run");
+                        break;
+                    }
+                    Poll::Pending => {
+                        let mut slot = handoff.lock().expect("hand-off lock");
+                        if let Some(x) = slot.request.take() {
+                            slot.answer = Some(x);
+                        }
+                    }
+                }
+            }
+            drop(future);
+            assert!(matches!(out, [CVal::U32(7)]), "run(7) returned {out:?}");
+        }),
+    );
+
+    // Typed both ways: `log` with `func_wrap_async`, `run` as a `TypedFunc`.
+    let mut typed_linker: ComponentLinker<()> = ComponentLinker::new(&engine);
+    typed_linker
+        .root()
+        .func_wrap_async("log", |_store, (x,): (u32,)| {
+            Box::new(async move { Ok((x,)) })
+        })?;
+    let mut typed_store = async_store(&engine, ());
+    let typed_instance = block_on(typed_linker.instantiate_async(&mut typed_store, &component))?;
+    let run = component_func(&mut typed_store, &typed_instance, "run")?
+        .typed::<(u32,), (u32,)>(&typed_store)?;
+    report(
+        "component_run_host_typed",
+        &measure(sampling, || {
+            typed_store.set_epoch_deadline(1);
+            let (r,) = block_on(run.call_async(&mut typed_store, black_box((7,)))).expect("run");
+            assert_eq!(r, 7);
+        }),
+    );
+
+    // Instantiation, a new store each time (with `log` linked as above).
+    report(
+        "component_instantiate_async",
+        &measure(sampling, || {
+            let mut store = async_store(&engine, ());
+            store.set_epoch_deadline(1);
+            let instance =
+                block_on(linker.instantiate_async(&mut store, &component)).expect("instantiate");
+            black_box(instance);
+        }),
+    );
+    let pre = linker.instantiate_pre(&component)?;
+    report(
+        "component_instance_pre_async",
+        &measure(sampling, || {
+            let mut store = async_store(&engine, ());
+            store.set_epoch_deadline(1);
+            let instance = block_on(pre.instantiate_async(&mut store)).expect("instantiate");
+            black_box(instance);
+        }),
+    );
+    Ok(())
+}
+
 const USAGE: &str =
-    "usage: native_baseline <call|instantiate|all|cold_start|compilers|host_call> <wat-file> \
+    "usage: native_baseline <call|instantiate|all|cold_start|compilers|host_call|component> <wat-file> \
                      [--samples N] [--min-batch-ns NS] [--warmup-ms MS] [--raw]";
 
 fn parse_args(
@@ -720,6 +992,7 @@ fn run() -> Result<(), String> {
         "cold_start" => bench_cold_start(&sampling, &wat).map_err(failed),
         "compilers" => bench_compilers(&sampling, &wat).map_err(failed),
         "host_call" => bench_host_call(&sampling, &wat).map_err(failed),
+        "component" => bench_component(&sampling, &wat).map_err(failed),
         other => Err(format!("unknown scenario {other:?}\n{USAGE}")),
     }
 }
