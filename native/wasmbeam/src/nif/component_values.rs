@@ -34,28 +34,48 @@ use wasmbeam_runtime::driver::error::{Kind, WbError, WbResult};
 use wasmtime::component::{Type, Val};
 
 /// Where in an argument a value sits, for error messages:
-/// `argument 1 (shape).rect.0`.
-pub struct Path {
+/// `argument 1 (shape).rect.0`. The root is kept unformatted, so a call
+/// whose arguments are right formats nothing.
+pub struct Path<'n> {
+    root: Root<'n>,
     segments: Vec<String>,
 }
 
-impl Path {
-    pub fn new(root: String) -> Path {
+enum Root<'n> {
+    Argument(usize, &'n str),
+    Text(&'n str),
+}
+
+impl<'n> Path<'n> {
+    /// The path of argument `index` (from 0), named `name`.
+    pub fn argument(index: usize, name: &'n str) -> Path<'n> {
         Path {
-            segments: vec![root],
+            root: Root::Argument(index, name),
+            segments: Vec::new(),
         }
     }
 
-    fn with<R>(&mut self, segment: impl Into<String>, f: impl FnOnce(&mut Path) -> R) -> R {
+    /// A path whose root is `text` ("the result").
+    pub fn text(text: &'n str) -> Path<'n> {
+        Path {
+            root: Root::Text(text),
+            segments: Vec::new(),
+        }
+    }
+
+    fn with<R>(&mut self, segment: impl Into<String>, f: impl FnOnce(&mut Path<'n>) -> R) -> R {
         self.segments.push(segment.into());
         let r = f(self);
         self.segments.pop();
         r
     }
 
-    fn text(&self) -> String {
-        let mut out = self.segments[0].clone();
-        for s in &self.segments[1..] {
+    fn display(&self) -> String {
+        let mut out = match self.root {
+            Root::Argument(i, name) => format!("argument {} ({name})", i + 1),
+            Root::Text(text) => text.to_string(),
+        };
+        for s in &self.segments {
             out.push('.');
             out.push_str(s);
         }
@@ -80,7 +100,7 @@ fn type_error(path: &Path, ty: &Type, term: Term) -> WbError {
         Kind::Type,
         format!(
             "{} must be {}, got: {}",
-            path.text(),
+            path.display(),
             type_text(ty),
             inspect(term)
         ),
@@ -92,7 +112,7 @@ fn range_error(path: &Path, ty: &Type, term: Term) -> WbError {
         Kind::Type,
         format!(
             "{} is out of range for {}: {}",
-            path.text(),
+            path.display(),
             type_text(ty),
             inspect(term)
         ),
@@ -150,7 +170,7 @@ pub fn decode(term: Term, ty: &Type, path: &mut Path, cx: &mut DecodeCx) -> WbRe
                         Kind::Type,
                         format!(
                             "{} must be a UTF-8 string; invalid UTF-8 at byte {}",
-                            path.text(),
+                            path.display(),
                             e.valid_up_to()
                         ),
                     ))
@@ -198,7 +218,7 @@ pub fn decode(term: Term, ty: &Type, path: &mut Path, cx: &mut DecodeCx) -> WbRe
                             Kind::Type,
                             format!(
                                 "{} must be {}: field {snake} is missing, got: {}",
-                                path.text(),
+                                path.display(),
                                 type_text(ty),
                                 inspect(term)
                             ),
@@ -212,7 +232,7 @@ pub fn decode(term: Term, ty: &Type, path: &mut Path, cx: &mut DecodeCx) -> WbRe
                     Kind::Type,
                     format!(
                         "{} must be {}: it has keys that are not fields, got: {}",
-                        path.text(),
+                        path.display(),
                         type_text(ty),
                         inspect(term)
                     ),
@@ -310,7 +330,7 @@ pub fn decode(term: Term, ty: &Type, path: &mut Path, cx: &mut DecodeCx) -> WbRe
             let own = matches!(ty, Type::Own(_));
             let resource = handle
                 .usable(cx.store, rty)
-                .map_err(|e| WbError::new(e.kind, format!("{}: {}", path.text(), e.message)))?;
+                .map_err(|e| WbError::new(e.kind, format!("{}: {}", path.display(), e.message)))?;
             if own {
                 cx.moved.push(handle);
             }
@@ -321,7 +341,7 @@ pub fn decode(term: Term, ty: &Type, path: &mut Path, cx: &mut DecodeCx) -> WbRe
                 Kind::Type,
                 format!(
                     "{}: values of type {} cannot be passed from Elixir yet",
-                    path.text(),
+                    path.display(),
                     type_text(ty)
                 ),
             ))
@@ -417,7 +437,7 @@ pub fn decode_args(list: Term, params: &[(String, Type)], cx: &mut DecodeCx) -> 
         .zip(params)
         .enumerate()
         .map(|(i, (term, (name, ty)))| {
-            let mut path = Path::new(format!("argument {} ({name})", i + 1));
+            let mut path = Path::argument(i, name);
             decode(term, ty, &mut path, cx)
         })
         .collect()

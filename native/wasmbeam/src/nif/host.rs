@@ -118,7 +118,7 @@ fn decode_component_answer(
         moved: Vec::new(),
         host_answer: true,
     };
-    let mut path = Path::new("the result".into());
+    let mut path = Path::text("the result");
     let val = decode(value, ty, &mut path, &mut cx)?;
     for handle in &cx.moved {
         handle.moved();
