@@ -241,6 +241,44 @@ defmodule Wasmbeam.Component.AdversarialTest do
       assert {:error, %Error{kind: :type}} = CI.call(s, "perm", [[:read, :write | []] ++ [:x | :y]])
     end
 
+    # The same improper list as a host handler's answer is worse: the
+    # panic is caught while the guest waits in its host call, the call
+    # answers {:error, %Error{kind: :panic}}, and the store is left with
+    # that call suspended: every later call on the store answers
+    # {:error, %Error{kind: :busy, "a call is already running on this
+    # store"}} (wait: true included), so one bad answer wedges the
+    # instance for good (an instance process would never re-instantiate:
+    # busy is not a trap). Reproduction: /work/adv-repro/host_flags.exs.
+    # Expected: the call traps with the import's name ("host function
+    # get: ... must be flags"), as the answer :bad does, and the next
+    # call says the instance cannot be entered again.
+    @tag :known_defect
+    test "a handler answering an improper list for flags traps; the store is not wedged" do
+      wat = ~S"""
+      (component
+        (type $pt (flags "read" "write"))
+        (import "perm" (type $p (eq $pt)))
+        (import "get" (func $get (result $p)))
+        (core func $g (canon lower (func $get)))
+        (core module $m
+          (import "h" "get" (func $get (result i32)))
+          (func (export "run") (result i32) call $get))
+        (core instance $i (instantiate $m (with "h" (instance (export "get" (func $g))))))
+        (export $pe "perm-out" (type $p))
+        (func (export "run") (result $pe) (canon lift (core func $i "run"))))
+      """
+
+      c = Component.compile!(wat)
+      good = CI.new!(c, %{"get" => fn _c -> [:write, :read] end})
+      assert {:ok, [:read, :write]} = CI.call(good, "run", [])
+
+      i = CI.new!(c, %{"get" => fn _c -> [:read | :write] end})
+      assert {:error, %Error{kind: :trap, message: m}} = CI.call(i, "run", [])
+      assert m =~ "get"
+      assert {:error, %Error{kind: kind}} = CI.call(i, "run", [], wait: true, timeout: 1_000)
+      assert kind != :busy
+    end
+
     test "a guest's out-of-range char, enum, flags and bool are errors or canonical", ctx do
       fresh = fn -> CI.new!(Component.compile!(@scalars)) end
       assert {:error, %Error{}} = CI.call(fresh.(), "raw-char", [0xD800])
