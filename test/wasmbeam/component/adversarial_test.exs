@@ -635,6 +635,33 @@ defmodule Wasmbeam.Component.AdversarialTest do
     end
   end
 
+  describe "structs whose :store does not match their native handle" do
+    # Component.Instance.call/4 starts the call on the native instance's
+    # own store but drives it (Driver.run) with the struct's :store field.
+    # A struct whose :store was replaced (by hand, by a stale copy, or
+    # %{instance | store: other.store}) gets an error for any call that
+    # does not finish in its first slice ("the host call this caller
+    # belongs to has returned" for a host call, "no call is running on
+    # this store" for a loop) and leaves the call suspended on the real
+    # store: every later call there answers :busy, wait: true included,
+    # for good. Reproduction: /work/adv-repro/swapped_store.exs.
+    # Expected: the mismatch refused with an :argument error before
+    # anything starts (or the :store field ignored), the store usable.
+    @tag :known_defect
+    test "a call through an instance struct with another store's :store does not wedge", ctx do
+      i = calc!(ctx)
+      other = calc!(ctx)
+      forged = %{i | store: other.store}
+      assert {:error, %Error{}} = CI.call(forged, "run", [1], timeout: 1_000)
+      assert {:ok, 3} = CI.call(i, "add", [1, 2], wait: true, timeout: 1_000)
+
+      j = calc!(ctx)
+      assert {:error, %Error{}} = CI.call(%{j | store: other.store}, "spin", [], timeout: 200)
+      assert {:ok, 3} = CI.call(j, "add", [1, 2], wait: true, timeout: 1_000)
+      assert {:ok, 3} = CI.call(other, "add", [1, 2])
+    end
+  end
+
   describe "serialized bytes, tampered" do
     test "truncated, flipped, empty, and a module's bytes are :deserialize errors", ctx do
       key = :crypto.strong_rand_bytes(32)
