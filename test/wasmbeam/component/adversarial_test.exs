@@ -662,6 +662,64 @@ defmodule Wasmbeam.Component.AdversarialTest do
     end
   end
 
+  describe "guests that trap or loop in post-return and realloc" do
+    @post ~S'''
+    (component
+      (core module $m
+        (memory (export "mem") 1)
+        (func (export "realloc-trap") (param i32 i32 i32 i32) (result i32) unreachable)
+        (func (export "realloc-loop") (param i32 i32 i32 i32) (result i32) (loop $l br $l) i32.const 0)
+        (func (export "realloc-ok") (param i32 i32 i32 i32) (result i32) i32.const 100)
+        (func (export "id") (param i32) (result i32) local.get 0)
+        (func (export "str") (param i32 i32) (result i32)
+          i32.const 0 local.get 0 i32.store i32.const 4 local.get 1 i32.store i32.const 0)
+        (func (export "str3") (param i32 i32 i32) (result i32)
+          i32.const 0 local.get 0 i32.store i32.const 4 local.get 1 i32.store i32.const 0)
+        (func (export "pr-trap") (param i32) unreachable)
+        (func (export "pr-loop") (param i32) (loop $l br $l)))
+      (core instance $i (instantiate $m))
+      (func (export "post-return-traps") (param "x" u32) (result u32)
+        (canon lift (core func $i "id") (post-return (func $i "pr-trap"))))
+      (func (export "post-return-loops") (param "x" u32) (result u32)
+        (canon lift (core func $i "id") (post-return (func $i "pr-loop"))))
+      (func (export "realloc-traps") (param "s" string) (result string)
+        (canon lift (core func $i "str") (memory $i "mem") (realloc (func $i "realloc-trap"))))
+      (func (export "realloc-loops") (param "s" string) (result string)
+        (canon lift (core func $i "str") (memory $i "mem") (realloc (func $i "realloc-loop"))))
+      (func (export "realloc-loops-rec") (param "s" string) (param "t" u32) (result string)
+        (canon lift (core func $i "str3") (memory $i "mem") (realloc (func $i "realloc-loop"))))
+      (func (export "str-pr-loops") (param "s" string) (result string)
+        (canon lift (core func $i "str") (memory $i "mem") (realloc (func $i "realloc-ok")) (post-return (func $i "pr-loop")))))
+    '''
+
+    test "each is an error within the timeout; the instance then says it cannot be entered" do
+      c = Component.compile!(@post)
+
+      for {f, args} <- [
+            {"post-return-traps", [1]},
+            {"post-return-loops", [1]},
+            {"realloc-traps", ["abc"]},
+            {"realloc-loops", ["abc"]},
+            {"realloc-loops-rec", ["abc", 1]},
+            {"str-pr-loops", ["abc"]}
+          ] do
+        i = CI.new!(c)
+        {t, r} = :timer.tc(fn -> CI.call(i, f, args, timeout: 200) end)
+        assert {:error, %Error{kind: kind}} = r, f
+        assert kind in [:trap, :timeout], f
+        assert t < 5_000_000
+        assert {:error, %Error{kind: next}} = CI.call(i, f, args, timeout: 200)
+        assert next in [:trap, :timeout]
+      end
+
+      {pid, ref} = spawn_monitor(fn -> CI.call(CI.new!(c), "realloc-loops", ["abc"]) end)
+      Process.sleep(50)
+      Process.exit(pid, :kill)
+      assert_receive {:DOWN, ^ref, :process, ^pid, :killed}
+      alive!()
+    end
+  end
+
   describe "serialized bytes, tampered" do
     test "truncated, flipped, empty, and a module's bytes are :deserialize errors", ctx do
       key = :crypto.strong_rand_bytes(32)
