@@ -587,6 +587,45 @@ defmodule Wasmbeam.Component.AdversarialTest do
       assert {:ok, 1} = CI.call(i, {@counters, "peek"}, [real], wait: true, timeout: 2_000)
     end
 
+    test "drops and calls racing while a destructor's host call keeps the store busy", ctx do
+      test = self()
+
+      imports = %{
+        @observer => %{
+          "dropped" => fn _caller, id ->
+            send(test, {:dropping, id, self()})
+            if id == 1, do: Process.sleep(300)
+            :ok
+          end
+        }
+      }
+
+      i = CI.new!(ctx.resources, imports)
+      c1 = counter!(i, 1)
+      c2 = counter!(i, 2)
+      spawn(fn -> counter!(i, 3) end)
+      Process.sleep(50)
+
+      dropper = Task.async(fn -> Wasmbeam.Component.Resource.drop(c1) end)
+      assert_receive {:dropping, 1, _}, 2_000
+
+      # The store is busy with the destructor: a call, a second drop of
+      # the same handle and a drop of another are clear errors (or wait).
+      assert {:error, %Error{kind: :busy}} = CI.call(i, {@counters, "peek"}, [c2], wait: false)
+      assert {:error, %Error{}} = Wasmbeam.Component.Resource.drop(c1)
+      assert {:error, %Error{kind: :busy}} = Wasmbeam.Component.Resource.drop(c2, wait: false)
+      assert :ok = Task.await(dropper, 5_000)
+
+      # c2 survived all that; counter 3 was collected (its process ended),
+      # and is dropped at the store's next call.
+      assert {:ok, 1} = CI.call(i, {@counters, "peek"}, [c2], wait: true, timeout: 2_000)
+      :erlang.garbage_collect()
+      assert {:ok, n} = CI.call(i, {@counters, "live-count"}, [], wait: true, timeout: 2_000)
+      assert n in 1..2
+      assert :ok = Wasmbeam.Component.Resource.drop(c2)
+      assert_receive {:dropping, 2, _}
+    end
+
     test "a handle of another store or another instance is refused", ctx do
       a = CI.new!(ctx.resources, ctx.imports)
       b = CI.new!(ctx.resources, ctx.imports)
