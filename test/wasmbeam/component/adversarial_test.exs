@@ -626,6 +626,36 @@ defmodule Wasmbeam.Component.AdversarialTest do
       assert_receive {:dropping, 2, _}
     end
 
+    test "the dropper killed inside the destructor's host call: the store answers after", ctx do
+      test = self()
+
+      imports = %{
+        @observer => %{
+          "dropped" => fn _caller, id ->
+            send(test, {:dropping, id, self()})
+            Process.sleep(5_000)
+            :ok
+          end
+        }
+      }
+
+      i = CI.new!(ctx.resources, imports)
+      c1 = counter!(i, 1)
+      c2 = counter!(i, 2)
+      dropper = spawn(fn -> Wasmbeam.Component.Resource.drop(c1) end)
+      assert_receive {:dropping, 1, ^dropper}, 2_000
+      Process.exit(dropper, :kill)
+      Process.sleep(50)
+
+      case CI.call(i, {@counters, "peek"}, [c2], wait: true, timeout: 2_000) do
+        {:ok, 1} -> :ok
+        {:error, %Error{message: m}} -> assert m =~ "cannot be entered again"
+      end
+
+      assert {:error, %Error{}} = Wasmbeam.Component.Resource.drop(c1)
+      alive!()
+    end
+
     test "a handle of another store or another instance is refused", ctx do
       a = CI.new!(ctx.resources, ctx.imports)
       b = CI.new!(ctx.resources, ctx.imports)
