@@ -276,16 +276,31 @@ defmodule Wasmbeam.Component do
   theirs (`{"my:pkg/shapes", {:interface, [{"area", {:func, ...}}]}}`).
   """
   @spec exports(t()) :: [item()]
-  def exports(%__MODULE__{ref: ref}), do: ref |> Native.component_describe() |> elem(1) |> elem(1)
+  def exports(%__MODULE__{ref: ref}), do: ref |> described() |> elem(1)
 
   @doc "What the component imports, in the form of `exports/1`."
   @spec imports(t()) :: [item()]
-  def imports(%__MODULE__{ref: ref}), do: ref |> Native.component_describe() |> elem(1) |> elem(0)
+  def imports(%__MODULE__{ref: ref}), do: ref |> described() |> elem(0)
+
+  # A forged or persisted struct (its ref made elsewhere) raises the
+  # clear error, as `Wasmbeam.Module.exports/1` does.
+  defp described(ref) do
+    case Native.component_describe(ref) do
+      {:ok, both} -> both
+      {:error, %Error{} = error} -> raise error
+    end
+  end
 
   defimpl Inspect do
     # At most `opts.limit` exports, as modules print theirs.
     def inspect(component, opts) do
-      exports = Wasmbeam.Component.exports(component)
+      exports =
+        try do
+          Wasmbeam.Component.exports(component)
+        rescue
+          Wasmbeam.Error -> [{"(not a live component)", {:other, "forged or persisted"}}]
+        end
+
       limit = if is_integer(opts.limit), do: opts.limit, else: length(exports)
       {shown, rest} = Enum.split(exports, limit)
       items = Enum.map(shown, fn {name, desc} -> name <> describe(desc) end)
@@ -295,6 +310,7 @@ defmodule Wasmbeam.Component do
 
     defp describe({:func, wit}), do: ": " <> wit
     defp describe({:interface, items}), do: " (interface, #{length(items)} items)"
+    defp describe({:other, why}), do: " (#{why})"
     defp describe({kind, _}), do: " (#{kind})"
   end
 end

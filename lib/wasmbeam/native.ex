@@ -39,10 +39,10 @@ defmodule Wasmbeam.Native do
   def component_describe(_component), do: err()
   def component_import_funcs(_component), do: err()
   def component_instantiate(_store, _component, _imports, _options), do: err()
-  def component_call(_instance, _interface, _name, _args, _options), do: err()
+  def component_call(_instance, _store, _interface, _name, _args, _options), do: err()
   def component_link(_component, _imports), do: err()
   def component_linked_instantiate(_store, _linked, _options), do: err()
-  def component_resource_drop(_resource, _options), do: err()
+  def component_resource_drop(_resource, _store, _options), do: err()
   def component_host_states(_store), do: err()
 
   def store_new(_engine, _options), do: err()

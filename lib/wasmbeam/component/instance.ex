@@ -143,9 +143,18 @@ defmodule Wasmbeam.Component.Instance do
     do: {:error, Error.new(:argument, "imports must be a map, got: #{inspect(imports)}")}
 
   def bindings(component, imports) do
-    {:ok, items} = Native.component_import_funcs(component.ref)
-    kinds = Map.new(items, fn {interface, name, kind} -> {{interface, name}, kind} end)
+    case Native.component_import_funcs(component.ref) do
+      {:ok, items} ->
+        items
+        |> Map.new(fn {interface, name, kind} -> {{interface, name}, kind} end)
+        |> bind_all(imports)
 
+      {:error, _} = error ->
+        error
+    end
+  end
+
+  defp bind_all(kinds, imports) do
     imports
     |> Enum.flat_map(fn
       {interface, %{} = entries} when is_binary(interface) ->
@@ -220,7 +229,11 @@ defmodule Wasmbeam.Component.Instance do
   def call(%__MODULE__{ref: ref, store: store}, name, args, options) do
     with {:ok, {interface, fname}} <- split_name(name),
          {:ok, native} <- CallOptions.to_native(options) do
-      Driver.run(store.ref, native, &Native.component_call(ref, interface, fname, args, &1))
+      Driver.run(
+        store.ref,
+        native,
+        &Native.component_call(ref, store.ref, interface, fname, args, &1)
+      )
     end
   end
 

@@ -24,7 +24,7 @@ defmodule Wasmbeam.Component.Resource do
 
   def drop(%__MODULE__{ref: ref, store: store_ref}, options) do
     with {:ok, native} <- CallOptions.to_native(options) do
-      Driver.run(store_ref, native, &Native.component_resource_drop(ref, &1))
+      Driver.run(store_ref, native, &Native.component_resource_drop(ref, store_ref, &1))
     end
   end
 

@@ -405,13 +405,18 @@ fn component_linked_instantiate(
 fn component_call<'a>(
     env: Env<'a>,
     instance: Handle<ComponentInstanceResource>,
+    store: Handle<StoreResource>,
     interface: Term<'a>,
     name: Term<'a>,
     arguments: Term<'a>,
     options: CallOptions,
 ) -> Term<'a> {
     let instance = handle!(env, instance, "component instance");
+    let driven = handle!(env, store, "store");
     guarded(env, || {
+        if let Err(e) = same_store(&instance.store, &driven) {
+            return error(env, &e);
+        }
         let path = match decode_path(interface, name) {
             Ok(path) => path,
             Err(e) => return error(env, &e),
@@ -483,6 +488,21 @@ fn component_host_states(env: Env, store: Handle<StoreResource>) -> Term {
     store.host_states.count().encode(env)
 }
 
+/// The store the caller will drive must be the one the run starts on:
+/// the Elixir struct names it, and a struct whose store was swapped (or
+/// kept from another instance) would leave the real store's run with
+/// nobody to drive it.
+fn same_store(owner: &StoreResource, driven: &StoreResource) -> WbResult<()> {
+    if owner.id() == driven.id() {
+        Ok(())
+    } else {
+        Err(WbError::new(
+            Kind::Argument,
+            "the struct's :store is not the store this belongs to (a changed or forged struct)",
+        ))
+    }
+}
+
 /// Drops a guest resource now (its destructor runs in the guest, as a
 /// call with `options`). Dropping one already dropped or handed to the
 /// guest is an `:argument` error.
@@ -490,10 +510,15 @@ fn component_host_states(env: Env, store: Handle<StoreResource>) -> Term {
 fn component_resource_drop<'a>(
     env: Env<'a>,
     resource: Handle<GuestResource>,
+    store: Handle<StoreResource>,
     options: CallOptions,
 ) -> Term<'a> {
     let resource = handle!(env, resource, "component resource");
+    let driven = handle!(env, store, "store");
     guarded(env, || {
+        if let Err(e) = same_store(&resource.store, &driven) {
+            return error(env, &e);
+        }
         if !resource.take_for_drop() {
             return error(
                 env,

@@ -74,6 +74,14 @@ pub fn make_name_atoms(
         .map(|n| elixir_name(&n))
         .filter(|n| Atom::existing_from_bytes(env, n.as_bytes()).is_err())
         .collect();
+    // Everything is checked before anything is counted or made: a refused
+    // component leaves no atom behind and takes nothing from the budget.
+    if let Some(name) = missing.iter().find(|n| n.len() > 255) {
+        return Err(limit(format!(
+            "a type name of {} bytes cannot be an atom",
+            name.len()
+        )));
+    }
     if missing.len() > MAX_NEW_NAMES_PER_COMPONENT {
         return Err(limit(format!(
             "the component's types bring {} new names; at most {MAX_NEW_NAMES_PER_COMPONENT} \
@@ -91,12 +99,6 @@ pub fn make_name_atoms(
         )));
     }
     for name in &missing {
-        if name.len() > 255 {
-            return Err(limit(format!(
-                "a type name of {} bytes cannot be an atom",
-                name.len()
-            )));
-        }
         Atom::from_str(env, name).map_err(|_| limit(format!("cannot make an atom of {name:?}")))?;
     }
     Ok(())

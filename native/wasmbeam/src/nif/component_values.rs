@@ -277,7 +277,9 @@ pub fn decode(term: Term, ty: &Type, path: &mut Path, cx: &mut DecodeCx) -> WbRe
             Val::Enum(name.to_string())
         }
         Type::Flags(flags) => {
-            if !term.is_list() {
+            // The length first: an improper list has none (and would make
+            // the decoder panic).
+            if term.list_length().is_err() {
                 return Err(bad(path));
             }
             let items: Vec<Term> = term.decode().map_err(|_| bad(path))?;

@@ -51,7 +51,19 @@ fn store_answer<'a>(
         let polled = store.core.answer(
             me(env),
             id,
-            |results| decode_answer(answer, results, &store),
+            |results| {
+                // A panic here would leave the guest suspended in its host
+                // call with nobody to answer it: the answer fails instead.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    decode_answer(answer, results, &store)
+                }))
+                .unwrap_or_else(|payload| {
+                    failed(
+                        FailureCause::BadAnswer,
+                        wasmbeam_runtime::driver::error::panic_message(&payload),
+                    )
+                })
+            },
             &store.notify(env),
         );
         encode_poll_result(env, &store, polled)

@@ -2,7 +2,7 @@
 //! writes Erlang syntax (`{ok,[1]}`, `<<"x">>`, `#{a=>1}`), which reads
 //! oddly in an Elixir library's errors. Long or deep terms are cut short.
 
-use rustler::{Binary, Term, TermType};
+use rustler::{Binary, Encoder, Term, TermType};
 use std::fmt::Write;
 
 /// Elements shown per list, tuple or map before `...`.
@@ -56,10 +56,30 @@ fn write_term(out: &mut String, term: Term, depth: usize) {
                 let _ = write!(out, "{term:?}");
             }
         },
-        // Integers look alike in both syntaxes; funs nearly.
+        TermType::Integer => write_integer(out, term),
+        // Funs look nearly alike in both syntaxes.
         _ => {
             let _ = write!(out, "{term:?}");
         }
+    }
+}
+
+/// An integer as Elixir writes it; one beyond 64 bits only by its size:
+/// printing a bignum takes time that grows with the square of its size
+/// (a million-bit one took four seconds), and an error message needs no
+/// more than that it is far out of range.
+fn write_integer(out: &mut String, term: Term) {
+    if let Ok(i) = term.decode::<i64>() {
+        let _ = write!(out, "{i}");
+    } else if let Ok(u) = term.decode::<u64>() {
+        let _ = write!(out, "{u}");
+    } else {
+        let zero = 0i64.encode(term.get_env());
+        let sign = if term < zero { "-" } else { "" };
+        // The external form of a bignum is its digits plus a few bytes of
+        // header: made in time linear in their number.
+        let bits = term.to_binary().len().saturating_sub(7) * 8;
+        let _ = write!(out, "{sign}<an integer of about {bits} bits>");
     }
 }
 

@@ -7,7 +7,7 @@
 //! a time, and a host call waits in the store's host slot
 //! (`crate::driver::host_slot::component_host_call`).
 
-use crate::driver::error::{Kind, WbError, WbResult};
+use crate::driver::error::{GuestFault, Kind, WbError, WbResult};
 use crate::driver::host_slot::{component_host_call, host_resource_drop, HostImport, ResultTypes};
 use crate::driver::store::{Outcome, RunFuture, WStore};
 use crate::driver::store_data::StoreData;
@@ -358,7 +358,8 @@ pub fn call_future(
         let outcome = func
             .call_async(&mut store, &params, &mut results)
             .await
-            .map(|()| Outcome::ComponentValue(result.and_then(|ty| Some((results.pop()?, ty)))));
+            .map(|()| Outcome::ComponentValue(result.and_then(|ty| Some((results.pop()?, ty)))))
+            .map_err(GuestFault::mark);
         (store, outcome)
     })
 }
@@ -369,7 +370,8 @@ pub fn drop_future(mut store: WStore, resource: ResourceAny) -> RunFuture {
         let outcome = resource
             .resource_drop_async(&mut store)
             .await
-            .map(|()| Outcome::ComponentValue(None));
+            .map(|()| Outcome::ComponentValue(None))
+            .map_err(GuestFault::mark);
         (store, outcome)
     })
 }
@@ -387,7 +389,9 @@ pub fn fast_call_future(
         for resource in dropped {
             let _ = resource.resource_drop_async(&mut store).await;
         }
-        let outcome = fast_call(&mut store, func, shape, input).await;
+        let outcome = fast_call(&mut store, func, shape, input)
+            .await
+            .map_err(GuestFault::mark);
         (store, outcome)
     })
 }

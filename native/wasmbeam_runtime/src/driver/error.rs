@@ -232,10 +232,38 @@ impl std::fmt::Display for HostCallFailed {
 
 impl std::error::Error for HostCallFailed {}
 
+/// A call into a component failed while values crossed to or from the
+/// guest (its `realloc` answered a pointer out of bounds, it returned a
+/// string that is not UTF-8, it copied too much): the guest's fault, so
+/// the call's error is a trap, though no guest instruction trapped.
+#[derive(Debug)]
+pub struct GuestFault;
+
+impl std::fmt::Display for GuestFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the guest's values could not cross into or out of the component")
+    }
+}
+
+impl std::error::Error for GuestFault {}
+
+impl GuestFault {
+    /// Marks an error of a component call that is not already known as
+    /// one of guest code.
+    pub fn mark(err: wasmtime::Error) -> wasmtime::Error {
+        if ran_guest_code(&err) {
+            err
+        } else {
+            err.context(GuestFault)
+        }
+    }
+}
+
 /// Whether an error came from running guest code (as opposed to setting a
 /// run up: linking, allocating).
 pub fn ran_guest_code(err: &wasmtime::Error) -> bool {
-    err.downcast_ref::<Trap>().is_some()
+    err.downcast_ref::<GuestFault>().is_some()
+        || err.downcast_ref::<Trap>().is_some()
         || err.downcast_ref::<HostCallFailed>().is_some()
         || err.downcast_ref::<WasmBacktrace>().is_some()
         || err.downcast_ref::<wasmtime_wasi::I32Exit>().is_some()
