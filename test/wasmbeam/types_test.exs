@@ -61,8 +61,12 @@ defmodule Wasmbeam.TypesTest do
       for bad <- [1 <<< 32, -(1 <<< 31) - 1, 1 <<< 100, -(1 <<< 100)] do
         assert {:error, %Error{kind: :type, message: msg}} = id(i, "i32", bad), inspect(bad)
 
+        # A bignum is described by its size, not printed.
+        shown = if abs(bad) < 1 <<< 64, do: "#{bad}", else: "<an integer of about 104 bits>"
+
         assert msg =~
-                 "argument 1 is out of range for i32: #{bad} (it takes -2147483648..4294967295"
+                 "argument 1 is out of range for i32: #{if bad < 0, do: "-"}" <>
+                   String.trim_leading(shown, "-") <> " (it takes -2147483648..4294967295"
       end
     end
 

@@ -76,9 +76,12 @@ fn write_integer(out: &mut String, term: Term) {
     } else {
         let zero = 0i64.encode(term.get_env());
         let sign = if term < zero { "-" } else { "" };
-        // The external form of a bignum is its digits plus a few bytes of
-        // header: made in time linear in their number.
-        let bits = term.to_binary().len().saturating_sub(7) * 8;
+        // The external form of a bignum is its digits plus a header (4
+        // bytes up to 255 digit bytes, 7 beyond): made in time linear in
+        // their number.
+        let len = term.to_binary().len();
+        let header = if len <= 4 + 255 { 4 } else { 7 };
+        let bits = len.saturating_sub(header) * 8;
         let _ = write!(out, "{sign}<an integer of about {bits} bits>");
     }
 }
