@@ -145,6 +145,10 @@ defmodule Wasmbeam.Driver do
     end
   end
 
+  # A component's result too large to encode on a normal scheduler.
+  defp drive({:dirty_result, _store_id}, store_ref, _mode),
+    do: Native.component_take_result(store_ref)
+
   defp drive(result, _store_ref, _mode), do: result
 
   @doc false
@@ -180,6 +184,9 @@ defmodule Wasmbeam.Driver do
     answer = HostCall.answer(registry, index, args, store_ref, id)
     settle(Native.store_answer(store_ref, id, answer), store_ref)
   end
+
+  def settle({:dirty_result, _store_id}, store_ref),
+    do: Native.component_take_result(store_ref)
 
   def settle(step, _store_ref), do: step
 end

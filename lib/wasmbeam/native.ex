@@ -40,6 +40,8 @@ defmodule Wasmbeam.Native do
   def component_import_funcs(_component), do: err()
   def component_instantiate(_store, _component, _imports, _options), do: err()
   def component_call(_instance, _store, _interface, _name, _args, _options), do: err()
+  def component_call_dirty(_instance, _store, _interface, _name, _args, _options), do: err()
+  def component_take_result(_store), do: err()
   def component_link(_component, _imports), do: err()
   def component_linked_instantiate(_store, _linked, _options), do: err()
   def component_resource_drop(_resource, _store, _options), do: err()

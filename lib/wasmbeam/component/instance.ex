@@ -229,11 +229,7 @@ defmodule Wasmbeam.Component.Instance do
   def call(%__MODULE__{ref: ref, store: store}, name, args, options) do
     with {:ok, {interface, fname}} <- split_name(name),
          {:ok, native} <- CallOptions.to_native(options) do
-      Driver.run(
-        store.ref,
-        native,
-        &Native.component_call(ref, store.ref, interface, fname, args, &1)
-      )
+      Driver.run(store.ref, native, &start_call(ref, store.ref, interface, fname, args, &1))
     end
   end
 
@@ -252,6 +248,18 @@ defmodule Wasmbeam.Component.Instance do
       {:ok, value} -> value
       :ok -> :ok
       {:error, error} -> raise error
+    end
+  end
+
+  @doc false
+  # Starts a call; arguments too large to decode on a normal scheduler
+  # come back as `:dirty` and are decoded on a dirty one.
+  @spec start_call(reference(), reference(), String.t() | nil, String.t(), list(), map()) ::
+          term()
+  def start_call(ref, store_ref, interface, name, args, native) do
+    case Native.component_call(ref, store_ref, interface, name, args, native) do
+      :dirty -> Native.component_call_dirty(ref, store_ref, interface, name, args, native)
+      step -> step
     end
   end
 

@@ -605,7 +605,14 @@ defmodule Wasmbeam.Instance.Server do
   defp start_call(%Wasmbeam.Component.Instance{} = instance, name, args, native) do
     case Wasmbeam.Component.Instance.split_name(name) do
       {:ok, {interface, fname}} ->
-        Native.component_call(instance.ref, instance.store.ref, interface, fname, args, native)
+        Component.Instance.start_call(
+          instance.ref,
+          instance.store.ref,
+          interface,
+          fname,
+          args,
+          native
+        )
 
       {:error, _} = error ->
         error

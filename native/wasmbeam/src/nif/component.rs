@@ -6,7 +6,9 @@
 
 use crate::handle;
 use crate::nif::component_types::{func_wit, make_name_atoms};
-use crate::nif::component_values::{decode_args, DecodeCx};
+use crate::nif::component_values::{
+    decode_args, encode_result, term_heavier_than, DecodeCx, NORMAL_SCHEDULER_WEIGHT,
+};
 use crate::nif::error::{bad_term, error, guarded, reply};
 use crate::nif::handle_arg::Handle;
 use crate::nif::module::{sealed, unsealed};
@@ -400,7 +402,8 @@ fn component_linked_instantiate(
 }
 
 /// Calls the exported function `name` (in `interface`, or at the top
-/// level for `nil`) with `arguments`.
+/// level for `nil`) with `arguments`. Arguments too large to decode on a
+/// normal scheduler answer `:dirty`: the caller calls `component_call_dirty`.
 #[rustler::nif]
 fn component_call<'a>(
     env: Env<'a>,
@@ -410,6 +413,58 @@ fn component_call<'a>(
     name: Term<'a>,
     arguments: Term<'a>,
     options: CallOptions,
+) -> Term<'a> {
+    call(
+        env, instance, store, interface, name, arguments, options, false,
+    )
+}
+
+/// `component_call` on a dirty scheduler, for large arguments.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn component_call_dirty<'a>(
+    env: Env<'a>,
+    instance: Handle<ComponentInstanceResource>,
+    store: Handle<StoreResource>,
+    interface: Term<'a>,
+    name: Term<'a>,
+    arguments: Term<'a>,
+    options: CallOptions,
+) -> Term<'a> {
+    call(
+        env, instance, store, interface, name, arguments, options, true,
+    )
+}
+
+/// Encodes a result that was too large to encode on a normal scheduler
+/// (the run answered `{:dirty_result, store_id}`).
+#[rustler::nif(schedule = "DirtyCpu")]
+fn component_take_result(env: Env, store: Handle<StoreResource>) -> Term {
+    let store = handle!(env, store, "store");
+    guarded(env, || {
+        let taken = store.pending_result.lock().take();
+        match taken {
+            Some(value) => encode_result(env, Some(value), &store),
+            None => error(
+                env,
+                &WbError::new(
+                    Kind::Argument,
+                    "no component result is waiting on this store",
+                ),
+            ),
+        }
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn call<'a>(
+    env: Env<'a>,
+    instance: Handle<ComponentInstanceResource>,
+    store: Handle<StoreResource>,
+    interface: Term<'a>,
+    name: Term<'a>,
+    arguments: Term<'a>,
+    options: CallOptions,
+    dirty: bool,
 ) -> Term<'a> {
     let instance = handle!(env, instance, "component instance");
     let driven = handle!(env, store, "store");
@@ -443,6 +498,9 @@ fn component_call<'a>(
             moved: Vec::new(),
             host_answer: false,
         };
+        if !dirty && term_heavier_than(arguments, NORMAL_SCHEDULER_WEIGHT) {
+            return atoms::dirty().encode(env);
+        }
         let params = match decode_args(arguments, &types.params, &mut cx) {
             Ok(params) => params,
             Err(e) => return error(env, &e),

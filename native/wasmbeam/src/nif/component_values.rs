@@ -417,6 +417,117 @@ fn tagged(term: Term) -> Option<(Atom, Option<Term>)> {
     Some((atom_of(items[0])?, Some(items[1])))
 }
 
+/// How many terms or values a normal scheduler converts in one NIF call:
+/// about a millisecond's work. Larger arguments are decoded, and larger
+/// results encoded, on a dirty scheduler (a 3M-element list held a normal
+/// scheduler for up to a second).
+pub const NORMAL_SCHEDULER_WEIGHT: usize = 4096;
+
+/// Whether `term` has at least `cap` elements in all (lists, tuples, maps
+/// and their contents; a binary counts one per KiB), counting no further.
+pub fn term_heavier_than(term: Term, cap: usize) -> bool {
+    fn walk(term: Term, left: &mut usize) {
+        if *left == 0 {
+            return;
+        }
+        *left -= 1;
+        match term.get_type() {
+            TermType::List => {
+                let mut rest = term;
+                while let Ok((head, tail)) = rest.list_get_cell() {
+                    walk(head, left);
+                    if *left == 0 {
+                        return;
+                    }
+                    rest = tail;
+                }
+            }
+            TermType::Tuple => {
+                if let Ok(items) = get_tuple(term) {
+                    for item in items {
+                        walk(item, left);
+                        if *left == 0 {
+                            return;
+                        }
+                    }
+                }
+            }
+            TermType::Map => {
+                if let Some(iter) = rustler::types::map::MapIterator::new(term) {
+                    for (k, v) in iter {
+                        walk(k, left);
+                        walk(v, left);
+                        if *left == 0 {
+                            return;
+                        }
+                    }
+                }
+            }
+            TermType::Binary => {
+                let kib = term.decode::<Binary>().map_or(0, |b| b.len() / 1024);
+                *left = left.saturating_sub(kib);
+            }
+            _ => {}
+        }
+    }
+    let mut left = cap;
+    walk(term, &mut left);
+    left == 0
+}
+
+/// Whether `val` has at least `cap` values in all (a `list<u8>` counts one
+/// per KiB: it is one binary), counting no further.
+pub fn val_heavier_than(val: &Val, cap: usize) -> bool {
+    fn walk(val: &Val, left: &mut usize) {
+        if *left == 0 {
+            return;
+        }
+        *left -= 1;
+        let items: &[Val] = match val {
+            Val::List(items) | Val::Tuple(items) | Val::FixedLengthList(items) => items,
+            Val::Record(fields) => {
+                for (_, v) in fields {
+                    walk(v, left);
+                }
+                return;
+            }
+            Val::Map(pairs) => {
+                for (k, v) in pairs {
+                    walk(k, left);
+                    walk(v, left);
+                }
+                return;
+            }
+            Val::Variant(_, Some(v)) | Val::Option(Some(v)) => {
+                walk(v, left);
+                return;
+            }
+            Val::Result(Ok(Some(v)) | Err(Some(v))) => {
+                walk(v, left);
+                return;
+            }
+            Val::String(s) => {
+                *left = left.saturating_sub(s.len() / 1024);
+                return;
+            }
+            _ => return,
+        };
+        if items.first().is_some_and(|v| matches!(v, Val::U8(_))) {
+            *left = left.saturating_sub(items.len() / 1024);
+            return;
+        }
+        for item in items {
+            walk(item, left);
+            if *left == 0 {
+                return;
+            }
+        }
+    }
+    let mut left = cap;
+    walk(val, &mut left);
+    left == 0
+}
+
 /// Decodes the arguments of a call (a list, one term per parameter).
 pub fn decode_args(list: Term, params: &[(String, Type)], cx: &mut DecodeCx) -> WbResult<Vec<Val>> {
     let n = list.list_length().map_err(|_| {

@@ -3,7 +3,9 @@
 //! `{:host_call, registry, index, args, id}`, `{:io_wait, store_id, ms_left}`,
 //! `{:wait, store_id}` for a caller queued behind a busy store.
 
-use crate::nif::component_values::{encode_host_args, encode_result};
+use crate::nif::component_values::{
+    encode_host_args, encode_result, val_heavier_than, NORMAL_SCHEDULER_WEIGHT,
+};
 use crate::nif::error::{error, reply};
 use crate::nif::values::{encode_out, encode_outs};
 use crate::resources::atoms;
@@ -66,6 +68,13 @@ pub fn encode_polled<'a>(
                     &WbError::new(Kind::Panic, "an instance without its module"),
                 ),
             }
+        }
+        Step::Done(Ok(Outcome::ComponentValue(Some((val, ty)))))
+            if val_heavier_than(&val, NORMAL_SCHEDULER_WEIGHT) =>
+        {
+            // Too large to encode here: kept for a dirty NIF.
+            *store.pending_result.lock() = Some((val, ty));
+            (atoms::dirty_result(), store.id()).encode(env)
         }
         Step::Done(Ok(Outcome::ComponentValue(value))) => encode_result(env, value, store),
         Step::Done(Ok(Outcome::ComponentBytes(bytes))) => {

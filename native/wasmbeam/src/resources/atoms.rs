@@ -93,6 +93,8 @@ rustler::atoms! {
     resource,
     other,
     undefined,
+    dirty,
+    dirty_result,
     speed,
     speed_and_size,
 }

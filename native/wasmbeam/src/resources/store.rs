@@ -105,6 +105,9 @@ pub struct StoreResource {
     /// Guest resources Elixir let go of, to drop in the guest at the
     /// store's next component call.
     pub dropped_resources: Mutex<Vec<wasmtime::component::ResourceAny>>,
+    /// A component call's result too large to encode on a normal
+    /// scheduler, kept for `component_take_result` (a dirty NIF).
+    pub pending_result: Mutex<Option<(wasmtime::component::Val, wasmtime::component::Type)>>,
     /// The states of resources that components import from Elixir.
     pub host_states: crate::resources::host_states::HostStates,
     /// The process this store monitors: the last one whose run went past
@@ -155,6 +158,7 @@ impl StoreResource {
             streams,
             dropped_resources: Mutex::new(Vec::new()),
             host_states: Default::default(),
+            pending_result: Mutex::new(None),
             watched: Mutex::new(None),
             watched_pid: AtomicU64::new(0),
         })
