@@ -18,4 +18,19 @@ defmodule Mix.Wasmbeam do
       {:error, reason} -> Mix.raise("could not start Wasmbeam: #{inspect(reason)}")
     end
   end
+
+  @doc false
+  # A size for people: KiB below a MiB, MiB with one decimal above.
+  @spec format_size(non_neg_integer()) :: String.t()
+  def format_size(bytes) when bytes < 1024 * 1024, do: "#{div(bytes + 1023, 1024)} KiB"
+
+  def format_size(bytes),
+    do: "#{:erlang.float_to_binary(bytes / (1024 * 1024), decimals: 1)} MiB"
+
+  @doc false
+  # A duration for people: milliseconds below a second, seconds with one
+  # decimal above.
+  @spec format_ms(non_neg_integer()) :: String.t()
+  def format_ms(ms) when ms < 1000, do: "#{ms} ms"
+  def format_ms(ms), do: "#{:erlang.float_to_binary(ms / 1000, decimals: 1)} s"
 end
