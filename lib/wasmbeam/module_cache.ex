@@ -442,7 +442,15 @@ defmodule Wasmbeam.ModuleCache do
   # others monitor it and take the result from its exit reason.
   defp join_or_lead(cache, engine, bytes, entry, round) do
     key = {engine.ref, entry}
-    worker = spawn(fn -> run_worker(cache, engine, bytes, entry) end)
+    # The worker's log lines (a compile, a refused artifact) carry the
+    # caller's metadata: a request id, a job id.
+    metadata = Logger.metadata()
+
+    worker =
+      spawn(fn ->
+        Logger.metadata(metadata)
+        run_worker(cache, engine, bytes, entry)
+      end)
 
     if :ets.insert_new(cache.flights, {key, worker}) do
       await(worker, cache, engine, bytes, entry, round, :lead)

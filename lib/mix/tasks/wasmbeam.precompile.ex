@@ -89,8 +89,11 @@ defmodule Mix.Tasks.Wasmbeam.Precompile do
     Mix.Wasmbeam.start_wasmbeam()
 
     case OptionParser.parse(argv, strict: @switches) do
-      {opts, patterns, []} -> precompile(opts, patterns)
-      {_, _, [{bad, _} | _]} -> usage("unknown or invalid option #{bad}")
+      {opts, patterns, []} ->
+        Mix.Wasmbeam.without_compile_logs(fn -> precompile(opts, patterns) end)
+
+      {_, _, [{bad, _} | _]} ->
+        usage("unknown or invalid option #{bad}")
     end
   end
 

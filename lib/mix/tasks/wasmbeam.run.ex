@@ -94,9 +94,14 @@ defmodule Mix.Tasks.Wasmbeam.Run do
     Mix.Wasmbeam.start_wasmbeam()
 
     case OptionParser.parse(argv, strict: @switches, aliases: [W: :wasm, v: :verbose]) do
-      {opts, [file | args], []} -> exit_with(execute(file, args, opts))
-      {_, _, [{bad, _} | _]} -> usage("unknown or invalid option #{bad}")
-      {_, [], _} -> usage("missing FILE")
+      {opts, [file | args], []} ->
+        exit_with(Mix.Wasmbeam.without_compile_logs(fn -> execute(file, args, opts) end))
+
+      {_, _, [{bad, _} | _]} ->
+        usage("unknown or invalid option #{bad}")
+
+      {_, [], _} ->
+        usage("missing FILE")
     end
   end
 
