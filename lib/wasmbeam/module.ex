@@ -81,6 +81,14 @@ defmodule Wasmbeam.Module do
     end
   end
 
+  def compile(%Engine{}, bytes, options) when is_binary(bytes),
+    do: {:error, Error.new(:argument, "options must be a keyword list, got: #{inspect(options)}")}
+
+  def compile(%Engine{}, other, _options), do: {:error, not_bytes(other)}
+
+  def compile(other, _bytes, _options),
+    do: {:error, Error.new(:argument, "expected a Wasmbeam.Engine, got: #{inspect(other)}")}
+
   # The cache holds components too.
   defp cached({:ok, %Wasmbeam.Component{}}),
     do:
@@ -91,14 +99,6 @@ defmodule Wasmbeam.Module do
        )}
 
   defp cached(result), do: result
-
-  def compile(%Engine{}, bytes, options) when is_binary(bytes),
-    do: {:error, Error.new(:argument, "options must be a keyword list, got: #{inspect(options)}")}
-
-  def compile(%Engine{}, other, _options), do: {:error, not_bytes(other)}
-
-  def compile(other, _bytes, _options),
-    do: {:error, Error.new(:argument, "expected a Wasmbeam.Engine, got: #{inspect(other)}")}
 
   # Modules up to this size compile on a dirty scheduler (a few ms at
   # most); larger ones on Wasmbeam's compile threads, so that they never
