@@ -5,7 +5,26 @@ defmodule Wasmbeam.Module do
   the last reference to it is gone.
 
   Compilation runs on a dirty CPU scheduler, so even a large module never
-  blocks the normal schedulers.
+  blocks the normal schedulers; a module over 128 KiB compiles on
+  Wasmbeam's own compile threads, so that it does not hold a dirty
+  scheduler either for the seconds a large one takes.
+
+  ## Logging
+
+  A compile on the compile threads (a module over 128 KiB) is logged at
+  `:debug` level, when it starts and when it ends, with the module's size
+  and the time it took, so that a developer who waits seconds in `iex`
+  sees why:
+
+      [debug] Wasmbeam.Module: compiling 19.6 MiB on a compile thread
+      [debug] Wasmbeam.Module: compiled 19.6 MiB in 5412 ms
+
+  Nothing is logged at `:info` level or above (the usual level in
+  production), nor for smaller modules, nor for a module loaded from
+  `Wasmbeam.ModuleCache`. To silence the lines at debug level,
+  `Logger.put_module_level(Wasmbeam.Module, :info)`. `[:wasmbeam, :module,
+  :compile]` telemetry spans cover every compile, whatever its size (see
+  `Wasmbeam.Telemetry`).
 
   ## Examples
 
@@ -17,6 +36,8 @@ defmodule Wasmbeam.Module do
       iex> {error.kind, error.offset}
       {:validation, 9}
   """
+
+  require Logger
 
   alias Wasmbeam.{Engine, Error, Native}
 
@@ -60,6 +81,14 @@ defmodule Wasmbeam.Module do
     end
   end
 
+  def compile(%Engine{}, bytes, options) when is_binary(bytes),
+    do: {:error, Error.new(:argument, "options must be a keyword list, got: #{inspect(options)}")}
+
+  def compile(%Engine{}, other, _options), do: {:error, not_bytes(other)}
+
+  def compile(other, _bytes, _options),
+    do: {:error, Error.new(:argument, "expected a Wasmbeam.Engine, got: #{inspect(other)}")}
+
   # The cache holds components too.
   defp cached({:ok, %Wasmbeam.Component{}}),
     do:
@@ -70,14 +99,6 @@ defmodule Wasmbeam.Module do
        )}
 
   defp cached(result), do: result
-
-  def compile(%Engine{}, bytes, options) when is_binary(bytes),
-    do: {:error, Error.new(:argument, "options must be a keyword list, got: #{inspect(options)}")}
-
-  def compile(%Engine{}, other, _options), do: {:error, not_bytes(other)}
-
-  def compile(other, _bytes, _options),
-    do: {:error, Error.new(:argument, "expected a Wasmbeam.Engine, got: #{inspect(other)}")}
 
   # Modules up to this size compile on a dirty scheduler (a few ms at
   # most); larger ones on Wasmbeam's compile threads, so that they never
@@ -106,13 +127,34 @@ defmodule Wasmbeam.Module do
     do: loaded(engine, Native.module_compile(engine.ref, bytes))
 
   defp compile_on(:compile_thread, engine, bytes) do
+    size = "#{:erlang.float_to_binary(byte_size(bytes) / (1024 * 1024), decimals: 1)} MiB"
+    Logger.debug("Wasmbeam.Module: compiling #{size} on a compile thread")
+    started = System.monotonic_time(:millisecond)
     {:compiling, id} = Native.module_compile_start(engine.ref, bytes)
 
     # The compile threads always answer; a caller that dies meanwhile
     # makes a queued compile be dropped unrun.
-    receive do
-      {:wasmbeam_compiled, ^id, result} -> loaded(engine, result)
-    end
+    result =
+      receive do
+        {:wasmbeam_compiled, ^id, result} -> loaded(engine, result)
+      end
+
+    Logger.debug(fn ->
+      took = System.monotonic_time(:millisecond) - started
+
+      case result do
+        {:ok, module} ->
+          case name(module) do
+            nil -> "Wasmbeam.Module: compiled #{size} in #{took} ms"
+            name -> "Wasmbeam.Module: compiled #{inspect(name)} (#{size}) in #{took} ms"
+          end
+
+        {:error, error} ->
+          "Wasmbeam.Module: compiling #{size} failed after #{took} ms: #{Exception.message(error)}"
+      end
+    end)
+
+    result
   end
 
   defp loaded(engine, {:ok, ref}), do: {:ok, %__MODULE__{ref: ref, engine: engine}}

@@ -207,33 +207,81 @@ defmodule Wasmbeam.ModuleCache do
   """
   @spec compile(Engine.t(), binary(), keyword()) ::
           {:ok, Wasmbeam.Module.t() | Wasmbeam.Component.t()} | {:error, Error.t()}
-  def compile(engine, bytes, options \\ [])
-
-  def compile(%Engine{} = engine, bytes, options) when is_binary(bytes) and is_list(options) do
-    with {:ok, cache} <- lookup_cache(Keyword.get(options, :cache, __MODULE__)) do
-      entry = entry(engine, bytes)
-      metadata = %{cache: cache.name, entry: entry, byte_size: byte_size(bytes)}
-
-      {result, _source} =
-        Wasmbeam.Telemetry.span(
-          [:wasmbeam, :module_cache, :fetch],
-          metadata,
-          fn -> fetch(cache, engine, bytes, entry, 0) end,
-          fn {result, source} -> %{result: source, error: Wasmbeam.Telemetry.error(result)} end
-        )
-
-      result
+  def compile(engine, bytes, options \\ []) do
+    case fetch(engine, bytes, options) do
+      {:ok, module, _source} -> {:ok, module}
+      {:error, _} = error -> error
     end
   end
 
-  def compile(%Engine{}, bytes, options) when is_binary(bytes),
+  @typedoc """
+  Where `fetch/3` found a module: in memory, in the cache's directory, in
+  a precompiled directory, from another process that was loading or
+  compiling it at the same time (`:joined`), or nowhere (`:miss`: it was
+  compiled).
+  """
+  @type source :: :memory_hit | :disk_hit | :precompiled_hit | :joined | :miss
+
+  @doc """
+  Like `compile/3`, and says where the module (or component) came from (see `t:source/0`),
+  for tools that report it, such as `mix wasmbeam.run --verbose`.
+
+  Options, besides `cache:`:
+
+    * `notify_compile:` - a pid that receives `{:wasmbeam_compiling, entry}`
+      when the module is in no tier and its compilation begins, so that a
+      tool can say "compiling" while it waits rather than guess. Nothing is
+      sent on a hit, nor to a process that joins another's compilation.
+
+  ## Examples
+
+      iex> wat = "(module (global i64 (i64.const \#{System.unique_integer()})))"
+      iex> {:ok, _module, :miss} = Wasmbeam.ModuleCache.fetch(Wasmbeam.Engine.default(), wat, notify_compile: self())
+      iex> receive do: ({:wasmbeam_compiling, _entry} -> :told), after: (0 -> :not_told)
+      :told
+      iex> {:ok, _module, source} = Wasmbeam.ModuleCache.fetch(Wasmbeam.Engine.default(), wat, notify_compile: self())
+      iex> {source, receive(do: ({:wasmbeam_compiling, _entry} -> :told), after: (0 -> :not_told))}
+      {:memory_hit, :not_told}
+  """
+  @spec fetch(Engine.t(), binary(), keyword()) ::
+          {:ok, Wasmbeam.Module.t() | Wasmbeam.Component.t(), source()} | {:error, Error.t()}
+  def fetch(engine, bytes, options \\ [])
+
+  def fetch(%Engine{} = engine, bytes, options) when is_binary(bytes) and is_list(options) do
+    with {:ok, cache} <- lookup_cache(Keyword.get(options, :cache, __MODULE__)),
+         {:ok, notify} <- notify_option(Keyword.get(options, :notify_compile)) do
+      entry = entry(engine, bytes)
+      metadata = %{cache: cache.name, entry: entry, byte_size: byte_size(bytes)}
+      # The lookup path reads the cache's settings from this map; the
+      # process to notify is the one setting of this call's own.
+      cache = Map.put(cache, :notify_compile, notify)
+
+      Wasmbeam.Telemetry.span(
+        [:wasmbeam, :module_cache, :fetch],
+        metadata,
+        fn -> lookup(cache, engine, bytes, entry, 0) end,
+        fn {result, source} -> %{result: source, error: Wasmbeam.Telemetry.error(result)} end
+      )
+      |> case do
+        {{:ok, module}, source} -> {:ok, module, source}
+        {{:error, _} = error, _error_or_joined} -> error
+      end
+    end
+  end
+
+  def fetch(%Engine{}, bytes, options) when is_binary(bytes),
     do: {:error, Error.new(:argument, "options must be a keyword list, got: #{inspect(options)}")}
 
-  def compile(%Engine{}, other, _),
+  def fetch(%Engine{}, other, _),
     do: {:error, Error.new(:argument, "expected wasm bytes or WAT text, got: #{inspect(other)}")}
 
-  def compile(other, _, _),
+  def fetch(other, _, _),
     do: {:error, Error.new(:argument, "expected a Wasmbeam.Engine, got: #{inspect(other)}")}
+
+  defp notify_option(pid) when is_pid(pid) or pid == nil, do: {:ok, pid}
+
+  defp notify_option(other),
+    do: {:error, Error.new(:argument, "notify_compile must be a pid, got: #{inspect(other)}")}
 
   @doc "Like `compile/3`, but returns the module or raises `Wasmbeam.Error`."
   @spec compile!(Engine.t(), binary(), keyword()) :: Wasmbeam.Module.t()
@@ -365,7 +413,7 @@ defmodule Wasmbeam.ModuleCache do
   defp lookup_cache(other),
     do: {:error, Error.new(:argument, "cache must be a cache name, got: #{inspect(other)}")}
 
-  # `fetch/5` answers `{result, source}`: where the module came from
+  # `lookup/5` answers `{result, source}`: where the module came from
   # (`:memory_hit`, `:disk_hit`, `:precompiled_hit`, `:joined`, `:miss`),
   # or `:error`.
   #
@@ -373,10 +421,10 @@ defmodule Wasmbeam.ModuleCache do
   # cache after a few such rounds rather than loop.
   @max_rounds 3
 
-  defp fetch(cache, engine, bytes, entry, round) when round >= @max_rounds,
+  defp lookup(cache, engine, bytes, entry, round) when round >= @max_rounds,
     do: compile_uncached(cache, engine, bytes, entry)
 
-  defp fetch(cache, engine, bytes, entry, round) do
+  defp lookup(cache, engine, bytes, entry, round) do
     key = {engine.ref, entry}
 
     case :ets.lookup(cache.memory, key) do
@@ -394,7 +442,15 @@ defmodule Wasmbeam.ModuleCache do
   # others monitor it and take the result from its exit reason.
   defp join_or_lead(cache, engine, bytes, entry, round) do
     key = {engine.ref, entry}
-    worker = spawn(fn -> run_worker(cache, engine, bytes, entry) end)
+    # The worker's log lines (a compile, a refused artifact) carry the
+    # caller's metadata: a request id, a job id.
+    metadata = Logger.metadata()
+
+    worker =
+      spawn(fn ->
+        Logger.metadata(metadata)
+        run_worker(cache, engine, bytes, entry)
+      end)
 
     if :ets.insert_new(cache.flights, {key, worker}) do
       await(worker, cache, engine, bytes, entry, round, :lead)
@@ -403,7 +459,7 @@ defmodule Wasmbeam.ModuleCache do
 
       case :ets.lookup(cache.flights, key) do
         [{^key, other}] -> await(other, cache, engine, bytes, entry, round, :join)
-        [] -> fetch(cache, engine, bytes, entry, round)
+        [] -> lookup(cache, engine, bytes, entry, round)
       end
     end
   end
@@ -426,11 +482,11 @@ defmodule Wasmbeam.ModuleCache do
         # now, or it failed and this caller tries itself), or it was killed
         # and left its row behind, which only this exact object matches.
         :ets.delete_object(cache.flights, {{engine.ref, entry}, worker})
-        fetch(cache, engine, bytes, entry, round + 1)
+        lookup(cache, engine, bytes, entry, round + 1)
 
       {:DOWN, ^ref, :process, ^worker, _killed_or_crashed} ->
         :ets.delete_object(cache.flights, {{engine.ref, entry}, worker})
-        fetch(cache, engine, bytes, entry, round + 1)
+        lookup(cache, engine, bytes, entry, round + 1)
     end
   end
 
@@ -462,6 +518,7 @@ defmodule Wasmbeam.ModuleCache do
 
       nil ->
         report_precompiled_mismatch(cache, engine, bytes)
+        notify_compile(cache, entry)
 
         case compile_code(engine, bytes) do
           {:ok, module} ->
@@ -474,6 +531,11 @@ defmodule Wasmbeam.ModuleCache do
         end
     end
   end
+
+  defp notify_compile(%{notify_compile: pid}, entry) when is_pid(pid),
+    do: send(pid, {:wasmbeam_compiling, entry})
+
+  defp notify_compile(_cache, _entry), do: :ok
 
   defp source(:precompiled_hits), do: :precompiled_hit
   defp source(:disk_hits), do: :disk_hit
@@ -595,7 +657,9 @@ defmodule Wasmbeam.ModuleCache do
 
   # When the cache cannot be used at all (its workers keep being killed),
   # still give the caller its module.
-  defp compile_uncached(cache, engine, bytes, _entry) do
+  defp compile_uncached(cache, engine, bytes, entry) do
+    notify_compile(cache, entry)
+
     case compile_code(engine, bytes) do
       {:ok, module} ->
         bump(cache, :compiles)

@@ -39,7 +39,7 @@ defmodule Wasmbeam.Telemetry do
       `module` (the `%Wasmbeam.Module{}` or `nil`), `name` (its name
       section's name or `nil`) and `error`.
     * `[:wasmbeam, :module_cache, :fetch, :start | :stop | :exception]` -
-      `Wasmbeam.ModuleCache.compile/3`. Metadata: `cache` (its name),
+      `Wasmbeam.ModuleCache.compile/3` and `fetch/3`. Metadata: `cache` (its name),
       `entry` (the module's cache key: a BLAKE3 hash of its bytes and of
       the engine's settings, 64 hex digits), `byte_size`; at `:stop`,
       `result`: `:memory_hit`, `:disk_hit`, `:precompiled_hit`, `:joined`

@@ -54,6 +54,7 @@ defmodule Mix.Tasks.Wasmbeam.PrecompileTest do
     {output, :ok} = run_task(["--out", out, Path.join([context.tmp_dir, "priv/wasm/**/*.wat"])])
     assert output =~ "a.wat ->"
     assert output =~ "b.wat ->"
+    assert output =~ ~r"\nwrote 2 artifacts to #{out} in \d+ ms\n\z"
     assert length(Path.wildcard(Path.join(out, "*.cwasm"))) == 2
 
     cache = start_cache(context, [out])
@@ -125,9 +126,50 @@ defmodule Mix.Tasks.Wasmbeam.PrecompileTest do
   test "a module that does not compile fails the task with its error", context do
     source = Path.join(context.tmp_dir, "bad.wat")
     File.write!(source, "(module")
-    {output, exit} = run_task(["--out", Path.join(context.tmp_dir, "out"), source])
+    out = Path.join(context.tmp_dir, "out")
+    {output, exit} = run_task(["--out", out, source])
     assert exit == {:shutdown, 1}
     assert output =~ "bad.wat: (parse)"
+    assert output =~ ~r"wrote 0 artifacts to #{out} in \d+ ms; 1 compile failed\n\z"
+  end
+
+  test "a large module is announced before its compile; a summary ends the run", context do
+    # 1 MiB of data: a module as large as those whose compile takes seconds,
+    # quick to compile all the same.
+    large = Path.join(context.tmp_dir, "large.wat")
+    data = String.duplicate("a", 1024 * 1024)
+    File.write!(large, ~s[(module (memory 17) (data (i32.const 0) "#{data}"))])
+    small = Path.join(context.tmp_dir, "small.wat")
+    File.write!(small, wat(6))
+    out = Path.join(context.tmp_dir, "wasm_cache")
+
+    Application.put_env(:wasmbeam, Mix.Tasks.Wasmbeam.Precompile,
+      engines: [[], [consume_fuel: true]]
+    )
+
+    on_exit(fn -> Application.delete_env(:wasmbeam, Mix.Tasks.Wasmbeam.Precompile) end)
+
+    {output, :ok} = run_task(["--out", out, large, small])
+
+    # Per engine: the large module announced, then its artifact, then the
+    # small one's; then the summary.
+    expected = [
+      "compiling #{large} (1.0 MiB)...",
+      "#{large} -> ",
+      "#{small} -> ",
+      "compiling #{large} (1.0 MiB)...",
+      "#{large} -> ",
+      "#{small} -> ",
+      "wrote 4 artifacts (2 modules x 2 engines) to #{out} in "
+    ]
+
+    lines = String.split(output, "\n", trim: true)
+    assert length(lines) == length(expected), output
+
+    for {line, start} <- Enum.zip(lines, expected),
+        do: assert(String.starts_with?(line, start), output)
+
+    refute output =~ "compiling #{small}"
   end
 
   test "bad options are refused with usage", context do

@@ -8,7 +8,11 @@ defmodule Mix.Tasks.Wasmbeam.RunTest do
   alias Wasmbeam.Test.WasiFixtures
 
   setup_all do
-    {:ok, tool: WasiFixtures.path!("wasi_tool")}
+    tool = WasiFixtures.path!("wasi_tool")
+    # Compiled once here, so that no run below is slow enough (on a busy
+    # machine) for the task to report its compile on the stderr compared.
+    {:ok, _} = Wasmbeam.ModuleCache.compile_file(Wasmbeam.Engine.default(), tool)
+    {:ok, tool: tool}
   end
 
   # Runs the task; returns {exit status, stdout, stderr}.
@@ -94,6 +98,88 @@ defmodule Mix.Tasks.Wasmbeam.RunTest do
     assert {1, "", _} = run(["-W", "gc=n,exceptions=no", "--invoke", "catch", wat, "41"])
     assert {2, "", "-W: unknown proposal \"bogus\"" <> _} = run(["-W", "bogus", wat])
     assert {2, "", "-W exceptions takes y or n" <> _} = run(["-W", "exceptions=maybe", wat])
+  end
+
+  describe "progress" do
+    # A module no earlier run compiled: the cache misses it.
+    defp fresh_module do
+      n = System.unique_integer([:positive])
+      path = Wasmbeam.Test.Tmp.path("wasmbeam-run-progress", ".wat")
+      File.write!(path, ~s[(module (func (export "answer") (result i32) i32.const #{n}))])
+      on_exit(fn -> File.rm(path) end)
+      {path, Path.basename(path), "#{n}\n"}
+    end
+
+    defp with_progress_after(ms, fun) do
+      System.put_env("WASMBEAM_PROGRESS_AFTER_MS", ms)
+
+      try do
+        fun.()
+      after
+        System.delete_env("WASMBEAM_PROGRESS_AFTER_MS")
+      end
+    end
+
+    test "a quick load, compiled or cached, adds nothing to stderr", ctx do
+      {path, _name, answer} = fresh_module()
+      assert {0, ^answer, ""} = run(["--invoke", "answer", path])
+      assert {0, ^answer, ""} = run(["--invoke", "answer", path])
+      assert {0, "wasi_tool.wasm\nargs\n", ""} = run([ctx.tool, "--", "args"])
+    end
+
+    test "-v says where the module came from and how long the run took, on stderr", ctx do
+      {path, name, answer} = fresh_module()
+
+      assert {0, ^answer, stderr} = run(["-v", "--invoke", "answer", path])
+
+      assert stderr =~
+               ~r"\Awasmbeam: compiling #{name} \(1 KiB\)...\n\
+wasmbeam: compiled #{name} \(1 KiB\) in \d+ ms \(cached for next time\)\n\
+wasmbeam: called answer in \d+ ms\n\z"
+
+      assert {0, ^answer, stderr} = run(["--verbose", "--invoke", "answer", path])
+      assert stderr =~ ~r"\Awasmbeam: #{name} \(1 KiB\) was already loaded in this VM"
+
+      # --fuel makes a new engine: not the module in memory, its artifact.
+      assert {0, ^answer, stderr} = run(["-v", "--fuel", "1000", "--invoke", "answer", path])
+      assert stderr =~ "wasmbeam: compiled #{name}"
+      assert {0, ^answer, stderr} = run(["-v", "--fuel", "1000", "--invoke", "answer", path])
+      assert stderr =~ ~r"\Awasmbeam: loaded #{name} \(1 KiB\) from the module cache in \d+ ms\n"
+
+      # A WASI command: the program's output, then the task's last line,
+      # on a line of its own.
+      assert {0, "", stderr} = run(["-v", ctx.tool, "--", "stderr", "to stderr"])
+
+      assert stderr =~
+               ~r"\Awasmbeam: wasi_tool.wasm \(\d+ KiB\) [^\n]+\n\
+to stderr\n\
+wasmbeam: ran wasi_tool.wasm in \d+ ms \(exit status 0\)\n\z"
+
+      assert {9, "", stderr} = run(["-v", ctx.tool, "--", "exit", "9"])
+      assert stderr =~ ~r"\nwasmbeam: ran wasi_tool.wasm in \d+ ms \(exit status 9\)\n\z"
+    end
+
+    test "a load slower than WASMBEAM_PROGRESS_AFTER_MS is reported on stderr, never stdout",
+         ctx do
+      {path, name, answer} = fresh_module()
+
+      with_progress_after("0", fn ->
+        assert {0, ^answer, stderr} = run(["--invoke", "answer", path])
+
+        assert stderr =~
+                 ~r"\Awasmbeam: compiling #{name} \(1 KiB\)...\n\
+wasmbeam: compiled #{name} \(1 KiB\) in \d+ ms \(cached for next time\)\n\z"
+
+        # The program's output is untouched; no line about the run without -v.
+        assert {0, "wasi_tool.wasm\nargs\nx\n", stderr} = run([ctx.tool, "--", "args", "x"])
+        assert stderr =~ ~r"\A(wasmbeam: [^\n]*wasi_tool.wasm \(\d+ KiB\)[^\n]*\n)+\z"
+      end)
+
+      with_progress_after("soon", fn ->
+        assert {2, "", "WASMBEAM_PROGRESS_AFTER_MS must be a number of milliseconds" <> _} =
+                 run([path])
+      end)
+    end
   end
 
   test "bad usage exits with 2; a missing file with 1", ctx do

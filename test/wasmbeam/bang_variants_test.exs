@@ -21,6 +21,8 @@ defmodule Wasmbeam.BangVariantsTest do
     {Wasmbeam.Job, :outcome, 2} => "answers what an Oban worker returns, not {:ok, _}",
     {Wasmbeam.Job, :coerce_args, 2} => "a helper of Job.run/4",
     {Wasmbeam.ModuleCache, :clear, 1} => "maintenance",
+    {Wasmbeam.ModuleCache, :fetch, 3} =>
+      "compile!/3 is the same lookup; fetch/3 adds where the module came from, for tools",
     {Wasmbeam.Wasi.Pipe, :close, 1} => "closing twice is the only error",
     # Build tooling, not the runtime API: called by Mix tasks, which turn
     # the {:error, message} (a string, not a Wasmbeam.Error) into a compile

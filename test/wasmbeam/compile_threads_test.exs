@@ -22,6 +22,67 @@ defmodule Wasmbeam.CompileThreadsTest do
     "(module " <> Enum.join(funcs, "\n") <> ")"
   end
 
+  describe "debug logging" do
+    import ExUnit.CaptureLog
+
+    # test_helper.exs raises Wasmbeam.Module's level: lower it for a moment.
+    defp debug_log(fun) do
+      Logger.put_module_level(Wasmbeam.Module, :debug)
+
+      try do
+        capture_log([level: :debug, metadata: [:request_id]], fun)
+      after
+        Logger.put_module_level(Wasmbeam.Module, :info)
+      end
+    end
+
+    test "a compile on the compile threads is logged with its size and time; a small one is not" do
+      wat = big_wat(400)
+      log = debug_log(fn -> assert {:ok, _} = Module.compile(wat) end)
+      size = "#{Float.round(byte_size(wat) / (1024 * 1024), 1)} MiB"
+      assert log =~ "[debug] Wasmbeam.Module: compiling #{size} on a compile thread"
+      assert log =~ ~r"\[debug\] Wasmbeam.Module: compiled #{size} in \d+ ms"
+
+      named = ~s[(module $big ] <> String.trim_leading(wat, "(module ")
+      log = debug_log(fn -> assert {:ok, _} = Module.compile(named) end)
+      assert log =~ ~r"compiled \"big\" \(#{size}\) in \d+ ms"
+
+      log = debug_log(fn -> assert {:error, _} = Module.compile(wat <> " (oops)") end)
+      assert log =~ ~r"compiling #{size} failed after \d+ ms: "
+
+      assert debug_log(fn -> assert {:ok, _} = Module.compile("(module)") end) == ""
+    end
+
+    test "a compile through the module cache is logged with the caller's metadata" do
+      Logger.metadata(request_id: "req-17")
+      wat = big_wat(402)
+
+      log =
+        debug_log(fn ->
+          assert {:ok, _} = Wasmbeam.ModuleCache.compile(Wasmbeam.Engine.default(), wat)
+        end)
+
+      assert log =~ ~r"request_id=req-17 \[debug\] Wasmbeam.Module: compiled [^\n]+ in \d+ ms"
+    end
+
+    test "the Mix tasks keep those lines off their output, and put the level back" do
+      path = Wasmbeam.Test.Tmp.path("wasmbeam-big", ".wat")
+      File.write!(path, big_wat(401))
+      on_exit(fn -> File.rm(path) end)
+
+      log =
+        debug_log(fn ->
+          ExUnit.CaptureIO.capture_io(fn ->
+            Mix.Tasks.Wasmbeam.Run.run(["--invoke", "f1", path, "1"])
+          end)
+
+          assert Logger.get_module_level(Wasmbeam.Module) == [{Wasmbeam.Module, :debug}]
+        end)
+
+      refute log =~ "Wasmbeam.Module"
+    end
+  end
+
   test "a large module compiles off the dirty schedulers and works" do
     wat = big_wat(400)
     assert byte_size(wat) > 128 * 1024

@@ -55,6 +55,19 @@ defmodule Mix.Tasks.Wasmbeam.Precompile do
   rename or a fresh release directory, never by rewriting a file in place
   while a node runs: a running node maps them.
 
+  ## Output
+
+  A line for each artifact written (its size, the time its compile took
+  and the engine it is for); before a module of 1 MiB or more, whose
+  compile can take seconds, a line that says it is being compiled; and at the
+  end, how many artifacts were written, how many compiles failed, and the
+  time it all took:
+
+      compiling priv/wasm/python-3.11.3.wasm (19.6 MiB)...
+      priv/wasm/python-3.11.3.wasm -> priv/wasm_cache/3be7f0f1...8c8d.cwasm (23.9 MiB, 5.4 s, #Wasmbeam.Engine<cranelift, fuel: false, epoch: true>)
+      priv/wasm/fib.wat -> priv/wasm_cache/ba3ff7d1...5997.cwasm (14 KiB, 4 ms, #Wasmbeam.Engine<cranelift, fuel: false, epoch: true>)
+      wrote 2 artifacts to priv/wasm_cache in 5.4 s
+
   Exits with status 1 if a module fails to compile (the error is printed).
   """
   use Mix.Task
@@ -76,8 +89,11 @@ defmodule Mix.Tasks.Wasmbeam.Precompile do
     Mix.Wasmbeam.start_wasmbeam()
 
     case OptionParser.parse(argv, strict: @switches) do
-      {opts, patterns, []} -> precompile(opts, patterns)
-      {_, _, [{bad, _} | _]} -> usage("unknown or invalid option #{bad}")
+      {opts, patterns, []} ->
+        Mix.Wasmbeam.without_compile_logs(fn -> precompile(opts, patterns) end)
+
+      {_, _, [{bad, _} | _]} ->
+        usage("unknown or invalid option #{bad}")
     end
   end
 
@@ -100,6 +116,8 @@ defmodule Mix.Tasks.Wasmbeam.Precompile do
     with {:ok, engines} <- engines(opts) do
       if unmatched != [], do: Mix.shell().info("no modules match #{Enum.join(unmatched, ", ")}")
 
+      started = System.monotonic_time(:millisecond)
+
       written =
         for engine <- engines, file <- files do
           write(engine, file, out)
@@ -110,6 +128,8 @@ defmodule Mix.Tasks.Wasmbeam.Precompile do
       if unmatched == [],
         do: clean(out, written),
         else: Mix.shell().info("kept the existing artifacts in #{out}: a pattern matched no file")
+
+      summary(written, out, length(engines), System.monotonic_time(:millisecond) - started)
 
       if Enum.any?(written, &(&1 == :error)),
         do: exit({:shutdown, 1}),
@@ -168,14 +188,17 @@ defmodule Mix.Tasks.Wasmbeam.Precompile do
     end)
   end
 
-  defp write(engine, file, out) do
-    started = System.monotonic_time(:millisecond)
+  # From this size of input up, a compile takes long enough (a second or
+  # more) that the task says what it is doing before it starts.
+  @announced_bytes 1024 * 1024
 
+  defp write(engine, file, out) do
     with {:ok, bytes} <- read(file),
+         started = announce(file, bytes),
          {:ok, path} <- ModuleCache.precompile(engine, bytes, out) do
-      ms = System.monotonic_time(:millisecond) - started
-      kib = div(File.stat!(path).size + 1023, 1024)
-      Mix.shell().info("#{file} -> #{path} (#{kib} KiB, #{ms} ms, #{inspect(engine)})")
+      took = Mix.Wasmbeam.format_ms(System.monotonic_time(:millisecond) - started)
+      size = Mix.Wasmbeam.format_size(File.stat!(path).size)
+      Mix.shell().info("#{file} -> #{path} (#{size}, #{took}, #{inspect(engine)})")
       {:ok, path}
     else
       {:error, %Wasmbeam.Error{} = error} ->
@@ -183,6 +206,34 @@ defmodule Mix.Tasks.Wasmbeam.Precompile do
         :error
     end
   end
+
+  # Returns when the compile starts.
+  defp announce(file, bytes) do
+    if byte_size(bytes) >= @announced_bytes,
+      do: Mix.shell().info("compiling #{file} (#{Mix.Wasmbeam.format_size(byte_size(bytes))})...")
+
+    System.monotonic_time(:millisecond)
+  end
+
+  defp summary(written, out, engines, ms) do
+    ok = Enum.count(written, &match?({:ok, _}, &1))
+    failed = Enum.count(written, &(&1 == :error))
+
+    per_engine =
+      if engines > 1,
+        do: " (#{plural(div(length(written), engines), "module")} x #{engines} engines)",
+        else: ""
+
+    failures = if failed > 0, do: "; #{plural(failed, "compile")} failed", else: ""
+
+    Mix.shell().info(
+      "wrote #{plural(ok, "artifact")}#{per_engine} to #{out} " <>
+        "in #{Mix.Wasmbeam.format_ms(ms)}#{failures}"
+    )
+  end
+
+  defp plural(1, noun), do: "1 #{noun}"
+  defp plural(n, noun), do: "#{n} #{noun}s"
 
   defp read(file) do
     case File.read(file) do

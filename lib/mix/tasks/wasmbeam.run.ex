@@ -29,6 +29,29 @@ defmodule Mix.Tasks.Wasmbeam.Run do
   a program compiles it, later runs load the compiled code from the cache
   (CPython: about 30 ms instead of seconds).
 
+  ## Progress
+
+  Standard output belongs to the program, so the task writes nothing of
+  its own there: what it has to say goes to standard error, each line
+  starting with `wasmbeam: `, and only when it is worth saying. A run that
+  loads its module quickly prints nothing more than the program does.
+  When the module is still compiling after a second, the task says so,
+  and how long it took once done:
+
+      wasmbeam: compiling python-3.11.3.wasm (19.6 MiB)...
+      wasmbeam: compiled python-3.11.3.wasm (19.6 MiB) in 5.4 s (cached for next time)
+
+  A load from the cache that takes longer than that second is reported
+  too. With `--verbose` (`-v`) the task always says where the module came
+  from (compiled now, the module cache, precompiled artifacts) with the
+  time it took, and how long the program ran:
+
+      wasmbeam: loaded python-3.11.3.wasm (19.6 MiB) from the module cache in 31 ms
+      wasmbeam: ran python-3.11.3.wasm in 1.2 s (exit status 0)
+
+  The environment variable `WASMBEAM_PROGRESS_AFTER_MS` sets that second
+  (`0`: report every load, as `--verbose` does, but not the run).
+
   ## Options
 
     * `--dir HOST[::GUEST][:ro|:rw]` - make the host directory `HOST`
@@ -39,6 +62,8 @@ defmodule Mix.Tasks.Wasmbeam.Run do
     * `--timeout MS` - stop the program after MS milliseconds
     * `--fuel N` - run with a fuel budget of N (uses a fuel-metering engine)
     * `--invoke NAME` - call this export instead of running `_start`
+    * `--verbose` (`-v`) - report where the module came from, and the
+      times, on standard error (see "Progress")
     * `-W PROPOSAL[=y|n][,...]` (or `--wasm`) - turn a WebAssembly
       proposal on or off, named as the Wasmtime CLI names them:
       `-W exceptions=n`, `-W threads`, `-W gc=n,function-references=n`;
@@ -52,7 +77,7 @@ defmodule Mix.Tasks.Wasmbeam.Run do
   """
   use Mix.Task
 
-  alias Wasmbeam.{Engine, Error, Instance, Module, Wasi}
+  alias Wasmbeam.{Engine, Error, Instance, Module, ModuleCache, Wasi}
 
   @switches [
     invoke: :string,
@@ -60,17 +85,23 @@ defmodule Mix.Tasks.Wasmbeam.Run do
     fuel: :integer,
     dir: :keep,
     env: :keep,
-    wasm: :keep
+    wasm: :keep,
+    verbose: :boolean
   ]
 
   @impl true
   def run(argv) do
     Mix.Wasmbeam.start_wasmbeam()
 
-    case OptionParser.parse(argv, strict: @switches, aliases: [W: :wasm]) do
-      {opts, [file | args], []} -> exit_with(execute(file, args, opts))
-      {_, _, [{bad, _} | _]} -> usage("unknown or invalid option #{bad}")
-      {_, [], _} -> usage("missing FILE")
+    case OptionParser.parse(argv, strict: @switches, aliases: [W: :wasm, v: :verbose]) do
+      {opts, [file | args], []} ->
+        exit_with(Mix.Wasmbeam.without_compile_logs(fn -> execute(file, args, opts) end))
+
+      {_, _, [{bad, _} | _]} ->
+        usage("unknown or invalid option #{bad}")
+
+      {_, [], _} ->
+        usage("missing FILE")
     end
   end
 
@@ -78,7 +109,8 @@ defmodule Mix.Tasks.Wasmbeam.Run do
     with {:ok, engine} <- engine(opts),
          {:ok, dirs} <- dirs(Keyword.get_values(opts, :dir)),
          {:ok, env} <- env(Keyword.get_values(opts, :env)),
-         {:ok, module} <- Wasmbeam.ModuleCache.compile_file(engine, file) do
+         {:ok, progress} <- progress(opts),
+         {:ok, module} <- load(engine, file, progress) do
       printer = start_printer()
       stdin = start_stdin_reader()
 
@@ -93,6 +125,7 @@ defmodule Mix.Tasks.Wasmbeam.Run do
       ]
 
       budget = Keyword.take(opts, [:timeout, :fuel])
+      started = System.monotonic_time(:millisecond)
 
       result =
         case opts[:invoke] do
@@ -100,10 +133,142 @@ defmodule Mix.Tasks.Wasmbeam.Run do
           name -> invoke(module, name, args, wasi, budget)
         end
 
-      wait_printed(printer)
+      stderr_at_line_start = wait_printed(printer)
+
+      if progress.verbose do
+        unless stderr_at_line_start, do: IO.write(:stderr, "\n")
+        report_run(file, opts[:invoke], result, started)
+      end
+
       result
     end
   end
+
+  defp report_run(file, invoke, result, started) do
+    took = Mix.Wasmbeam.format_ms(System.monotonic_time(:millisecond) - started)
+
+    case {invoke, result} do
+      {nil, {:ok, %{exit_code: code}}} ->
+        say("ran #{Path.basename(file)} in #{took} (exit status #{code})")
+
+      {name, {:results, _}} ->
+        say("called #{name} in #{took}")
+
+      {_, {:error, _}} ->
+        say("failed after #{took}")
+    end
+  end
+
+  # ---------------------------------------------------------------------
+  # Loading the module, and saying so: see "Progress" in the moduledoc.
+
+  @progress_after_ms 1000
+
+  defp progress(opts) do
+    case System.get_env("WASMBEAM_PROGRESS_AFTER_MS", "") do
+      "" ->
+        {:ok, %{verbose: opts[:verbose] == true, after_ms: @progress_after_ms}}
+
+      text ->
+        case Integer.parse(text) do
+          {ms, ""} when ms >= 0 ->
+            {:ok, %{verbose: opts[:verbose] == true, after_ms: ms}}
+
+          _ ->
+            bad_usage("WASMBEAM_PROGRESS_AFTER_MS must be a number of milliseconds, got #{text}")
+        end
+    end
+  end
+
+  defp load(engine, file, progress) do
+    with {:ok, bytes} <- Module.read_file(file) do
+      name = "#{Path.basename(file)} (#{Mix.Wasmbeam.format_size(byte_size(bytes))})"
+      reporter = start_reporter(name, progress)
+      started = System.monotonic_time(:millisecond)
+      result = ModuleCache.fetch(engine, bytes, notify_compile: reporter)
+      took = System.monotonic_time(:millisecond) - started
+
+      send(reporter, {:loaded, self(), result, took})
+
+      receive do
+        {:reported, ^reporter} -> :ok
+      end
+
+      case result do
+        {:ok, module, _source} -> {:ok, module}
+        {:error, _} = error -> error
+      end
+    end
+  end
+
+  # The reporter waits beside the load: the cache tells it when a compile
+  # begins, and it says so once the load has taken `after_ms`; the loading
+  # process tells it how the load ended, and waits for its last line, so
+  # that the program's output comes after it.
+  defp start_reporter(name, progress) do
+    state =
+      Map.merge(progress, %{
+        name: name,
+        started: System.monotonic_time(:millisecond),
+        compiling: false,
+        announced: false
+      })
+
+    spawn_link(fn -> report_loop(state) end)
+  end
+
+  defp report_loop(state) do
+    wait =
+      if state.compiling and not state.announced,
+        do: max(state.started + state.after_ms - System.monotonic_time(:millisecond), 0),
+        else: :infinity
+
+    receive do
+      {:wasmbeam_compiling, _entry} ->
+        state = %{state | compiling: true}
+        if state.verbose, do: report_loop(announce(state)), else: report_loop(state)
+
+      {:loaded, from, result, took} ->
+        report_loaded(state, result, took)
+        send(from, {:reported, self()})
+    after
+      wait -> report_loop(announce(state))
+    end
+  end
+
+  defp announce(state) do
+    say("compiling #{state.name}...")
+    %{state | announced: true}
+  end
+
+  defp report_loaded(state, {:ok, _module, source}, took) do
+    if state.verbose or state.announced or took >= state.after_ms do
+      # A compile that ended before the reporter got to say it began
+      # (a short wait, or the cache's notice arriving late) still reads
+      # in order.
+      if source == :miss and not state.announced, do: announce(state)
+      say(loaded_text(state.name, source, Mix.Wasmbeam.format_ms(took)))
+    end
+  end
+
+  # The error itself is printed by the task, as for any failure.
+  defp report_loaded(_state, {:error, _}, _took), do: :ok
+
+  defp loaded_text(name, :miss, took), do: "compiled #{name} in #{took} (cached for next time)"
+
+  defp loaded_text(name, :disk_hit, took),
+    do: "loaded #{name} from the module cache in #{took}"
+
+  defp loaded_text(name, :precompiled_hit, took),
+    do: "loaded #{name} from the precompiled artifacts in #{took}"
+
+  defp loaded_text(name, :memory_hit, took),
+    do: "#{name} was already loaded in this VM (#{took})"
+
+  defp loaded_text(name, :joined, took),
+    do: "#{name} was compiled by another process of this VM in #{took}"
+
+  defp say(line), do: IO.puts(:stderr, "wasmbeam: " <> line)
 
   defp invoke(module, name, args, wasi, budget) do
     wasi? =
@@ -122,29 +287,35 @@ defmodule Mix.Tasks.Wasmbeam.Run do
   # Output is printed by its own process, as it arrives, so that the
   # program's output appears while it runs.
   defp start_printer do
-    spawn_link(fn -> print_loop() end)
+    spawn_link(fn -> print_loop(true) end)
   end
 
-  defp print_loop do
+  # Keeps whether the program's stderr ends a line, so that the task's own
+  # last line (--verbose) starts on a line of its own.
+  defp print_loop(stderr_at_line_start) do
     receive do
       {:wasmbeam_output, _tag, :stdout, data} ->
         IO.binwrite(:stdio, data)
-        print_loop()
+        print_loop(stderr_at_line_start)
+
+      {:wasmbeam_output, _tag, :stderr, ""} ->
+        print_loop(stderr_at_line_start)
 
       {:wasmbeam_output, _tag, :stderr, data} ->
         IO.binwrite(:stderr, data)
-        print_loop()
+        print_loop(:binary.last(data) == ?\n)
 
       {:flush, from} ->
-        send(from, :printed)
+        send(from, {:printed, stderr_at_line_start})
     end
   end
 
+  # Returns whether the program's stderr ended a line.
   defp wait_printed(printer) do
     send(printer, {:flush, self()})
 
     receive do
-      :printed -> :ok
+      {:printed, stderr_at_line_start} -> stderr_at_line_start
     end
   end
 
@@ -342,7 +513,7 @@ defmodule Mix.Tasks.Wasmbeam.Run do
     IO.puts(
       :stderr,
       "#{message}\nusage: mix wasmbeam.run [--dir HOST[::GUEST][:ro]] [--env NAME=VALUE] " <>
-        "[--timeout MS] [--fuel N] [--invoke NAME] FILE [-- ARGS...]"
+        "[--timeout MS] [--fuel N] [--invoke NAME] [-W PROPOSAL] [-v] FILE [-- ARGS...]"
     )
 
     exit({:shutdown, 2})
