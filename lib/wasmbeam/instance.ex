@@ -164,10 +164,15 @@ defmodule Wasmbeam.Instance do
 
   defp initial_fuel(_store, options), do: {[], options}
 
-  defp store_for(nil, module, options), do: Store.new(module.engine, options)
-  defp store_for(%Store{} = store, _module, []), do: {:ok, store}
+  @doc false
+  # The store a new instance of `code` (a module or component) goes into:
+  # a new one with `options` as its limits, or the given one (no limits).
+  @spec store_for(Store.t() | nil | term(), %{engine: Wasmbeam.Engine.t()}, keyword()) ::
+          {:ok, Store.t()} | {:error, Error.t()}
+  def store_for(nil, code, options), do: Store.new(code.engine, options)
+  def store_for(%Store{} = store, _code, []), do: {:ok, store}
 
-  defp store_for(%Store{}, _module, options),
+  def store_for(%Store{}, _code, options),
     do:
       {:error,
        Error.new(
@@ -175,7 +180,7 @@ defmodule Wasmbeam.Instance do
          "store limits #{inspect(Keyword.keys(options))} apply only to a new store"
        )}
 
-  defp store_for(other, _, _),
+  def store_for(other, _, _),
     do:
       {:error, Error.new(:argument, "store must be a %Wasmbeam.Store{}, got: #{inspect(other)}")}
 

@@ -112,27 +112,12 @@ defmodule Wasmbeam.Component.Instance do
     {store_option, options} = Keyword.pop(options, :store)
     {store_options, call_options} = Keyword.split(options, Store.limit_keys())
 
-    with {:ok, store} <- store_for(store_option, component, store_options),
+    with {:ok, store} <- Wasmbeam.Instance.store_for(store_option, component, store_options),
          {:ok, native} <- CallOptions.to_native(call_options),
          {:ok, ref} <- Driver.run(store.ref, native, starter.(store)) do
       {:ok, %__MODULE__{ref: ref, store: store, component: component}}
     end
   end
-
-  defp store_for(nil, component, options), do: Store.new(component.engine, options)
-  defp store_for(%Store{} = store, _component, []), do: {:ok, store}
-
-  defp store_for(%Store{}, _component, options),
-    do:
-      {:error,
-       Error.new(
-         :argument,
-         "store limits #{inspect(Keyword.keys(options))} apply only to a new store"
-       )}
-
-  defp store_for(other, _, _),
-    do:
-      {:error, Error.new(:argument, "store must be a %Wasmbeam.Store{}, got: #{inspect(other)}")}
 
   @doc false
   # `[{interface | nil, name, handler}]` for the NIF, each handler checked

@@ -11,7 +11,7 @@ use crate::nif::component_values::{
 };
 use crate::nif::error::{bad_term, error, guarded, reply};
 use crate::nif::handle_arg::Handle;
-use crate::nif::module::{sealed, unsealed};
+use crate::nif::module::{binary_error, sealed, to_binary, unsealed};
 use crate::nif::step::{busy_or_wait, encode_begin, me};
 use crate::nif::store::CallOptions;
 use crate::resources::atoms;
@@ -35,46 +35,19 @@ use wasmbeam_runtime::driver::host_slot::{HostImport, ResultTypes};
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::Component;
 
-const WASM_MAGIC: &[u8] = b"\0asm";
-
 fn compile(
     env: Env,
     engine: &ResourceArc<EngineResource>,
     bytes: &[u8],
 ) -> WbResult<ComponentResource> {
-    let binary = if bytes.starts_with(WASM_MAGIC) {
-        std::borrow::Cow::Borrowed(bytes)
-    } else {
-        std::borrow::Cow::Owned(
-            wat::parse_bytes(bytes)
-                .map_err(|e| {
-                    WbError::new(
-                        Kind::Parse,
-                        format!("not a component binary, and not valid component WAT text: {e}"),
-                    )
-                })?
-                .into_owned(),
-        )
-    };
+    let binary = to_binary(bytes)?;
     if !wasmparser::Parser::is_component(&binary) {
         return Err(WbError::new(
             Kind::Argument,
             "this is a core module, not a component: compile it with Wasmbeam.Module",
         ));
     }
-    let component = Component::from_binary(engine.engine(), &binary).map_err(|e| {
-        let offset = e.chain().find_map(|cause| {
-            cause
-                .downcast_ref::<wasmparser::BinaryReaderError>()
-                .map(|e| e.offset())
-        });
-        let kind = if offset.is_some() {
-            Kind::Validation
-        } else {
-            Kind::Compile
-        };
-        WbError::new(kind, chain_message(&e)).with_offset(offset)
-    })?;
+    let component = Component::from_binary(engine.engine(), &binary).map_err(binary_error)?;
     name_atoms(env, engine, &component)?;
     Ok(ComponentResource {
         component,

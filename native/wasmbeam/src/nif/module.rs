@@ -15,8 +15,9 @@ use wasmtime::Module;
 
 const WASM_MAGIC: &[u8] = b"\0asm";
 
-/// Turns WAT text into a binary; binaries pass through untouched.
-fn to_binary(bytes: &[u8]) -> WbResult<std::borrow::Cow<'_, [u8]>> {
+/// Turns WAT text (of a module or a component) into a binary; binaries
+/// pass through untouched.
+pub fn to_binary(bytes: &[u8]) -> WbResult<std::borrow::Cow<'_, [u8]>> {
     if bytes.starts_with(WASM_MAGIC) {
         return Ok(std::borrow::Cow::Borrowed(bytes));
     }
@@ -27,7 +28,7 @@ fn to_binary(bytes: &[u8]) -> WbResult<std::borrow::Cow<'_, [u8]>> {
 }
 
 /// Wasmparser reports the byte offset of the first problem; keep it.
-fn binary_error(err: wasmtime::Error) -> WbError {
+pub fn binary_error(err: wasmtime::Error) -> WbError {
     let offset = err.chain().find_map(|cause| {
         cause
             .downcast_ref::<wasmparser::BinaryReaderError>()
