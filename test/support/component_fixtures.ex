@@ -17,7 +17,7 @@ defmodule Wasmbeam.ComponentFixtures do
   WASI imports, so no WASI adapter is involved: a component imports exactly
   what its WIT world says.
 
-  `bin/setup` installs the pinned tools into `.cache/tools/bin` (`wasm-tools`
+  `bin/setup --component-tools` (which `bin/test` runs) installs the pinned tools into `.cache/tools/bin` (`wasm-tools`
   and `wit-bindgen`, from crates.io) and clang with wasi-libc (from Debian).
   Tools found there are preferred over those on `PATH`.
 
@@ -214,13 +214,13 @@ defmodule Wasmbeam.ComponentFixtures do
   end
 
   defp missing_tool("clang") do
-    "clang is needed to build the component test fixtures: run bin/setup " <>
+    "clang is needed to build the component test fixtures: run bin/setup --component-tools " <>
       "(it installs Debian's clang, lld and wasi-libc)"
   end
 
   defp missing_tool(name) do
     "#{name} is needed to build the component test fixtures and was found neither in " <>
-      "#{Path.relative_to(@tools_dir, @root)} nor on PATH: run bin/setup " <>
+      "#{Path.relative_to(@tools_dir, @root)} nor on PATH: run bin/setup --component-tools " <>
       "(it installs the pinned wasm-tools and wit-bindgen into .cache/tools)"
   end
 
