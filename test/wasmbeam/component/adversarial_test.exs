@@ -513,10 +513,11 @@ defmodule Wasmbeam.Component.AdversarialTest do
           end
         })
 
-      caller = spawn(fn -> CI.call(i, "run", [1]) end)
+      {caller, ref} = spawn_monitor(fn -> CI.call(i, "run", [1]) end)
       assert_receive {:in_handler, ^caller}, 5_000
       Process.exit(caller, :kill)
-      Process.sleep(50)
+      assert_receive {:DOWN, ^ref, :process, ^caller, :killed}
+      # after_trap! waits (wait: true) for the reaper to hand the store back.
       after_trap!(ctx, i)
     end
   end
@@ -665,7 +666,6 @@ defmodule Wasmbeam.Component.AdversarialTest do
       real = counter!(i, 1)
       forged = %Wasmbeam.Component.Resource{ref: real.ref, store: make_ref()}
       assert {:error, %Error{}} = Wasmbeam.Component.Resource.drop(forged)
-      Process.sleep(50)
       assert {:ok, _} = CI.call(i, {@counters, "live-count"}, [], wait: true, timeout: 2_000)
       assert {:ok, 1} = CI.call(i, {@counters, "peek"}, [real], wait: true, timeout: 2_000)
     end
@@ -686,8 +686,8 @@ defmodule Wasmbeam.Component.AdversarialTest do
       i = CI.new!(ctx.resources, imports)
       c1 = counter!(i, 1)
       c2 = counter!(i, 2)
-      spawn(fn -> counter!(i, 3) end)
-      Process.sleep(50)
+      {maker, made} = spawn_monitor(fn -> counter!(i, 3) end)
+      assert_receive {:DOWN, ^made, :process, ^maker, :normal}, 2_000
 
       dropper = Task.async(fn -> Wasmbeam.Component.Resource.drop(c1) end)
       assert_receive {:dropping, 1, _}, 2_000
@@ -725,10 +725,10 @@ defmodule Wasmbeam.Component.AdversarialTest do
       i = CI.new!(ctx.resources, imports)
       c1 = counter!(i, 1)
       c2 = counter!(i, 2)
-      dropper = spawn(fn -> Wasmbeam.Component.Resource.drop(c1) end)
+      {dropper, ref} = spawn_monitor(fn -> Wasmbeam.Component.Resource.drop(c1) end)
       assert_receive {:dropping, 1, ^dropper}, 2_000
       Process.exit(dropper, :kill)
-      Process.sleep(50)
+      assert_receive {:DOWN, ^ref, :process, ^dropper, :killed}
 
       case CI.call(i, {@counters, "peek"}, [c2], wait: true, timeout: 2_000) do
         {:ok, 1} -> :ok
@@ -773,14 +773,16 @@ defmodule Wasmbeam.Component.AdversarialTest do
     test "a drop killed mid-way and handles collected while others call", ctx do
       i = CI.new!(ctx.resources, ctx.imports)
 
-      for n <- 1..200 do
-        spawn(fn -> counter!(i, n) end)
-      end
+      makers = for n <- 1..200, do: spawn_monitor(fn -> counter!(i, n) end)
 
       r = counter!(i, 1000)
-      pid = spawn(fn -> Wasmbeam.Component.Resource.drop(r) end)
-      Process.exit(pid, :kill)
-      Process.sleep(100)
+      dropper = spawn_monitor(fn -> Wasmbeam.Component.Resource.drop(r) end)
+      Process.exit(elem(dropper, 0), :kill)
+
+      for {pid, ref} <- [dropper | makers] do
+        assert_receive {:DOWN, ^ref, :process, ^pid, _}, 5_000
+      end
+
       :erlang.garbage_collect()
 
       assert {:ok, n} = CI.call(i, {@counters, "live-count"}, [], wait: true, timeout: 5_000)
@@ -865,8 +867,9 @@ defmodule Wasmbeam.Component.AdversarialTest do
         assert next in [:trap, :timeout]
       end
 
-      {pid, ref} = spawn_monitor(fn -> CI.call(CI.new!(c), "realloc-loops", ["abc"]) end)
-      Process.sleep(50)
+      looping = CI.new!(c)
+      {pid, ref} = spawn_monitor(fn -> CI.call(looping, "realloc-loops", ["abc"]) end)
+      Wasmbeam.Test.Wat.await_busy(looping.store)
       Process.exit(pid, :kill)
       assert_receive {:DOWN, ^ref, :process, ^pid, :killed}
       alive!()
@@ -985,9 +988,14 @@ defmodule Wasmbeam.Component.AdversarialTest do
       Process.flag(:trap_exit, true)
       r = Wasmbeam.Instance.start_link(module: c)
       assert match?({:error, _}, r)
-      p = Wasmbeam.Pool.start_link(module: c, size: 2)
-      assert match?({:error, _}, p) or match?({:ok, _}, p)
-      Process.sleep(200)
+
+      case Wasmbeam.Pool.start_link(module: c, size: 2) do
+        # A pool that started answers (its start-up is over) and still
+        # cannot hand out an instance.
+        {:ok, pool} -> assert {:error, %Error{}} = Wasmbeam.Pool.call(pool, "f", [])
+        {:error, _} -> :ok
+      end
+
       alive!()
     end
   end
