@@ -882,8 +882,6 @@ defmodule Wasmbeam.Pool do
   end
 
   defp returned(state, id, outcome) do
-    component? = is_struct(state.instances[id], Wasmbeam.Component.Instance)
-
     keep? =
       case {state.policy, outcome} do
         {_, :broken} ->
@@ -895,15 +893,15 @@ defmodule Wasmbeam.Pool do
         {:reset_after_trap, :interrupted} ->
           false
 
-        # The component model forbids entering a component instance that
-        # trapped: under any policy it is replaced.
-        {_, :interrupted} when component? ->
-          false
-
         # An interrupted call may have lost the store (a guest parked in
-        # host I/O cannot be stopped at its deadline).
+        # host I/O cannot be stopped at its deadline); a component that
+        # trapped may not be entered again (the component model), so it
+        # is replaced under any policy.
         {_, :interrupted} ->
-          Native.store_usable(state.instances[id].store.ref)
+          instance = state.instances[id]
+
+          not is_struct(instance, Wasmbeam.Component.Instance) and
+            Native.store_usable(instance.store.ref)
 
         _ ->
           true

@@ -6,9 +6,7 @@
 
 use crate::handle;
 use crate::nif::component_types::{func_wit, make_name_atoms};
-use crate::nif::component_values::{
-    decode_args, encode_result, term_heavier_than, DecodeCx, NORMAL_SCHEDULER_WEIGHT,
-};
+use crate::nif::component_values::{decode_args, encode_result, DecodeCx, NORMAL_SCHEDULER_WEIGHT};
 use crate::nif::error::{bad_term, error, guarded, reply};
 use crate::nif::handle_arg::Handle;
 use crate::nif::module::{binary_error, sealed, to_binary, unsealed};
@@ -470,12 +468,13 @@ fn call<'a>(
             store,
             moved: Vec::new(),
             host_answer: false,
+            budget: (!dirty).then_some(NORMAL_SCHEDULER_WEIGHT),
+            too_heavy: false,
         };
-        if !dirty && term_heavier_than(arguments, NORMAL_SCHEDULER_WEIGHT) {
-            return atoms::dirty().encode(env);
-        }
         let params = match decode_args(arguments, &types.params, &mut cx) {
             Ok(params) => params,
+            // Too large for this scheduler: the caller decodes on a dirty one.
+            Err(_) if cx.too_heavy => return atoms::dirty().encode(env),
             Err(e) => return error(env, &e),
         };
         let moved = cx.moved;

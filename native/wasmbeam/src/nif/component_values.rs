@@ -93,6 +93,34 @@ pub struct DecodeCx<'s> {
     /// is the state of a new resource the host defines (see
     /// `component_host_call`).
     pub host_answer: bool,
+    /// How many more terms this decode may take (a binary counts one per
+    /// KiB), `None` for no bound; `too_heavy` says the bound stopped it.
+    pub budget: Option<usize>,
+    pub too_heavy: bool,
+}
+
+impl DecodeCx<'_> {
+    /// Takes `n` from the budget; false (and `too_heavy`) when it is spent.
+    fn charge(&mut self, n: usize) -> bool {
+        match self.budget.as_mut() {
+            None => true,
+            Some(left) if *left >= n => {
+                *left -= n;
+                true
+            }
+            Some(_) => {
+                self.too_heavy = true;
+                false
+            }
+        }
+    }
+}
+
+fn too_heavy() -> WbError {
+    WbError::new(
+        Kind::Limit,
+        "the arguments are too large to decode on a normal scheduler",
+    )
 }
 
 fn type_error(path: &Path, ty: &Type, term: Term) -> WbError {
@@ -142,6 +170,9 @@ fn atom_of(term: Term) -> Option<Atom> {
 
 /// Decodes `term` as a value of `ty`.
 pub fn decode(term: Term, ty: &Type, path: &mut Path, cx: &mut DecodeCx) -> WbResult<Val> {
+    if !cx.charge(1) {
+        return Err(too_heavy());
+    }
     let env = term.get_env();
     let bad = |path: &Path| type_error(path, ty, term);
     Ok(match ty {
@@ -163,6 +194,7 @@ pub fn decode(term: Term, ty: &Type, path: &mut Path, cx: &mut DecodeCx) -> WbRe
         )),
         Type::Char => Val::Char(decode_char(term).ok_or_else(|| bad(path))?),
         Type::String => match term.decode::<Binary>() {
+            Ok(bin) if term.is_binary() && !cx.charge(bin.len() / 1024) => return Err(too_heavy()),
             Ok(bin) if term.is_binary() => match std::str::from_utf8(bin.as_slice()) {
                 Ok(s) => Val::String(s.to_owned()),
                 Err(e) => {
@@ -182,6 +214,9 @@ pub fn decode(term: Term, ty: &Type, path: &mut Path, cx: &mut DecodeCx) -> WbRe
             let elem = list.ty();
             if matches!(elem, Type::U8) && term.is_binary() {
                 let bin: Binary = term.decode().map_err(|_| bad(path))?;
+                if !cx.charge(bin.len() / 1024) {
+                    return Err(too_heavy());
+                }
                 Val::List(bin.as_slice().iter().map(|b| Val::U8(*b)).collect())
             } else {
                 Val::List(decode_list(term, &elem, None, path, cx).map_err(|e| e.or(bad(path)))?)
@@ -417,63 +452,12 @@ fn tagged(term: Term) -> Option<(Atom, Option<Term>)> {
     Some((atom_of(items[0])?, Some(items[1])))
 }
 
-/// How many terms or values a normal scheduler converts in one NIF call:
+/// How many terms or values a normal scheduler converts in one NIF call
+/// (a binary counts one per KiB):
 /// about a millisecond's work. Larger arguments are decoded, and larger
 /// results encoded, on a dirty scheduler (a 3M-element list held a normal
 /// scheduler for up to a second).
 pub const NORMAL_SCHEDULER_WEIGHT: usize = 4096;
-
-/// Whether `term` has at least `cap` elements in all (lists, tuples, maps
-/// and their contents; a binary counts one per KiB), counting no further.
-pub fn term_heavier_than(term: Term, cap: usize) -> bool {
-    fn walk(term: Term, left: &mut usize) {
-        if *left == 0 {
-            return;
-        }
-        *left -= 1;
-        match term.get_type() {
-            TermType::List => {
-                let mut rest = term;
-                while let Ok((head, tail)) = rest.list_get_cell() {
-                    walk(head, left);
-                    if *left == 0 {
-                        return;
-                    }
-                    rest = tail;
-                }
-            }
-            TermType::Tuple => {
-                if let Ok(items) = get_tuple(term) {
-                    for item in items {
-                        walk(item, left);
-                        if *left == 0 {
-                            return;
-                        }
-                    }
-                }
-            }
-            TermType::Map => {
-                if let Some(iter) = rustler::types::map::MapIterator::new(term) {
-                    for (k, v) in iter {
-                        walk(k, left);
-                        walk(v, left);
-                        if *left == 0 {
-                            return;
-                        }
-                    }
-                }
-            }
-            TermType::Binary => {
-                let kib = term.decode::<Binary>().map_or(0, |b| b.len() / 1024);
-                *left = left.saturating_sub(kib);
-            }
-            _ => {}
-        }
-    }
-    let mut left = cap;
-    walk(term, &mut left);
-    left == 0
-}
 
 /// Whether `val` has at least `cap` values in all (a `list<u8>` counts one
 /// per KiB: it is one binary), counting no further.

@@ -129,6 +129,8 @@ fn decode_component_answer(
         store,
         moved: Vec::new(),
         host_answer: true,
+        budget: None,
+        too_heavy: false,
     };
     let mut path = Path::text("the result");
     let val = decode(value, ty, &mut path, &mut cx)?;

@@ -20,35 +20,34 @@ use wasmbeam_runtime::driver::values::{Arg, Args, Out, F32_CANONICAL_NAN, F64_CA
 use wasmtime::{HeapType, Val, ValType, V128};
 
 fn type_error(term: Term, ty: &ValType, position: usize) -> WbError {
+    let (ty, got) = described(term, ty);
     WbError::new(
         Kind::Type,
-        format!(
-            "argument {} must be {}, got: {}",
-            position + 1,
-            crate::nif::types::val_type_atom(ty)
-                .to_term(term.get_env())
-                .atom_to_string()
-                .unwrap_or_default(),
-            crate::nif::inspect::inspect(term)
-        ),
+        format!("argument {} must be {ty}, got: {got}", position + 1),
     )
 }
 
 /// An integer that does not fit: says so, and what fits.
 #[cold]
 fn range_error(term: Term, ty: &ValType, position: usize, range: &str) -> WbError {
+    let (ty, got) = described(term, ty);
     WbError::new(
         Kind::Type,
         format!(
-            "argument {} is out of range for {}: {} (it takes {range})",
-            position + 1,
-            crate::nif::types::val_type_atom(ty)
-                .to_term(term.get_env())
-                .atom_to_string()
-                .unwrap_or_default(),
-            crate::nif::inspect::inspect(term)
+            "argument {} is out of range for {ty}: {got} (it takes {range})",
+            position + 1
         ),
     )
+}
+
+/// The type's name and the term, as an argument error writes them.
+#[cold]
+fn described(term: Term, ty: &ValType) -> (String, String) {
+    let name = crate::nif::types::val_type_atom(ty)
+        .to_term(term.get_env())
+        .atom_to_string()
+        .unwrap_or_default();
+    (name, crate::nif::inspect::inspect(term))
 }
 
 fn decode_f64(term: Term) -> Option<f64> {
