@@ -27,6 +27,22 @@ defmodule Wasmbeam.ComponentFixturesTest do
       imports: ["wasmbeam:test/blobs@0.1.0"],
       exports: ["wasmbeam:test/blob-user@0.1.0"]
     },
+    "net_probe" => %{
+      imports: [
+        "wasi:sockets/network@0.2.12",
+        "wasi:sockets/instance-network@0.2.12",
+        "wasi:io/error@0.2.12",
+        "wasi:io/poll@0.2.12",
+        "wasi:io/streams@0.2.12",
+        "wasi:sockets/tcp@0.2.12",
+        "wasi:sockets/tcp-create-socket@0.2.12",
+        "wasi:sockets/ip-name-lookup@0.2.12"
+      ],
+      exports: [
+        "send: func(ip: tuple<u8, u8, u8, u8>, port: u16, message: string) -> result<string, string>",
+        "resolve: func(name: string) -> result<list<string>, string>"
+      ]
+    },
     "spin" => %{
       imports: ["tick: func(i: u32) -> u32"],
       exports: [

@@ -30,4 +30,15 @@ defmodule Wasmbeam.ExportName do
 
   def check(name),
     do: {:error, Error.new(:argument, "an export name must be a string, got: #{inspect(name)}")}
+
+  @doc false
+  # A name that may also be a component's `{interface, function}` (for
+  # instance processes and pools, which hold either kind of instance; the
+  # instance itself then checks that the form fits it).
+  @spec check_any(term()) :: :ok | {:error, Error.t()}
+  def check_any({interface, name}) when is_binary(interface) and is_binary(name) do
+    with :ok <- check(interface), do: check(name)
+  end
+
+  def check_any(name), do: check(name)
 end

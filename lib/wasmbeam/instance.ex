@@ -314,7 +314,7 @@ defmodule Wasmbeam.Instance do
 
   def call(server, name, args, options)
       when is_pid(server) or is_atom(server) or is_tuple(server) do
-    with :ok <- check_name(name) do
+    with :ok <- Wasmbeam.ExportName.check_any(name) do
       # Its `:trap` and `:timeout` events come from the instance process.
       if Telemetry.call_events?() do
         Telemetry.call_span(name, server, nil, fn ->

@@ -58,7 +58,10 @@ defmodule Wasmbeam.LinkedModule do
   ## Options
 
     * `:wasi` - `true` to take the module's WASI preview 1 imports that
-      `imports` does not name from Wasmtime's WASI (default `false`)
+      `imports` does not name from Wasmtime's WASI (default `false`); for a
+      component, its `wasi:` interfaces from WASI preview 2. Each instance
+      then gets its own WASI context from the `:wasi` option of
+      `Wasmbeam.Instance.new/3`.
   """
   @spec new(Module.t() | Wasmbeam.Component.t(), Imports.t() | map(), keyword()) ::
           {:ok, t()} | {:error, Error.t()}
@@ -75,12 +78,14 @@ defmodule Wasmbeam.LinkedModule do
   end
 
   # A component: its imports as for `Wasmbeam.Component.Instance.new/3`.
+  # With `wasi: true`, its `wasi:` imports come from WASI preview 2.
   def new(%Wasmbeam.Component{} = component, imports, options) when is_list(options) do
-    with :ok <- check_options(options, false),
-         :ok <- no_wasi(options),
+    wasi? = Keyword.get(options, :wasi, false)
+
+    with :ok <- check_options(options, wasi?),
          {:ok, bindings} <- Wasmbeam.Component.Instance.bindings(component, imports),
-         {:ok, ref} <- Native.component_link(component.ref, bindings) do
-      {:ok, %__MODULE__{ref: ref, module: component, wasi: false}}
+         {:ok, ref} <- Native.component_link(component.ref, bindings, wasi?) do
+      {:ok, %__MODULE__{ref: ref, module: component, wasi: wasi?}}
     end
   end
 
@@ -91,12 +96,6 @@ defmodule Wasmbeam.LinkedModule do
          :argument,
          "expected a %Wasmbeam.Module{} or %Wasmbeam.Component{}, got: #{inspect(other)}"
        )}
-
-  defp no_wasi(options) do
-    if Keyword.get(options, :wasi, false),
-      do: {:error, Error.new(:argument, "WASI for components (preview 2) is not supported yet")},
-      else: :ok
-  end
 
   @doc "Like `new/3`, but raises `Wasmbeam.Error`."
   @spec new!(Module.t(), Imports.t(), keyword()) :: t()

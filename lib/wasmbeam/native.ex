@@ -42,10 +42,12 @@ defmodule Wasmbeam.Native do
   def component_call(_instance, _store, _interface, _name, _args, _options), do: err()
   def component_call_dirty(_instance, _store, _interface, _name, _args, _options), do: err()
   def component_take_result(_store), do: err()
-  def component_link(_component, _imports), do: err()
+  def component_link(_component, _imports, _wasi), do: err()
   def component_linked_instantiate(_store, _linked, _options), do: err()
   def component_resource_drop(_resource, _store, _options), do: err()
   def component_host_states(_store), do: err()
+  def component_wave_call(_instance, _text), do: err()
+  def component_wave_format(_instance, _interface, _name, _value), do: err()
 
   def store_new(_engine, _options), do: err()
   def store_resume(_store), do: err()

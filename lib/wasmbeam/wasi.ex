@@ -1,13 +1,31 @@
 defmodule Wasmbeam.Wasi do
   @moduledoc """
-  Runs WASI programs (WASI preview 1 core modules), granting them exactly
-  what you list and nothing else.
+  Runs WASI programs, granting them exactly what you list and nothing
+  else: WASI preview 1 core modules, and WASI preview 2 components.
 
-  A WASI *command* (a program with `main`, exported as `_start`) runs to
-  completion with `run/2`, which returns its exit status and what it
-  wrote. A WASI *reactor* (a library exporting `_initialize`) is
-  instantiated with `Wasmbeam.Instance.new/3` and its `:wasi` option, then
-  called like any instance.
+  A WASI *command* (a program with `main`: a core module's `_start`, or a
+  component's `wasi:cli/run`) runs to completion with `run/2`, which
+  returns its exit status and what it wrote. A WASI *reactor* (a library
+  exporting `_initialize`, or a component that imports WASI) is
+  instantiated with `Wasmbeam.Instance.new/3` (or
+  `Wasmbeam.Component.Instance.new/3`) and its `:wasi` option, then called
+  like any instance.
+
+  ## Preview 2
+
+  A component's `wasi:` imports (any 0.2.x version) are served by
+  Wasmtime's WASI preview 2 from the same context and the same options
+  as preview 1: arguments, environment, preopened directories, stdin
+  pipes, captured or streamed output, deterministic clocks and
+  randomness behave alike, and a guest waiting on I/O holds no thread.
+  Preview 2 adds sockets, which stay closed unless the `:network` option
+  grants addresses (see `Wasmbeam.Wasi.Options`). A preview-1 program
+  made a component with Wasmtime's adapter (`wasm-tools component new
+  --adapt`) gives the same output through `run/2` as the original; its
+  exit status is 0 or 1, because the adapter reports any failure as 1
+  (`wasmtime run` does the same). Outgoing `wasi:http` is not offered.
+  A component that imports WASI but is given no `:wasi` options fails to
+  link, saying so.
 
   By default a program gets no arguments but its name, no environment,
   no directories, a closed stdin, captured stdout and stderr, the host's
@@ -56,10 +74,10 @@ defmodule Wasmbeam.Wasi do
       {:ok, %{exit_code: 42, stdout: "", stderr: ""}}
   """
 
-  alias Wasmbeam.{Engine, Error, Instance, LinkedModule, Module, Native, Store}
+  alias Wasmbeam.{Component, Engine, Error, Instance, LinkedModule, Module, Native, Store}
   alias Wasmbeam.Wasi.Options
 
-  @type source :: Module.t() | LinkedModule.t() | Path.t() | binary()
+  @type source :: Module.t() | Component.t() | LinkedModule.t() | Path.t() | binary()
   @type result :: %{
           exit_code: integer(),
           stdout: binary() | nil,
@@ -69,12 +87,14 @@ defmodule Wasmbeam.Wasi do
   @run_keys [:engine, :imports, :timeout, :fuel, :cache]
 
   @doc """
-  Runs a WASI command module's `_start` to completion.
+  Runs a WASI command to completion: a core module's `_start`, or a
+  component's `wasi:cli/run` `run` (whose `error` result is exit status 1).
 
-  `source` is a compiled `Wasmbeam.Module`, a `Wasmbeam.LinkedModule`
-  linked with `wasi: true` (the fastest way to run one program many
-  times), the path of a `.wasm` or `.wat` file, or the module's bytes
-  (wasm binary or WAT text).
+  `source` is a compiled `Wasmbeam.Module` or `Wasmbeam.Component`, a
+  `Wasmbeam.LinkedModule` linked with `wasi: true` (the fastest way to
+  run one program many times), the path of a `.wasm` or `.wat` file, or
+  the module's bytes (wasm binary or WAT text); components are told from
+  core modules by their bytes.
 
   A path is compiled through `Wasmbeam.ModuleCache` (the default cache),
   so only the first run of a program on a machine pays for compiling it
@@ -140,7 +160,7 @@ defmodule Wasmbeam.Wasi do
              store_options ++ Keyword.take(run_options, [:fuel]),
          {:ok, instance} <- Instance.new(module, imports, instance_options) do
       instance
-      |> Instance.call("_start", [], timeout: remaining(deadline))
+      |> start(module, remaining(deadline))
       |> finish(instance, wasi_options)
     end
   end
@@ -185,9 +205,10 @@ defmodule Wasmbeam.Wasi do
       iex> Wasmbeam.Wasi.output(instance)
       {:ok, %{stdout: "", stderr: ""}}
   """
-  @spec output(Instance.t() | Store.t()) ::
+  @spec output(Instance.t() | Component.Instance.t() | Store.t()) ::
           {:ok, %{stdout: binary(), stderr: binary()}} | {:error, Error.t()}
   def output(%Instance{store: store}), do: output(store)
+  def output(%Component.Instance{store: store}), do: output(store)
 
   def output(%Store{ref: ref}) do
     with {:ok, {stdout, stderr}} <- Native.store_wasi_output(ref) do
@@ -196,7 +217,10 @@ defmodule Wasmbeam.Wasi do
   end
 
   @doc "Like `output/1`, but raises `Wasmbeam.Error`."
-  @spec output!(Instance.t() | Store.t()) :: %{stdout: binary(), stderr: binary()}
+  @spec output!(Instance.t() | Component.Instance.t() | Store.t()) :: %{
+          stdout: binary(),
+          stderr: binary()
+        }
   def output!(instance_or_store), do: output(instance_or_store) |> Error.unwrap!()
 
   @doc false
@@ -227,6 +251,22 @@ defmodule Wasmbeam.Wasi do
     end
   end
 
+  # A core command's `_start`; a component command's `wasi:cli/run` `run`,
+  # whose `error` result is exit status 1 (as the Wasmtime CLI has it).
+  defp start(instance, code, timeout) do
+    case command_entry(code) do
+      {:core, name} ->
+        Instance.call(instance, name, [], timeout: timeout)
+
+      {:component, path} ->
+        case Instance.call(instance, path, [], timeout: timeout) do
+          {:ok, :ok} -> {:ok, []}
+          {:ok, :error} -> {:error, %{Error.new(:exit, "run returned an error") | exit_code: 1}}
+          other -> other
+        end
+    end
+  end
+
   defp finish({:ok, _}, instance, options), do: result(0, instance, options)
 
   defp finish({:error, %Error{kind: :exit, exit_code: code}}, instance, options),
@@ -253,12 +293,45 @@ defmodule Wasmbeam.Wasi do
     end
   end
 
-  defp check_command(%LinkedModule{module: module}), do: check_command(module)
+  defp check_command(code) do
+    case command_entry(code) do
+      {:error, _} = error -> error
+      {_kind, _entry} -> :ok
+    end
+  end
 
-  defp check_command(module) do
+  # Where a command starts: a core module's `_start`, or the `run`
+  # function of a component's `wasi:cli/run` export (any 0.2 version).
+  defp command_entry(%LinkedModule{module: module}), do: command_entry(module)
+
+  defp command_entry(%Component{} = component) do
+    component
+    |> Component.exports()
+    |> Enum.find_value(fn
+      {"wasi:cli/run@0.2" <> _ = interface, {:interface, items}} ->
+        if List.keymember?(items, "run", 0), do: {:component, {interface, "run"}}
+
+      _ ->
+        nil
+    end)
+    |> case do
+      nil ->
+        {:error,
+         Error.new(
+           :not_found,
+           "the component exports no wasi:cli/run, so it is not a WASI command " <>
+             "(a component is called through Wasmbeam.Component.Instance with wasi: options)"
+         )}
+
+      entry ->
+        entry
+    end
+  end
+
+  defp command_entry(module) do
     case List.keyfind(Module.exports(module), "_start", 0) do
       {"_start", {:func, [], []}} ->
-        :ok
+        {:core, "_start"}
 
       {"_start", type} ->
         {:error,
@@ -275,6 +348,7 @@ defmodule Wasmbeam.Wasi do
   end
 
   defp load(_engine, %Module{} = module, _cache), do: {:ok, module, "main.wasm"}
+  defp load(_engine, %Component{} = component, _cache), do: {:ok, component, "main.wasm"}
 
   defp load(_engine, %LinkedModule{wasi: true} = linked, _cache), do: {:ok, linked, "main.wasm"}
 
@@ -287,19 +361,20 @@ defmodule Wasmbeam.Wasi do
   end
 
   defp load(engine, <<0, "asm", _::binary>> = bytes, cache) do
-    with {:ok, module} <- Module.compile(engine, bytes, cache: cache == true),
-         do: {:ok, module, "main.wasm"}
+    with {:ok, code} <- compiler(bytes).compile(engine, bytes, cache: cache == true),
+         do: {:ok, code, "main.wasm"}
   end
 
   defp load(engine, source, cache) when is_binary(source) do
     if String.starts_with?(String.trim_leading(source), "(") do
-      with {:ok, module} <- Module.compile(engine, source, cache: cache == true),
-           do: {:ok, module, "main.wasm"}
+      with {:ok, code} <- compiler(source).compile(engine, source, cache: cache == true),
+           do: {:ok, code, "main.wasm"}
     else
       # A file goes through the module cache unless told otherwise: a
       # program run again is not compiled again.
-      with {:ok, module} <- Module.compile_file(engine, source, cache: cache != false),
-           do: {:ok, module, Path.basename(source)}
+      with {:ok, compiler} <- file_compiler(source),
+           {:ok, code} <- compiler.compile_file(engine, source, cache: cache != false),
+           do: {:ok, code, Path.basename(source)}
     end
   end
 
@@ -309,6 +384,22 @@ defmodule Wasmbeam.Wasi do
        :argument,
        "expected a Wasmbeam.Module, a file path or module bytes, got: #{inspect(other)}"
      )}
+  end
+
+  defp compiler(source), do: if(Component.component?(source), do: Component, else: Module)
+
+  # A file's first bytes tell a component from a core module (or WAT text).
+  defp file_compiler(path) do
+    case File.open(path, [:read, :binary], &IO.binread(&1, 4096)) do
+      {:ok, head} when is_binary(head) ->
+        {:ok, compiler(head)}
+
+      {:ok, _eof} ->
+        {:ok, Module}
+
+      {:error, reason} ->
+        {:error, Error.new(:argument, "cannot read #{path}: #{:file.format_error(reason)}")}
+    end
   end
 
   defp cache_option(cache) when cache in [:default, true, false], do: {:ok, cache}

@@ -182,6 +182,77 @@ wasmbeam: compiled #{name} \(1 KiB\) in \d+ ms \(cached for next time\)\n\z"
     end
   end
 
+  describe "components" do
+    setup do
+      component = WasiFixtures.component_path!("wasi_tool")
+      {:ok, _} = Wasmbeam.ModuleCache.compile_file(Wasmbeam.Engine.default(), component)
+      {:ok, component: component}
+    end
+
+    # The preview-1 program and the same program as a preview-2 command
+    # component, run the same way: the same output, stderr and status
+    # (but for statuses above 1, which the preview-1 adapter reports as 1).
+    test "a WASI preview-2 command runs exactly like its preview-1 original", ctx do
+      dir = Wasmbeam.Test.Tmp.path("wasmbeam-run-p2")
+      File.mkdir_p!(dir)
+      File.write!(Path.join(dir, "in.txt"), "from a file")
+      on_exit(fn -> File.rm_rf!(dir) end)
+
+      cases = [
+        {["--", "args", "a b", "ü"], ""},
+        {["--env", "A=1", "--", "env"], ""},
+        {["--", "echo"], "line one\nline two\n"},
+        {["--", "stderr", "to stderr"], ""},
+        {["--", "exit", "0"], ""},
+        {["--", "exit", "1"], ""},
+        {["--dir", "#{dir}::/d:ro", "--", "cat", "/d/in.txt"], ""},
+        {["--dir", "#{dir}::/d:ro", "--", "rm", "/d/in.txt"], ""},
+        {["--", "cat", "/etc/passwd"], ""},
+        {["--", "bytes"], ""}
+      ]
+
+      for {argv, input} <- cases do
+        {options, ["--" | args]} = Enum.split_while(argv, &(&1 != "--"))
+        {status, stdout, stderr} = run(options ++ [ctx.tool, "--" | args], input)
+        stdout = String.replace(stdout, "wasi_tool.wasm", "wasi_tool.component.wasm")
+
+        assert {^status, ^stdout, ^stderr} = run(options ++ [ctx.component, "--" | args], input),
+               inspect(argv)
+      end
+
+      assert File.read!(Path.join(dir, "in.txt")) == "from a file"
+      assert {1, "", ""} = run([ctx.component, "--", "exit", "9"])
+      assert {1, "", stderr} = run(["--timeout", "50", ctx.component, "--", "spin"])
+      assert stderr =~ "(timeout)"
+    end
+
+    test "--invoke reads the call in WAVE and prints the result in WAVE" do
+      path = Wasmbeam.Test.Tmp.path("wasmbeam-run-component", ".wat")
+
+      File.write!(path, ~S[(component
+        (core module $m
+          (func (export "add") (param i32 i32) (result i32)
+            (i32.add (local.get 0) (local.get 1)))
+          (func (export "nothing")))
+        (core instance $i (instantiate $m))
+        (func (export "add") (param "a" u32) (param "b" u32) (result u32)
+          (canon lift (core func $i "add")))
+        (func (export "nothing") (canon lift (core func $i "nothing"))))])
+
+      on_exit(fn -> File.rm(path) end)
+
+      assert {0, "5\n", ""} = run(["--invoke", "add(2, 3)", path])
+      assert {0, "", ""} = run(["--invoke", "nothing()", path])
+      assert {0, "", ""} = run(["--invoke", "nothing", path])
+      assert {1, "", stderr} = run(["--invoke", "add(2, -3)", path])
+      assert stderr =~ "(type)"
+      assert {1, "", stderr} = run(["--invoke", "add(2", path])
+      assert stderr =~ "WAVE"
+      assert {1, "", stderr} = run(["--invoke", "sub(2, 3)", path])
+      assert stderr =~ "(not_found)"
+    end
+  end
+
   test "bad usage exits with 2; a missing file with 1", ctx do
     assert {2, "", "unknown or invalid option --bogus" <> _} = run(["--bogus", ctx.tool])
     assert {2, "", "missing FILE" <> _} = run([])

@@ -14,8 +14,10 @@ defmodule Wasmbeam.ComponentFixtures do
       wasm-tools validate       check the result
 
   The guests use wasi-libc only for `malloc`, `free` and `memcpy` and have no
-  WASI imports, so no WASI adapter is involved: a component imports exactly
-  what its WIT world says.
+  WASI preview-1 imports, so no WASI adapter is involved: a component imports
+  exactly what its WIT world says. A world that imports WASI preview-2
+  interfaces (`net_probe`) is resolved against the WASI WIT of the
+  wasmtime-wasi crate the NIF is built with, read from cargo's registry.
 
   `bin/setup --component-tools` (which `bin/test` runs) installs the pinned tools into `.cache/tools/bin` (`wasm-tools`
   and `wit-bindgen`, from crates.io) and clang with wasi-libc (from Debian).
@@ -76,6 +78,61 @@ defmodule Wasmbeam.ComponentFixtures do
         target
       end)
     end
+  end
+
+  @doc """
+  Imports for the `types` fixture: host functions that answer what they
+  were given, each reporting it to `test_pid` as
+  `{:host_saw, name, value}`.
+  """
+  @spec types_imports(pid()) :: map()
+  def types_imports(test_pid) do
+    names = [
+      "echo-bool",
+      "echo-s8",
+      "echo-u8",
+      "echo-s16",
+      "echo-u16",
+      "echo-s32",
+      "echo-u32",
+      "echo-s64",
+      "echo-u64",
+      "echo-f32",
+      "echo-f64",
+      "echo-char",
+      "echo-string",
+      "echo-bytes",
+      "echo-strings",
+      "echo-nested-list",
+      "echo-tuple",
+      "echo-point",
+      "echo-segment",
+      "echo-color",
+      "echo-shape",
+      "echo-permissions",
+      "echo-wide-flags",
+      "echo-option",
+      "echo-nested-option",
+      "echo-result",
+      "echo-result-err-only",
+      "echo-result-ok-only",
+      "echo-result-empty"
+    ]
+
+    host =
+      Map.new(names, fn name ->
+        {name,
+         fn _caller, x ->
+           send(test_pid, {:host_saw, name, x})
+           x
+         end}
+      end)
+      |> Map.put("echo-many", fn _caller, a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p ->
+        inspect([a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p])
+      end)
+      |> Map.put("nothing", fn _caller -> :ok end)
+
+    %{"wasmbeam:test/host@0.1.0" => host, "greeting" => fn _caller -> "Hello" end}
   end
 
   @doc "The WIT text of fixture `name` (its world and interfaces)."
@@ -142,7 +199,8 @@ defmodule Wasmbeam.ComponentFixtures do
 
     # MD5 (in erts) rather than :crypto, which Mix 1.15+ leaves off the code
     # path of a project that does not declare it; this is no security check.
-    :erlang.md5([tools, Enum.join(@cflags, " "), 0, files]) |> Base.encode16(case: :lower)
+    :erlang.md5([tools, Enum.join(@cflags, " "), 0, files, wasi_wit_fingerprint(sources)])
+    |> Base.encode16(case: :lower)
   end
 
   defp fresh?(target, stamp, fingerprint) do
@@ -164,7 +222,7 @@ defmodule Wasmbeam.ComponentFixtures do
       wit_bindgen = tool!("wit-bindgen")
       wasm_tools = tool!("wasm-tools")
 
-      run!(wit_bindgen, ["c", "--out-dir", gen, wit], "wit-bindgen")
+      run!(wit_bindgen, ["c", "--out-dir", gen, wit_package!(wit, work)], "wit-bindgen")
       generated = gen |> File.ls!() |> Enum.filter(&(Path.extname(&1) in [".c", ".o"]))
       c_sources = Enum.filter(sources, &(Path.extname(&1) == ".c"))
 
@@ -189,13 +247,69 @@ defmodule Wasmbeam.ComponentFixtures do
     end
   end
 
-  # With no WASI imports, `component new` needs no adapter; a libc function
-  # that needs WASI (printf, ...) would bring some in: say which.
+  # A world that imports WASI preview-2 interfaces (`import wasi:...`) is
+  # resolved with the WASI WIT of the wasmtime-wasi crate the NIF is built
+  # with, from cargo's registry (where building the NIF put it): the fixture
+  # and the host then agree on every WASI type. Other worlds are used as
+  # they are.
+  defp wit_package!(wit, work) do
+    if File.read!(wit) =~ ~r/^\s*import wasi:/m do
+      dir = Path.join(work, "wit")
+      File.mkdir_p!(dir)
+      File.cp!(wit, Path.join(dir, Path.basename(wit)))
+      File.cp_r!(wasi_wit_deps!(), Path.join(dir, "deps"))
+      dir
+    else
+      wit
+    end
+  end
+
+  defp wasi_wit_deps! do
+    version = locked_version!("wasmtime-wasi")
+    cargo_home = System.get_env("CARGO_HOME") || Path.expand("~/.cargo")
+    pattern = Path.join([cargo_home, "registry/src/*/wasmtime-wasi-#{version}/src/p2/wit/deps"])
+
+    case Path.wildcard(pattern) do
+      [dir | _] ->
+        dir
+
+      [] ->
+        raise "the WASI WIT of wasmtime-wasi #{version} is not in cargo's registry " <>
+                "(#{pattern}): build the NIF first (mix compile), which downloads it"
+    end
+  end
+
+  defp locked_version!(crate) do
+    lock = File.read!(Path.join(@root, "Cargo.lock"))
+
+    case Regex.run(~r/name = "#{Regex.escape(crate)}"\nversion = "([^"]+)"/, lock) do
+      [_, version] -> version
+      nil -> raise "#{crate} is not in Cargo.lock"
+    end
+  end
+
+  # The WASI WIT a fixture is built against, for its fingerprint.
+  defp wasi_wit_fingerprint(sources) do
+    wit = Enum.find(sources, &(Path.extname(&1) == ".wit"))
+
+    if wit && File.read!(wit) =~ ~r/^\s*import wasi:/m do
+      dir = wasi_wit_deps!()
+
+      for file <- dir |> File.ls!() |> Enum.sort(),
+          do: [file, 0, File.read!(Path.join(dir, file))]
+    else
+      []
+    end
+  end
+
+  # With no WASI preview-1 imports, `component new` needs no adapter; a libc
+  # function that needs WASI (printf, ...) would bring some in: say which.
+  # (Preview-2 interfaces that the world imports are the component's own.)
   defp check_no_wasi_imports!(name, wasm_tools, core) do
     imports =
       run!(wasm_tools, ["print", core], "wasm-tools")
       |> String.split("\n")
-      |> Enum.filter(&(&1 =~ ~r/^\s*\(import "wasi/))
+      |> Enum.filter(&(&1 =~ ~r/^\s*\(import "wasi_(snapshot_preview1|unstable)"/))
 
     if imports != [] do
       raise "component fixture #{name}: the core module imports WASI, which these " <>

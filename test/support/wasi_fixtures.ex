@@ -38,6 +38,46 @@ defmodule Wasmbeam.Test.WasiFixtures do
     target
   end
 
+  @doc """
+  The path of fixture `name` as a WASI preview-2 command component: the
+  preview-1 program made into a component with Wasmtime's preview-1
+  adapter (`wasm-tools component new --adapt`; `bin/setup
+  --component-tools` fetches the adapter).
+  """
+  @spec component_path!(String.t()) :: Path.t()
+  def component_path!(name) do
+    core = path!(name)
+    adapter = adapter!()
+    target = Path.rootname(core) <> ".component.wasm"
+
+    unless fresh?(target, core) and fresh?(target, adapter) do
+      tmp = target <> ".#{System.unique_integer([:positive])}"
+
+      Wasmbeam.ComponentFixtures.wasm_tools!([
+        "component",
+        "new",
+        core,
+        "--adapt",
+        "wasi_snapshot_preview1=" <> adapter,
+        "-o",
+        tmp
+      ])
+
+      File.rename!(tmp, target)
+    end
+
+    target
+  end
+
+  defp adapter! do
+    path = Path.expand("../../.cache/tools/wasi_snapshot_preview1.command.wasm", __DIR__)
+
+    File.regular?(path) ||
+      raise "Wasmtime's WASI preview-1 adapter is missing: run bin/setup --component-tools"
+
+    path
+  end
+
   defp fresh?(target, source) do
     case {File.stat(target, time: :posix), File.stat!(source, time: :posix)} do
       {{:ok, %{mtime: built}}, %{mtime: changed}} -> built >= changed

@@ -123,6 +123,10 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
       Mix.shell().info("==> Building the #{@crate} NIF with cargo (#{profile()})")
 
       args = Platform.cargo_args(platform, @crate, profile())
+      # The library is dated when the build began, not when it ended: a
+      # source edited while cargo ran (after cargo read it) is then newer
+      # than the library, and the next compile builds again.
+      started = System.os_time(:second) - 1
 
       case System.cmd(cargo, args,
              cd: root,
@@ -130,7 +134,7 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
              stderr_to_stdout: true
            ) do
         {_, 0} ->
-          install(root, platform, installed)
+          install(root, platform, installed, started)
 
         {_, status} ->
           error("cargo build failed with exit status #{status}; its errors are above")
@@ -138,7 +142,7 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
     end
   end
 
-  defp install(root, platform, installed) do
+  defp install(root, platform, installed, started) do
     target_dir = System.get_env("CARGO_TARGET_DIR") || Path.join(root, "target")
     built = Path.join([target_dir, profile(), platform.built])
     File.mkdir_p!(Path.dirname(installed))
@@ -146,6 +150,7 @@ defmodule Mix.Tasks.Compile.WasmbeamNative do
     # mapping, and no reader ever sees a half-written file.
     tmp = installed <> ".tmp#{System.pid()}-#{System.unique_integer([:positive])}"
     File.cp!(built, tmp)
+    File.touch!(tmp, started)
     File.rename!(tmp, installed)
     File.write!(installed <> ".profile", profile())
     link_priv()

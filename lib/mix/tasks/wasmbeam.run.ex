@@ -7,7 +7,10 @@ defmodule Mix.Tasks.Wasmbeam.Run do
       mix wasmbeam.run --dir data::/data --env LANG=C tool.wasm -- --input /data/in.txt
       mix wasmbeam.run --invoke fib examples/fib.wat 30
 
-  Without `--invoke`, the module is run as a WASI command (its `_start`):
+  The file is a core module or a component. Without `--invoke`, it is
+  run as a WASI command: a core module's `_start`, or a component's
+  `wasi:cli/run` (a WASI preview-2 command, such as one made with
+  `wasm-tools component new --adapt` or a `wasm32-wasip2` toolchain):
   its stdout and stderr appear as it writes them, the BEAM's stdin is its
   stdin, and the task exits with the program's exit status. Like every
   WASI program Wasmbeam runs, it sees only what the options grant: its
@@ -17,6 +20,13 @@ defmodule Mix.Tasks.Wasmbeam.Run do
   after the file, parsed by its parameter types (integers, floats, `inf`,
   `-inf`, `nan`), and its results are printed one per line. A module that
   imports WASI gets the same WASI context as a command.
+
+  For a component, `--invoke` takes the call written in WAVE, as
+  `wasmtime run --invoke` does, and prints the result in WAVE; the
+  arguments after the file are then the component's WASI arguments:
+
+      mix wasmbeam.run --invoke 'add(1, 2)' adder.wasm
+      mix wasmbeam.run --invoke 'my:pkg/shapes#area({width: 2.0, height: 3.0})' shapes.wasm
 
   Arguments for the program that look like options go after `--`.
 
@@ -61,7 +71,8 @@ defmodule Mix.Tasks.Wasmbeam.Run do
       passes the variable from the host; may be repeated
     * `--timeout MS` - stop the program after MS milliseconds
     * `--fuel N` - run with a fuel budget of N (uses a fuel-metering engine)
-    * `--invoke NAME` - call this export instead of running `_start`
+    * `--invoke NAME` - call this export instead of running the command
+      (for a component: the call in WAVE, `--invoke 'name(arg, ...)'`)
     * `--verbose` (`-v`) - report where the module came from, and the
       times, on standard error (see "Progress")
     * `-W PROPOSAL[=y|n][,...]` (or `--wasm`) - turn a WebAssembly
@@ -77,7 +88,7 @@ defmodule Mix.Tasks.Wasmbeam.Run do
   """
   use Mix.Task
 
-  alias Wasmbeam.{Engine, Error, Instance, Module, ModuleCache, Wasi}
+  alias Wasmbeam.{Component, Engine, Error, Instance, Module, ModuleCache, Wasi}
 
   @switches [
     invoke: :string,
@@ -151,7 +162,7 @@ defmodule Mix.Tasks.Wasmbeam.Run do
       {nil, {:ok, %{exit_code: code}}} ->
         say("ran #{Path.basename(file)} in #{took} (exit status #{code})")
 
-      {name, {:results, _}} ->
+      {name, {kind, _}} when kind in [:results, :wave] ->
         say("called #{name} in #{took}")
 
       {_, {:error, _}} ->
@@ -269,6 +280,23 @@ defmodule Mix.Tasks.Wasmbeam.Run do
     do: "#{name} was compiled by another process of this VM in #{took}"
 
   defp say(line), do: IO.puts(:stderr, "wasmbeam: " <> line)
+
+  # A component: `--invoke` is a call written in WAVE, as the Wasmtime CLI
+  # takes it (`--invoke 'add(1, 2)'`), and the arguments after the file
+  # are the program's (WASI) arguments; the result is printed in WAVE.
+  defp invoke(%Component{} = component, call, args, wasi, budget) do
+    wasi? =
+      Enum.any?(Component.imports(component), fn {name, _} ->
+        String.starts_with?(name, "wasi:")
+      end)
+
+    instance_options = if wasi?, do: [wasi: [args: args] ++ wasi] ++ budget, else: budget
+
+    with {:ok, instance} <- Component.Instance.new(component, %{}, instance_options),
+         {:ok, text} <- Component.Wave.call(instance, call, Keyword.take(budget, [:timeout])) do
+      {:wave, if(text, do: [text], else: [])}
+    end
+  end
 
   defp invoke(module, name, args, wasi, budget) do
     wasi? =
@@ -499,6 +527,8 @@ defmodule Mix.Tasks.Wasmbeam.Run do
   defp exit_with({:results, results}) do
     Enum.each(results, &IO.puts(format(&1)))
   end
+
+  defp exit_with({:wave, lines}), do: Enum.each(lines, &IO.puts/1)
 
   defp exit_with({:usage, message}), do: usage(message)
 

@@ -73,8 +73,11 @@ defmodule Wasmbeam.Component.Instance do
 
   Options: `store:` (an existing `Wasmbeam.Store` of the component's
   engine) or the limits of a new one (`memory_size:`, `table_elements:`,
-  `instances:`, `tables:`, `memories:`, `fuel:`), and the call options of
-  `Wasmbeam.Instance.call/4` for the instantiation itself.
+  `instances:`, `tables:`, `memories:`, `fuel:`), `wasi:` (the options of
+  `Wasmbeam.Wasi.Options`: the component's `wasi:` imports are then
+  served by WASI preview 2, granting exactly what they list; see
+  `Wasmbeam.Wasi`), and the call options of `Wasmbeam.Instance.call/4`
+  for the instantiation itself.
   """
   @spec new(Component.t(), map(), keyword()) :: {:ok, t()} | {:error, Error.t()}
   def new(component, imports \\ %{}, options \\ [])
@@ -110,9 +113,11 @@ defmodule Wasmbeam.Component.Instance do
 
   defp instantiate(component, options, starter) do
     {store_option, options} = Keyword.pop(options, :store)
+    {wasi_options, options} = Keyword.pop(options, :wasi)
     {store_options, call_options} = Keyword.split(options, Store.limit_keys())
 
     with {:ok, store} <- Wasmbeam.Instance.store_for(store_option, component, store_options),
+         :ok <- Wasmbeam.Wasi.attach(store, wasi_options),
          {:ok, native} <- CallOptions.to_native(call_options),
          {:ok, ref} <- Driver.run(store.ref, native, starter.(store)) do
       {:ok, %__MODULE__{ref: ref, store: store, component: component}}

@@ -153,12 +153,13 @@ defmodule Wasmbeam.Instance.Server do
       iex> Wasmbeam.Instance.Server.await(request)
       {:ok, [3]}
   """
-  @spec async_call(server(), String.t(), [Wasmbeam.Types.value()], CallOptions.t()) ::
+  @spec async_call(server(), Wasmbeam.Component.Instance.export_name(), [term()], CallOptions.t()) ::
           {:ok, request()} | {:error, Error.t()}
   def async_call(server, name, args, options \\ [])
 
-  def async_call(server, name, args, options) when is_binary(name) and is_list(args) do
-    with :ok <- ExportName.check(name),
+  def async_call(server, name, args, options)
+      when (is_binary(name) or is_tuple(name)) and is_list(args) do
+    with :ok <- ExportName.check_any(name),
          {:ok, native} <- CallOptions.to_native(options),
          {:ok, pid} <- whereis(server),
          :ok <- not_self(pid) do
@@ -382,7 +383,7 @@ defmodule Wasmbeam.Instance.Server do
 
   @doc false
   # Used by `Wasmbeam.Instance.call/4`.
-  @spec call(server(), String.t(), [Wasmbeam.Types.value()], CallOptions.t()) ::
+  @spec call(server(), Wasmbeam.Component.Instance.export_name(), [term()], CallOptions.t()) ::
           {:ok, [Wasmbeam.Types.value()]} | {:error, Error.t()}
   def call(server, name, args, options) do
     with {:ok, request} <- async_call(server, name, args, options), do: await(request)
@@ -575,7 +576,7 @@ defmodule Wasmbeam.Instance.Server do
         {:error, Error.new(:argument, "malformed call options: #{inspect(native)}")}
 
       true ->
-        ExportName.check(name)
+        ExportName.check_any(name)
     end
   end
 

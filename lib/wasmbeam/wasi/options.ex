@@ -38,8 +38,32 @@ defmodule Wasmbeam.Wasi.Options do
       generator seeded with it, the same on every run (default: the
       host's secure generator)
 
-  There is no network access: WASI preview 1 has no way to open sockets,
-  and no socket is ever handed to the guest.
+    * `:network` - sockets a WASI preview-2 guest (a component) may use,
+      default none: a list of grants `{use, address, ports}` where `use`
+      is `:connect` (open TCP connections to the address), `:listen` (bind
+      and listen on that local address; accept from any peer) or `:udp`
+      (send to and receive from the address); `address` is an IP address
+      or network in CIDR form, as a string (`"127.0.0.1"`, `"10.0.0.0/8"`,
+      `"::1"`) or a tuple (`{127, 0, 0, 1}`); `ports` is a port, a range
+      (`8000..8080`) or `:any`. Anything not granted is refused to the
+      guest with WASI's `access-denied` error. Host names are not
+      addresses: grant the addresses they resolve to.
+    * `:ip_name_lookup` - `true` lets a preview-2 guest resolve host names
+      (`wasi:sockets/ip-name-lookup`, through the host's resolver); default
+      `false`. Resolving grants nothing to connect to.
+
+  WASI preview 1 (core modules) has no way to open sockets, so the
+  network options only matter for components (WASI preview 2), where no
+  socket is opened but what `:network` grants.
+
+  ## Examples
+
+      iex> {:ok, {native, _stdin, _stdout, _stderr}} =
+      ...>   Wasmbeam.Wasi.Options.to_native(network: [{:connect, "127.0.0.1", 8080}])
+      iex> native.network
+      [{"connect", [127, 0, 0, 1], 32, 8080, 8080}]
+      iex> {:error, %Wasmbeam.Error{kind: :argument}} =
+      ...>   Wasmbeam.Wasi.Options.to_native(network: [{:connect, "example.com", 80}])
   """
 
   alias Wasmbeam.Error
@@ -61,8 +85,14 @@ defmodule Wasmbeam.Wasi.Options do
           stdout: stdio(),
           stderr: stdio(),
           deterministic: boolean(),
-          random_seed: non_neg_integer()
+          random_seed: non_neg_integer(),
+          network: [network_grant()],
+          ip_name_lookup: boolean()
         ]
+
+  @type network_grant ::
+          {:connect | :listen | :udp, String.t() | :inet.ip_address(),
+           :inet.port_number() | Range.t() | :any}
 
   @keys [
     :args,
@@ -74,7 +104,9 @@ defmodule Wasmbeam.Wasi.Options do
     :stdout,
     :stderr,
     :deterministic,
-    :random_seed
+    :random_seed,
+    :network,
+    :ip_name_lookup
   ]
 
   @default_capture_limit 64 * 1024 * 1024
@@ -93,13 +125,17 @@ defmodule Wasmbeam.Wasi.Options do
          {:ok, stdout} <- sink(Keyword.get(options, :stdout, :capture), :stdout),
          {:ok, stderr} <- sink(Keyword.get(options, :stderr, :capture), :stderr),
          {:ok, deterministic} <- boolean(options, :deterministic),
-         {:ok, seed} <- seed(Keyword.get(options, :random_seed)) do
+         {:ok, seed} <- seed(Keyword.get(options, :random_seed)),
+         {:ok, network} <- network(Keyword.get(options, :network, [])),
+         {:ok, ip_name_lookup} <- boolean(options, :ip_name_lookup) do
       native = %{
         args: args,
         env: env,
         preopens: preopens,
         deterministic: deterministic,
-        random_seed: seed
+        random_seed: seed,
+        network: network,
+        ip_name_lookup: ip_name_lookup
       }
 
       {:ok, {native, stdin, stdout, stderr}}
@@ -260,6 +296,83 @@ defmodule Wasmbeam.Wasi.Options do
 
   defp seed(other),
     do: invalid(":random_seed must be an integer from 0 to 2^64-1, got: #{inspect(other)}")
+
+  defp network(grants) when is_list(grants) do
+    Enum.reduce_while(grants, {:ok, []}, fn grant, {:ok, acc} ->
+      case network_grant(grant) do
+        {:ok, native} -> {:cont, {:ok, [native | acc]}}
+        error -> {:halt, error}
+      end
+    end)
+    |> case do
+      {:ok, natives} -> {:ok, Enum.reverse(natives)}
+      error -> error
+    end
+  end
+
+  defp network(other), do: invalid(":network must be a list of grants, got: #{inspect(other)}")
+
+  defp network_grant({use, address, ports} = grant) when use in [:connect, :listen, :udp] do
+    with {:ok, ip, prefix} <- network_address(address),
+         {:ok, first, last} <- ports(ports) do
+      {:ok, {Atom.to_string(use), ip, prefix, first, last}}
+    else
+      {:error, why} ->
+        invalid("invalid network grant #{inspect(grant)}: #{why}")
+    end
+  end
+
+  defp network_grant(other) do
+    invalid(
+      "a network grant is {:connect | :listen | :udp, address, ports}, got: #{inspect(other)}"
+    )
+  end
+
+  defp network_address(address) when is_tuple(address) do
+    case :inet.ntoa(address) do
+      {:error, _} -> {:error, "#{inspect(address)} is not an IP address"}
+      _text -> {:ok, ip_bytes(address), if(tuple_size(address) == 4, do: 32, else: 128)}
+    end
+  end
+
+  defp network_address(address) when is_binary(address) do
+    {text, prefix} =
+      case String.split(address, "/", parts: 2) do
+        [ip, bits] -> {ip, Integer.parse(bits)}
+        [ip] -> {ip, nil}
+      end
+
+    case :inet.parse_strict_address(String.to_charlist(text)) do
+      {:ok, ip} ->
+        width = if tuple_size(ip) == 4, do: 32, else: 128
+
+        case prefix do
+          nil -> {:ok, ip_bytes(ip), width}
+          {bits, ""} when bits >= 0 and bits <= width -> {:ok, ip_bytes(ip), bits}
+          _ -> {:error, "the prefix length of #{address} must be 0..#{width}"}
+        end
+
+      {:error, _} ->
+        {:error,
+         "#{inspect(text)} is not an IP address (host names are not granted, addresses are)"}
+    end
+  end
+
+  defp network_address(other), do: {:error, "#{inspect(other)} is not an IP address"}
+
+  defp ip_bytes({a, b, c, d}), do: [a, b, c, d]
+
+  defp ip_bytes(v6) when tuple_size(v6) == 8,
+    do: for(w <- Tuple.to_list(v6), b <- [div(w, 256), rem(w, 256)], do: b)
+
+  defp ports(:any), do: {:ok, 0, 65_535}
+  defp ports(port) when is_integer(port) and port in 0..65_535, do: {:ok, port, port}
+
+  defp ports(first..last//1) when first in 0..65_535 and last in 0..65_535 and first <= last,
+    do: {:ok, first, last}
+
+  defp ports(other),
+    do: {:error, "ports must be a port number, a range of them or :any, got: #{inspect(other)}"}
 
   defp text?(value),
     do: is_binary(value) and String.valid?(value) and not String.contains?(value, <<0>>)

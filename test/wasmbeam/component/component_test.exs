@@ -378,8 +378,17 @@ defmodule Wasmbeam.ComponentTest do
       assert {:error, %Error{kind: :link}} =
                Wasmbeam.LinkedModule.new(ctx.calc, %{"nope" => fn _ -> 1 end})
 
+      # Linked with WASI, each instance needs its own WASI context.
+      {:ok, with_wasi} =
+        Wasmbeam.LinkedModule.new(ctx.calc, %{"log" => fn _, x -> x end}, wasi: true)
+
+      assert {:error, %Error{kind: :argument, message: message}} = Instance.new(with_wasi)
+      assert message =~ "wasi: options"
+      assert {:ok, %CI{} = i} = Instance.new(with_wasi, %{}, wasi: [])
+      assert Instance.call(i, "add", [1, 2]) == {:ok, 3}
+
       assert {:error, %Error{kind: :argument}} =
-               Wasmbeam.LinkedModule.new(ctx.calc, %{"log" => fn _, x -> x end}, wasi: true)
+               Wasmbeam.LinkedModule.new(ctx.calc, %{"log" => fn _, x -> x end}, wasi: :yes)
 
       other = Store.new!(Engine.new!(), [])
       assert {:error, %Error{kind: :link}} = Instance.new(linked, %{}, store: other)

@@ -20,58 +20,8 @@ defmodule Wasmbeam.Component.WitTypesTest do
     {:ok, component: component}
   end
 
-  # Host handlers that answer what they were given, and report it.
-  defp echo_imports(test_pid) do
-    names = [
-      "echo-bool",
-      "echo-s8",
-      "echo-u8",
-      "echo-s16",
-      "echo-u16",
-      "echo-s32",
-      "echo-u32",
-      "echo-s64",
-      "echo-u64",
-      "echo-f32",
-      "echo-f64",
-      "echo-char",
-      "echo-string",
-      "echo-bytes",
-      "echo-strings",
-      "echo-nested-list",
-      "echo-tuple",
-      "echo-point",
-      "echo-segment",
-      "echo-color",
-      "echo-shape",
-      "echo-permissions",
-      "echo-wide-flags",
-      "echo-option",
-      "echo-nested-option",
-      "echo-result",
-      "echo-result-err-only",
-      "echo-result-ok-only",
-      "echo-result-empty"
-    ]
-
-    host =
-      Map.new(names, fn name ->
-        {name,
-         fn _caller, x ->
-           send(test_pid, {:host_saw, name, x})
-           x
-         end}
-      end)
-      |> Map.put("echo-many", fn _caller, a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p ->
-        inspect([a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p])
-      end)
-      |> Map.put("nothing", fn _caller -> :ok end)
-
-    %{@host => host, "greeting" => fn _caller -> "Hello" end}
-  end
-
   setup ctx do
-    {:ok, instance: CI.new!(ctx.component, echo_imports(self()))}
+    {:ok, instance: CI.new!(ctx.component, Wasmbeam.ComponentFixtures.types_imports(self()))}
   end
 
   defp round_trip(instance, name, value) do
@@ -250,7 +200,7 @@ defmodule Wasmbeam.Component.WitTypesTest do
   test "a handler's answer of the wrong type traps with the import and the path", ctx do
     imports =
       ctx.component
-      |> then(fn _ -> echo_imports(self()) end)
+      |> then(fn _ -> Wasmbeam.ComponentFixtures.types_imports(self()) end)
       |> put_in([@host, "echo-point"], fn _caller, p -> %{p | label: 5} end)
 
     i = CI.new!(ctx.component, imports)

@@ -241,7 +241,15 @@ fn component_instantiate<'a>(
             Ok(specs) => specs,
             Err(e) => return error(env, &e),
         };
-        let linker = match linker(component.engine.engine(), &component.component, &specs) {
+        // A store given WASI options gets WASI preview 2 linked: its
+        // context grants the component exactly what the options list.
+        let wasi = store.core.wasi.get().map(|_| &*store.engine.core);
+        let linker = match linker(
+            component.engine.engine(),
+            &component.component,
+            &specs,
+            wasi,
+        ) {
             Ok(linker) => linker,
             Err(e) => return error(env, &e),
         };
@@ -332,15 +340,23 @@ fn component_link<'a>(
     env: Env<'a>,
     component: Handle<ComponentResource>,
     imports: Term<'a>,
+    wasi: bool,
 ) -> Term<'a> {
     let component = handle!(env, component, "component");
     let result = guard(|| {
         let handlers = Arc::new(Handlers::default());
         let specs = decode_imports(imports, &component, &handlers)?;
-        let pre = link(component.engine.engine(), &component.component, &specs)?;
+        let core = &*component.engine.core;
+        let pre = link(
+            component.engine.engine(),
+            &component.component,
+            &specs,
+            wasi.then_some(core),
+        )?;
         Ok(ResourceArc::new(LinkedComponentResource {
             component: component.clone(),
             pre,
+            wasi,
         }))
     });
     reply(env, result)
@@ -359,6 +375,13 @@ fn component_linked_instantiate(
     guarded(env, || {
         let engine = linked.component.engine.engine();
         if let Err(e) = same_engine(&store.engine.core, engine, "the linked component") {
+            return error(env, &e);
+        }
+        if linked.wasi && store.core.wasi.get().is_none() {
+            let e = WbError::new(
+                Kind::Argument,
+                "the component was linked with WASI: its instances need wasi: options",
+            );
             return error(env, &e);
         }
         let pre = linked.pre.clone();

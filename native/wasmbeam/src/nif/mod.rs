@@ -7,6 +7,7 @@ pub mod cache;
 pub mod component;
 pub mod component_types;
 pub mod component_values;
+pub mod component_wave;
 pub mod engine;
 pub mod error;
 pub mod func;

@@ -10,10 +10,11 @@ use crate::resources::atoms;
 use crate::resources::pipe::PipeResource;
 use crate::resources::store::{StoreResource, StreamTarget, StreamTargets};
 use rustler::{Binary, Encoder, Env, LocalPid, NewBinary, NifMap, ResourceArc, Term};
+use std::net::IpAddr;
 use std::sync::Arc;
 use wasmbeam_runtime::driver::error::{Kind, WbError, WbResult};
 use wasmbeam_runtime::driver::wasi_io::{
-    build_context, Pipe, Sink, SinkMode, WasiGrants, WasiShared,
+    build_context, NetGrant, NetUse, Pipe, Sink, SinkMode, WasiGrants, WasiShared,
 };
 
 #[rustler::nif]
@@ -48,6 +49,45 @@ pub struct WasiOptions {
     preopens: Vec<(String, String, bool)>,
     deterministic: bool,
     random_seed: Option<u64>,
+    /// `{use, ip_bytes, prefix, first_port, last_port}`, `use` one of
+    /// `"connect"`, `"listen"`, `"udp"`; addresses as 4 or 16 bytes.
+    network: Vec<(String, Vec<u8>, u8, u16, u16)>,
+    ip_name_lookup: bool,
+}
+
+fn decode_network(items: Vec<(String, Vec<u8>, u8, u16, u16)>) -> WbResult<Vec<NetGrant>> {
+    items
+        .into_iter()
+        .map(|(what, ip, prefix, first, last)| {
+            let net_use = match what.as_str() {
+                "connect" => NetUse::Connect,
+                "listen" => NetUse::Listen,
+                "udp" => NetUse::Udp,
+                _ => {
+                    return Err(WbError::new(
+                        Kind::Argument,
+                        format!("no network use {what:?}"),
+                    ))
+                }
+            };
+            let ip = match ip.len() {
+                4 => IpAddr::from(<[u8; 4]>::try_from(ip.as_slice()).unwrap_or_default()),
+                16 => IpAddr::from(<[u8; 16]>::try_from(ip.as_slice()).unwrap_or_default()),
+                n => {
+                    return Err(WbError::new(
+                        Kind::Argument,
+                        format!("an address has 4 or 16 bytes, not {n}"),
+                    ))
+                }
+            };
+            Ok(NetGrant {
+                net_use,
+                ip,
+                prefix,
+                ports: (first, last),
+            })
+        })
+        .collect()
 }
 
 /// `:discard`, `{:capture, limit}` or `{:stream, pid, tag, limit | :infinity}`.
@@ -127,6 +167,8 @@ fn store_set_wasi<'a>(
                 preopens: options.preopens,
                 deterministic: options.deterministic,
                 random_seed: options.random_seed,
+                network: decode_network(options.network)?,
+                ip_name_lookup: options.ip_name_lookup,
             };
             let ctx = build_context(&grants, stdin, &stdout, &stderr)?;
             store

@@ -27,6 +27,9 @@ impl rustler::Resource for ComponentResource {}
 pub struct LinkedComponentResource {
     pub component: ResourceArc<ComponentResource>,
     pub pre: wasmtime::component::InstancePre<wasmbeam_runtime::driver::store_data::StoreData>,
+    /// Linked with WASI preview 2: each instance's store must have a WASI
+    /// context.
+    pub wasi: bool,
 }
 
 #[rustler::resource_impl]

@@ -7,6 +7,7 @@
 //! a time, and a host call waits in the store's host slot
 //! (`crate::driver::host_slot::component_host_call`).
 
+use crate::driver::engine::EngineCore;
 use crate::driver::error::{GuestFault, Kind, WbError, WbResult};
 use crate::driver::host_slot::{component_host_call, host_resource_drop, HostImport, ResultTypes};
 use crate::driver::store::{Outcome, RunFuture, WStore};
@@ -186,24 +187,49 @@ pub fn result_types(types: &FuncTypes) -> ResultTypes {
 /// only shares types, `use`d by others, needs nothing more). What the
 /// component imports and the specs leave out fails at instantiation, with
 /// Wasmtime's message naming it.
+///
+/// With `wasi` (the engine of the component), Wasmtime's WASI preview 2
+/// interfaces are linked too: they read the store's WASI context, which
+/// grants exactly what `Wasmbeam.Wasi.Options` listed. Without it, a
+/// component that imports a `wasi:` interface nobody implements is
+/// refused here, with a message saying to pass WASI options.
 pub fn linker(
     engine: &Engine,
     component: &Component,
     specs: &[ComponentImportSpec],
+    wasi: Option<&EngineCore>,
 ) -> WbResult<Linker<StoreData>> {
     let imports = component.component_type();
-    let mut linker = Linker::new(engine);
+    let mut linker = match wasi {
+        Some(core) => wasi_linker(core)?.clone(),
+        None => Linker::new(engine),
+    };
     let mut by_interface: BTreeMap<Option<&str>, Vec<&ComponentImportSpec>> = BTreeMap::new();
-    for (name, item) in imports.imports(engine) {
-        if let ComponentItem::ComponentInstance(_) = item.ty {
-            by_interface.entry(Some(name)).or_default();
-        }
-    }
     for spec in specs {
         by_interface
             .entry(spec.path.interface.as_deref())
             .or_default()
             .push(spec);
+    }
+    for (name, item) in imports.imports(engine) {
+        if let ComponentItem::ComponentInstance(_) = item.ty {
+            let implemented = by_interface.contains_key(&Some(name));
+            if is_wasi_interface(name) && !implemented {
+                if wasi.is_none() {
+                    return Err(WbError::new(
+                        Kind::Link,
+                        format!(
+                            "the component imports WASI ({name}), but it was not given a WASI \
+                             context: pass wasi: options (Wasmbeam.Wasi.Options)"
+                        ),
+                    ));
+                }
+                // Left to the WASI linker, which matches any 0.2.x version
+                // (an empty instance of the exact name would hide it).
+                continue;
+            }
+            by_interface.entry(Some(name)).or_default();
+        }
     }
     // One resource type per host resource and link, told apart by a
     // number (Wasmtime's dynamic host resource types).
@@ -270,6 +296,28 @@ pub fn linker(
     Ok(linker)
 }
 
+/// Whether `name` is an interface of WASI (`wasi:cli/stdin@0.2.0`, ...).
+pub fn is_wasi_interface(name: &str) -> bool {
+    name.starts_with("wasi:")
+}
+
+/// Wasmtime's WASI preview 2 interfaces, linked once per engine.
+fn wasi_linker(core: &EngineCore) -> WbResult<&Linker<StoreData>> {
+    core.wasi_component_linker.get_or_try_init(|| {
+        let mut linker = Linker::new(&core.engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| {
+            WbError::new(
+                Kind::Link,
+                format!(
+                    "cannot link WASI preview 2: {}",
+                    crate::driver::error::chain_message(&e)
+                ),
+            )
+        })?;
+        Ok(linker)
+    })
+}
+
 /// An exported function and its types, found in `instance`.
 pub fn export_func(
     mut store: impl AsContextMut,
@@ -318,8 +366,9 @@ pub fn link(
     engine: &Engine,
     component: &Component,
     specs: &[ComponentImportSpec],
+    wasi: Option<&EngineCore>,
 ) -> WbResult<InstancePre<StoreData>> {
-    linker(engine, component, specs)?
+    linker(engine, component, specs, wasi)?
         .instantiate_pre(component)
         .map_err(|e| WbError::new(Kind::Link, crate::driver::error::chain_message(&e)))
 }

@@ -36,6 +36,11 @@ pub struct EngineCore {
     /// (made by the domain layer's import resolver).
     pub wasi_linker:
         once_cell::sync::OnceCell<wasmtime::Linker<crate::driver::store_data::StoreData>>,
+    /// Wasmtime's WASI preview 2 interfaces for components, linked once
+    /// per engine and cloned for each link that asks for WASI.
+    pub wasi_component_linker: once_cell::sync::OnceCell<
+        wasmtime::component::Linker<crate::driver::store_data::StoreData>,
+    >,
 }
 
 impl EngineCore {
@@ -52,6 +57,7 @@ impl EngineCore {
             epoch_interruption,
             ticker,
             wasi_linker: once_cell::sync::OnceCell::new(),
+            wasi_component_linker: once_cell::sync::OnceCell::new(),
         }
     }
 

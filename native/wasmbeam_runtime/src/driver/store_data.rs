@@ -263,3 +263,15 @@ impl HostData for StoreData {
         self.nested_out_of_fuel = true;
     }
 }
+
+/// WASI preview 2 (components) reads the same context as preview 1: a
+/// store has one WASI context whatever kind of guest uses it. A store
+/// never given one answers with a context that grants nothing (linking
+/// refuses WASI for such a store, so this is a safety net only).
+impl wasmtime_wasi::WasiView for StoreData {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        self.wasi
+            .get_or_insert_with(crate::driver::wasi_io::empty_context)
+            .ctx()
+    }
+}

@@ -13,6 +13,7 @@ use crate::driver::error::{Kind, WbError, WbResult};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use wasmtime_wasi::cli::{IsTerminal, StdinStream, StdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 
 // ---------------------------------------------------------------------------
@@ -376,6 +378,83 @@ fn seeded_bytes(seed: u64) -> Vec<u8> {
 // ---------------------------------------------------------------------------
 // Building the context.
 
+// ---------------------------------------------------------------------------
+// The network: nothing unless granted, then only the granted addresses.
+
+/// What a network grant lets the guest do (WASI preview 2 sockets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetUse {
+    /// Open TCP connections to the granted addresses.
+    Connect,
+    /// Bind and listen on the granted local addresses, and accept
+    /// connections from any peer.
+    Listen,
+    /// Send UDP datagrams to, and receive them from, the granted addresses.
+    Udp,
+}
+
+/// One grant: a use, the addresses (an IP and a prefix length, as CIDR
+/// writes them) and the ports (inclusive).
+#[derive(Debug, Clone)]
+pub struct NetGrant {
+    pub net_use: NetUse,
+    pub ip: IpAddr,
+    pub prefix: u8,
+    pub ports: (u16, u16),
+}
+
+impl NetGrant {
+    fn matches(&self, addr: &SocketAddr) -> bool {
+        let (lo, hi) = self.ports;
+        (lo..=hi).contains(&addr.port()) && in_prefix(self.ip, self.prefix, addr.ip())
+    }
+}
+
+fn in_prefix(net: IpAddr, prefix: u8, ip: IpAddr) -> bool {
+    fn masked(bits: u128, width: u32, prefix: u8) -> u128 {
+        let keep = u32::from(prefix).min(width);
+        if keep == 0 {
+            0
+        } else {
+            bits >> (width - keep)
+        }
+    }
+    // An IPv4 address reached through IPv6 (`::ffff:a.b.c.d`) is the IPv4
+    // address, so a grant cannot be dodged by writing it the other way.
+    let canonical = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    match (canonical(net), canonical(ip)) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            masked(u128::from(u32::from(n)), 32, prefix)
+                == masked(u128::from(u32::from(a)), 32, prefix)
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            masked(u128::from(n), 128, prefix) == masked(u128::from(a), 128, prefix)
+        }
+        _ => false,
+    }
+}
+
+/// Whether `grants` let the guest use `addr` for `what`. Binds the system
+/// makes by itself before a connect, listen or send (to the wildcard
+/// address, port 0) are allowed when a grant of that protocol exists.
+pub fn network_allows(grants: &[NetGrant], addr: SocketAddr, what: SocketAddrUse) -> bool {
+    let granted = |u: NetUse| grants.iter().any(|g| g.net_use == u && g.matches(&addr));
+    let any = |u: NetUse| grants.iter().any(|g| g.net_use == u);
+    let implicit = addr.ip().is_unspecified() && addr.port() == 0;
+    match what {
+        SocketAddrUse::TcpConnect => granted(NetUse::Connect),
+        SocketAddrUse::TcpBind | SocketAddrUse::TcpListen => {
+            granted(NetUse::Listen) || (implicit && (any(NetUse::Connect) || any(NetUse::Listen)))
+        }
+        SocketAddrUse::TcpAccept => any(NetUse::Listen),
+        SocketAddrUse::UdpBind => granted(NetUse::Udp) || (implicit && any(NetUse::Udp)),
+        SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => granted(NetUse::Udp),
+    }
+}
+
 /// What a WASI context grants (checked in Elixir before it gets here).
 pub struct WasiGrants {
     pub args: Vec<String>,
@@ -384,9 +463,14 @@ pub struct WasiGrants {
     pub preopens: Vec<(String, String, bool)>,
     pub deterministic: bool,
     pub random_seed: Option<u64>,
+    /// Sockets (WASI preview 2): none unless granted here.
+    pub network: Vec<NetGrant>,
+    /// Name lookups (`wasi:sockets/ip-name-lookup`): off unless granted.
+    pub ip_name_lookup: bool,
 }
 
-/// A preview 1 context with exactly `grants`, and no network whatever
+/// A WASI context (preview 1, and preview 2 through the same context)
+/// with exactly `grants`: no network but what they list, whatever
 /// Wasmtime's defaults become.
 pub fn build_context(
     grants: &WasiGrants,
@@ -395,9 +479,17 @@ pub fn build_context(
     stderr: &Arc<Sink>,
 ) -> WbResult<WasiP1Ctx> {
     let mut b = WasiCtxBuilder::new();
-    b.allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false);
+    let uses = |u: NetUse| grants.network.iter().any(|g| g.net_use == u);
+    b.allow_tcp(uses(NetUse::Connect) || uses(NetUse::Listen))
+        .allow_udp(uses(NetUse::Udp))
+        .allow_ip_name_lookup(grants.ip_name_lookup);
+    if !grants.network.is_empty() {
+        let network: Arc<[NetGrant]> = grants.network.iter().cloned().collect();
+        b.socket_addr_check(move |addr, what| {
+            let allowed = network_allows(&network, addr, what);
+            Box::pin(async move { allowed })
+        });
+    }
     b.args(&grants.args);
     for (k, v) in &grants.env {
         b.env(k, v);

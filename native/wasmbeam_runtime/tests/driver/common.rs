@@ -473,6 +473,8 @@ pub fn grants() -> WasiGrants {
         preopens: vec![],
         deterministic: true,
         random_seed: Some(1),
+        network: vec![],
+        ip_name_lookup: false,
     }
 }
 

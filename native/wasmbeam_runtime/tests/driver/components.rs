@@ -46,7 +46,7 @@ fn instantiate(f: &Fixture, component: &Component) -> Instance {
             resource: false,
         })
         .collect();
-    let linker = linker(engine, component, &specs).expect("linker");
+    let linker = linker(engine, component, &specs, None).expect("linker");
     let component = component.clone();
     let begin = f
         .store

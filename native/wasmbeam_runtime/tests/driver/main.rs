@@ -12,6 +12,7 @@ mod cancel;
 mod components;
 mod host_calls;
 mod limits;
+mod network_grants;
 mod pipes;
 mod runs;
 mod ticker;
