@@ -1,0 +1,20 @@
+defmodule MyApp.Workers.RunPlugin do
+  @moduledoc """
+  Runs one export of the trusted plugin as an Oban job, through
+  `Wasmbeam.Job.run/4`: the worker README.md shows. A trap cancels the job
+  (a retry would trap again), a timeout returns an error (Oban retries it
+  with its backoff), an overloaded pool snoozes it. `"timeout"` in the
+  args is the guest's deadline in ms (default 10 s).
+  """
+
+  # README: worker
+  use Oban.Worker, queue: :wasm, max_attempts: 5
+
+  @impl Oban.Worker
+  def perform(%Oban.Job{args: %{"export" => export, "args" => args} = job_args}) do
+    timeout = Map.get(job_args, "timeout", 10_000)
+    Wasmbeam.Job.run({:pool, MyApp.Plugins}, export, args, timeout: timeout, snooze: 10)
+  end
+
+  # README: end
+end
