@@ -12,7 +12,7 @@ config :my_app, MyApp.Repo,
 
 config :my_app, Oban,
   repo: MyApp.Repo,
-  queues: [wasm: 4],
+  queues: [wasm: 2],
   plugins: []
 
 config :my_app, MyAppWeb.Endpoint,

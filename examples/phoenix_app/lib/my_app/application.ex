@@ -1,8 +1,10 @@
 defmodule MyApp.Application do
   @moduledoc """
-  The supervision tree: the Repo, two pools of WebAssembly instances, Oban,
-  then the endpoint. The pools start before the endpoint and Oban, so no
-  request or job arrives before there is an instance to serve it.
+  The supervision tree: the Repo, three pools of WebAssembly instances
+  (trusted kernels for requests, an untrusted plugin in a fresh sandbox
+  per request, trusted kernels for jobs), Oban, then the endpoint. The
+  pools start before Oban and the endpoint, so no request or job arrives
+  before there is an instance to serve it.
 
   The `start/2` below is the one README.md shows ("In a Phoenix
   application"); `test/readme_test.exs` checks that the README still
@@ -43,6 +45,11 @@ defmodule MyApp.Application do
        checkout_timeout: 1_000,
        policy: :fresh,
        instance_options: [memory_size: 1_048_576, wasi: [stdout: {:capture, 4_096}]]},
+      # Jobs get instances of their own, so a burst of jobs never takes the
+      # requests' ones. No waiting room: a job that finds every instance
+      # busy is snoozed back into Oban's queue (Wasmbeam.Job's :snooze).
+      {Wasmbeam.Pool,
+       name: MyApp.JobPlugins, module: kernels, size: 2, max_overflow: 0, max_waiting: 0},
       {Oban, Application.fetch_env!(:my_app, Oban)},
       MyAppWeb.Endpoint
     ]
