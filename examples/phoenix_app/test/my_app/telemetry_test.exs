@@ -76,7 +76,7 @@ defmodule MyApp.TelemetryTest do
       {_, trap_meta},
       {call_stop, stop_meta}
     ] =
-      for {event, m, meta} <- Enum.take(events, 4), do: {m, meta}
+      for {_event, m, meta} <- Enum.take(events, 4), do: {m, meta}
 
     assert %{system_time: system_time, monotonic_time: _} = call_start
     assert is_integer(system_time)
