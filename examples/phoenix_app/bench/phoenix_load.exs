@@ -214,9 +214,11 @@ Bench.http(
   seconds
 )
 
-kernels = Wasmbeam.Module.compile!(File.read!(MyApp.Plugins.path("kernels.wat")))
+kernels = Wasmbeam.Module.compile!(File.read!(MyApp.PluginConfig.path("kernels.wat")))
 {:ok, metered} = Wasmbeam.Engine.new(consume_fuel: true)
-untrusted = Wasmbeam.Module.compile!(metered, File.read!(MyApp.Plugins.path("untrusted.wat")))
+
+untrusted =
+  Wasmbeam.Module.compile!(metered, File.read!(MyApp.PluginConfig.path("untrusted.wat")))
 
 Bench.replace_pool(MyApp.Plugins,
   module: kernels,

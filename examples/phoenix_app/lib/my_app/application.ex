@@ -17,14 +17,14 @@ defmodule MyApp.Application do
   @impl true
   def start(_type, _args) do
     # Trusted kernels the app ships: warm instances, reused between requests.
-    kernels = Wasmbeam.Module.compile!(File.read!(MyApp.Plugins.path("kernels.wat")))
+    kernels = Wasmbeam.Module.compile!(File.read!(MyApp.PluginConfig.path("kernels.wat")))
 
     # Untrusted code: compiled on an engine that counts fuel, and run in a
     # fresh instance per request, with a memory limit and captured stdout.
     {:ok, metered} = Wasmbeam.Engine.new(consume_fuel: true)
 
     untrusted =
-      Wasmbeam.Module.compile!(metered, File.read!(MyApp.Plugins.path("untrusted.wat")))
+      Wasmbeam.Module.compile!(metered, File.read!(MyApp.PluginConfig.path("untrusted.wat")))
 
     children = [
       MyApp.Repo,

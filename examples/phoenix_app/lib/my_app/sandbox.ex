@@ -1,7 +1,7 @@
 defmodule MyApp.Sandbox do
   @moduledoc """
   Runs one export of the untrusted plugin in a fresh instance of the
-  `MyApp.Sandbox` pool, with the budget of `MyApp.Plugins.sandbox_budget/0`,
+  `MyApp.Sandbox` pool, with the budget of `MyApp.PluginConfig.sandbox_budget/0`,
   and returns its result with what it wrote to stdout. Used by the
   sandbox route and the HTML page.
   """
@@ -16,7 +16,7 @@ defmodule MyApp.Sandbox do
   end
 
   def run(export, n) when is_binary(export) and is_integer(n) do
-    budget = MyApp.Plugins.sandbox_budget()
+    budget = MyApp.PluginConfig.sandbox_budget()
 
     Wasmbeam.Pool.checkout(MyApp.Sandbox, fn instance ->
       with {:ok, [result]} <- Wasmbeam.Instance.call(instance, export, [n], budget),

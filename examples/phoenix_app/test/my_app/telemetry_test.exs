@@ -159,13 +159,13 @@ defmodule MyApp.TelemetryTest do
   end
 
   test "compiling a plugin is a span with the module in its :stop metadata" do
-    Wasmbeam.Module.compile!(File.read!(MyApp.Plugins.path("kernels.wat")))
+    Wasmbeam.Module.compile!(File.read!(MyApp.PluginConfig.path("kernels.wat")))
     me = self()
 
     assert_receive {:event, [:wasmbeam, :module, :compile, :start], %{system_time: _},
                     %{byte_size: size}, ^me}
 
-    assert size == byte_size(File.read!(MyApp.Plugins.path("kernels.wat")))
+    assert size == byte_size(File.read!(MyApp.PluginConfig.path("kernels.wat")))
 
     assert_receive {:event, [:wasmbeam, :module, :compile, :stop], %{duration: _},
                     %{module: %Wasmbeam.Module{} = module}, ^me}

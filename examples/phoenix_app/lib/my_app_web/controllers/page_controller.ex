@@ -40,7 +40,7 @@ defmodule MyAppWeb.PageController do
 
   defp page(export, n, outcome) do
     options =
-      Enum.map_join(MyApp.Plugins.sandbox_exports(), "", fn name ->
+      Enum.map_join(MyApp.PluginConfig.sandbox_exports(), "", fn name ->
         selected = if name == export, do: " selected", else: ""
         ~s(<option value="#{name}"#{selected}>#{name}</option>)
       end)
@@ -51,8 +51,8 @@ defmodule MyAppWeb.PageController do
     <head><meta charset="utf-8"><title>Wasmbeam sandbox</title></head>
     <body>
     <h1>Run the untrusted plugin</h1>
-    <p>Each run gets a fresh instance, #{MyApp.Plugins.sandbox_budget()[:fuel]} fuel,
-    #{MyApp.Plugins.sandbox_budget()[:timeout]} ms, 1 MiB of memory and 4 KiB of stdout.</p>
+    <p>Each run gets a fresh instance, #{MyApp.PluginConfig.sandbox_budget()[:fuel]} fuel,
+    #{MyApp.PluginConfig.sandbox_budget()[:timeout]} ms, 1 MiB of memory and 4 KiB of stdout.</p>
     <form method="get" action="/">
       <select name="export">#{options}</select>
       <input name="n" value="#{escape(n)}">

@@ -3,7 +3,7 @@ defmodule MyAppWeb.SandboxController do
   The untrusted plugin (`priv/plugins/untrusted.wat`), one fresh instance
   per request from `MyApp.Sandbox` (policy `:fresh`: nothing a request
   leaves in memory or globals reaches the next), under the budget of
-  `MyApp.Plugins.sandbox_budget/0` (fuel, deadline) and the pool's
+  `MyApp.PluginConfig.sandbox_budget/0` (fuel, deadline) and the pool's
   instance options (1 MiB of memory, 4 KiB of stdout).
   """
 

@@ -1,4 +1,4 @@
-defmodule MyApp.Plugins do
+defmodule MyApp.PluginConfig do
   @moduledoc """
   Where the plugins live and the budgets untrusted code runs under.
 
