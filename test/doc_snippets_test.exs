@@ -30,6 +30,15 @@ defmodule Wasmbeam.DocSnippetsTest do
           DocSnippets.parse!(unquote(Macro.escape(block)))
         end
 
+      {:excerpt, what} ->
+        dir = what |> String.split() |> hd()
+
+        test "#{where} (quotes #{dir}, whose tests run it)" do
+          block = unquote(Macro.escape(block))
+          DocSnippets.parse!(block)
+          DocSnippets.check_excerpt!(@root, block, unquote(dir))
+        end
+
       {:needs, what} ->
         path = what |> String.split() |> hd()
 
@@ -67,6 +76,78 @@ defmodule Wasmbeam.DocSnippetsTest do
     assert length(exempt) <= 5,
            "more than 5 blocks are not executed (#{Enum.map_join(exempt, ", ", &"#{&1.file}:#{&1.line}")}): " <>
              "make blocks runnable (a fixture from examples/ or test/fixtures) instead"
+  end
+
+  @tag :tmp_dir
+  test "an excerpt block must quote its files as they are", %{tmp_dir: dir} do
+    File.mkdir_p!(Path.join(dir, "app/lib"))
+
+    File.write!(Path.join(dir, "app/lib/a.ex"), """
+    defmodule A do
+      def one, do: 1
+
+      def two do
+        2
+      end
+    end
+    """)
+
+    File.write!(Path.join(dir, "README.md"), """
+    <!-- excerpt: app (its tests run it) -->
+    ```elixir
+    # lib/a.ex
+    def one, do: 1
+
+    def two do
+      2
+    end
+    ```
+
+    <!-- excerpt: app -->
+    ```elixir
+    # lib/a.ex
+    def two do
+      3
+    end
+    ```
+
+    <!-- excerpt: app -->
+    ```elixir
+    # lib/b.ex
+    def b, do: :b
+    ```
+
+    <!-- excerpt: app -->
+    ```elixir
+    def one, do: 1
+    ```
+    """)
+
+    assert [good, changed, missing, headless] = DocSnippets.blocks(dir, "README.md")
+    assert %{marker: {:excerpt, "app (its tests run it)"}} = good
+    assert DocSnippets.check_excerpt!(dir, good, "app") == :ok
+
+    error =
+      assert_raise ExUnit.AssertionError, fn ->
+        DocSnippets.check_excerpt!(dir, changed, "app")
+      end
+
+    assert error.message =~ "README.md:13"
+    assert error.message =~ "not in app/lib/a.ex as it is"
+
+    error =
+      assert_raise ExUnit.AssertionError, fn ->
+        DocSnippets.check_excerpt!(dir, missing, "app")
+      end
+
+    assert error.message =~ "app/lib/b.ex, which does not exist"
+
+    error =
+      assert_raise ExUnit.AssertionError, fn ->
+        DocSnippets.check_excerpt!(dir, headless, "app")
+      end
+
+    assert error.message =~ "starts with a `# PATH` line"
   end
 
   @tag :tmp_dir

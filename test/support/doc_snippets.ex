@@ -25,6 +25,14 @@ defmodule Wasmbeam.Test.DocSnippets do
   #                                  Oban); keep these few
   #   <!-- needs: PATH (HOW) -->     the block runs only when PATH exists;
   #                                  the test output says when it did not
+  #   <!-- excerpt: DIR (WHY) -->    the block quotes a project's code: it
+  #                                  is made of sections, each starting
+  #                                  with a `# PATH` line (PATH relative to
+  #                                  DIR), and each section must appear in
+  #                                  that file as it is (at any one
+  #                                  indentation); the project's own tests
+  #                                  run the code (examples/phoenix_app:
+  #                                  code that needs Phoenix or Oban)
 
   defmodule Block do
     @moduledoc false
@@ -33,7 +41,7 @@ defmodule Wasmbeam.Test.DocSnippets do
 
   @fence_open ~r/^(\s*)```elixir\s*$/
   @fence_close ~r/^\s*```\s*$/
-  @marker ~r/^\s*<!--\s*(not-executed|needs):\s*(.*?)\s*-->\s*$/
+  @marker ~r/^\s*<!--\s*(not-executed|needs|excerpt):\s*(.*?)\s*-->\s*$/
 
   @doc "The Markdown files whose blocks run: README.md and docs/**/*.md."
   @spec files(Path.t()) :: [Path.t()]
@@ -87,6 +95,89 @@ defmodule Wasmbeam.Test.DocSnippets do
         # A marker belongs to the block right after it.
         scan(rest, file, nil, acc)
     end
+  end
+
+  @section_header ~r/^# (\S+\.exs?)\s*$/
+
+  @doc """
+  Checks that `block` (marked `<!-- excerpt: DIR ... -->`) quotes files of
+  `root/DIR`: each `# PATH` section appears in `DIR/PATH` verbatim, at one
+  indentation. Raises `ExUnit.AssertionError` naming the block otherwise.
+  """
+  @spec check_excerpt!(Path.t(), %Block{}, Path.t()) :: :ok
+  def check_excerpt!(root, %Block{} = block, dir) do
+    sections = sections(String.split(block.code, "\n"), nil, [])
+
+    if sections == [] do
+      flunk!(
+        block,
+        block.line,
+        "an excerpt block starts with a `# PATH` line naming the file it quotes"
+      )
+    end
+
+    for {path, lines} <- sections do
+      file = Path.join([root, dir, path])
+
+      unless File.exists?(file) do
+        flunk!(block, block.line, "it quotes #{Path.join(dir, path)}, which does not exist")
+      end
+
+      file_lines = file |> File.read!() |> String.split("\n")
+
+      unless quoted?(file_lines, lines) do
+        flunk!(
+          block,
+          block.line,
+          "this part of it is not in #{Path.join(dir, path)} as it is:\n" <>
+            Enum.join(lines, "\n")
+        )
+      end
+    end
+
+    :ok
+  end
+
+  defp sections([], nil, acc), do: Enum.reverse(acc)
+  defp sections([], {path, lines}, acc), do: sections([], nil, [{path, trim_blank(lines)} | acc])
+
+  defp sections([line | rest], current, acc) do
+    case {Regex.run(@section_header, line), current} do
+      {[_, path], nil} -> sections(rest, {path, []}, acc)
+      {[_, path], {done, lines}} -> sections(rest, {path, []}, [{done, trim_blank(lines)} | acc])
+      {nil, nil} -> if String.trim(line) == "", do: sections(rest, nil, acc), else: []
+      {nil, {path, lines}} -> sections(rest, {path, [line | lines]}, acc)
+    end
+  end
+
+  # Reversed lines in, lines out, without blank lines at either end.
+  defp trim_blank(reversed) do
+    reversed
+    |> Enum.drop_while(&(String.trim(&1) == ""))
+    |> Enum.reverse()
+    |> Enum.drop_while(&(String.trim(&1) == ""))
+  end
+
+  defp quoted?(_file_lines, []), do: false
+
+  defp quoted?(file_lines, [first | _] = lines) do
+    count = length(lines)
+
+    file_lines
+    |> Enum.with_index()
+    |> Enum.any?(fn {line, index} ->
+      indent =
+        String.slice(line, 0, String.length(line) - String.length(String.trim_leading(line)))
+
+      String.trim_leading(line) == first and
+        index + count <= length(file_lines) and
+        file_lines
+        |> Enum.slice(index, count)
+        |> Enum.zip(lines)
+        |> Enum.all?(fn {have, want} ->
+          (want == "" and String.trim(have) == "") or have == indent <> want
+        end)
+    end)
   end
 
   defp kind(code) do
