@@ -41,7 +41,7 @@ defmodule Wasmbeam.Func do
   end
 
   defp run(%__MODULE__{ref: ref, store: store}, args, native),
-    do: Driver.run(store, native, &Native.func_call(ref, args, &1))
+    do: Driver.run(store, native, &Native.func_call(ref, store, args, &1))
 
   @doc "Like `call/3`, but raises `Wasmbeam.Error`."
   @spec call!(t(), [Wasmbeam.Types.value()], CallOptions.t()) :: [Wasmbeam.Types.value()]

@@ -335,7 +335,7 @@ defmodule Wasmbeam.Instance do
        )}
 
   defp run_call(%__MODULE__{ref: ref, store: store}, name, args, native),
-    do: Driver.run(store.ref, native, &Native.instance_call(ref, name, args, &1))
+    do: Driver.run(store.ref, native, &Native.instance_call(ref, store.ref, name, args, &1))
 
   @doc "Like `call/4`, but raises `Wasmbeam.Error`."
   @spec call!(t() | GenServer.server(), String.t(), [Wasmbeam.Types.value()], CallOptions.t()) ::

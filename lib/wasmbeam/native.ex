@@ -69,11 +69,11 @@ defmodule Wasmbeam.Native do
   def instance_new(_store, _module, _imports, _options), do: err()
   def linked_new(_module, _imports), do: err()
   def linked_instantiate(_store, _linked, _options), do: err()
-  def instance_call(_instance, _name, _arguments, _options), do: err()
+  def instance_call(_instance, _store, _name, _arguments, _options), do: err()
   def instance_export(_instance, _name), do: err()
   def instance_exports(_instance), do: err()
 
-  def func_call(_func, _arguments, _options), do: err()
+  def func_call(_func, _store, _arguments, _options), do: err()
 
   def memory_size(_memory), do: err()
   def memory_grow(_memory, _pages), do: err()

@@ -449,8 +449,8 @@ defmodule Wasmbeam.Test.HostileNifArgs do
       {:linked_instantiate, 3} ->
         [[store, fx.linked, fx.call_options]]
 
-      {:instance_call, 4} ->
-        [[fx.instance, "nop", [], fx.call_options]]
+      {:instance_call, 5} ->
+        [[fx.instance, fx.store, "nop", [], fx.call_options]]
 
       {:instance_export, 2} ->
         [[fx.instance, "memory"]]
@@ -458,8 +458,8 @@ defmodule Wasmbeam.Test.HostileNifArgs do
       {:instance_exports, 1} ->
         [[fx.instance]]
 
-      {:func_call, 3} ->
-        [[fx.add, [1, 2], fx.call_options]]
+      {:func_call, 4} ->
+        [[fx.add, fx.store, [1, 2], fx.call_options]]
 
       {:memory_size, 1} ->
         [[fx.memory]]
@@ -530,8 +530,8 @@ defmodule Wasmbeam.Test.HostileNifArgs do
        when {name, position} in [
               {:instance_new, 3},
               {:linked_instantiate, 2},
-              {:instance_call, 3},
-              {:func_call, 2}
+              {:instance_call, 4},
+              {:func_call, 3}
             ],
        do: call_options()
 
@@ -541,13 +541,13 @@ defmodule Wasmbeam.Test.HostileNifArgs do
   defp special(:caller_op, 2, _fx), do: caller_ops()
   defp special(:store_answer, 2, _fx), do: [{:ok, [1 <<< 64]}, {:error, :x}, {:ok, :x}]
 
-  defp special(:instance_call, 1, _fx),
+  defp special(:instance_call, 2, _fx),
     do: ["add", "v", "memory", "nope", <<0xFF>>, String.duplicate("n", 100_000)]
 
-  defp special(:instance_call, 2, _fx),
+  defp special(:instance_call, 3, _fx),
     do: [[1 <<< 64, 1], [1, 2, 3], [:x, 1], [1.5, 2]]
 
-  defp special(:func_call, 1, _fx), do: [[1 <<< 64, 1], [1], [-(1 <<< 31) - 1, 0]]
+  defp special(:func_call, 2, _fx), do: [[1 <<< 64, 1], [1], [-(1 <<< 31) - 1, 0]]
   defp special(:module_compile, 1, _fx), do: compile_sources()
   defp special(:module_validate, 1, _fx), do: compile_sources()
 
@@ -635,7 +635,11 @@ defmodule Wasmbeam.Test.HostileNifArgs do
     receive do
       {:raised_inside, raised} -> raised
     after
-      0 -> [{{:instance_call, [instance.ref, "run", []]}, {:handler_did_not_finish, result}}]
+      0 ->
+        [
+          {{:instance_call, [instance.ref, instance.store.ref, "run", []]},
+           {:handler_did_not_finish, result}}
+        ]
     end
   end
 

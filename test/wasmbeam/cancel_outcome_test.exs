@@ -58,7 +58,9 @@ defmodule Wasmbeam.CancelOutcomeTest do
     # Drive the call by hand, as an instance process does, until the guest
     # is parked in its stdin read; this process is then its driver.
     assert {:io_wait, _store_id, _} =
-             instance.ref |> Native.instance_call("read_stdin", [], native) |> until_parked(store)
+             instance.ref
+             |> Native.instance_call(instance.store.ref, "read_stdin", [], native)
+             |> until_parked(store)
 
     result = Native.store_cancel(store)
     flush_wakes()

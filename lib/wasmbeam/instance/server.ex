@@ -621,7 +621,7 @@ defmodule Wasmbeam.Instance.Server do
   end
 
   defp start_call(instance, name, args, native),
-    do: Native.instance_call(instance.ref, name, args, native)
+    do: Native.instance_call(instance.ref, instance.store.ref, name, args, native)
 
   defp remaining(nil), do: nil
   defp remaining(deadline), do: max(deadline - System.monotonic_time(:millisecond), 0)

@@ -10,7 +10,7 @@ use crate::nif::component_values::{decode_args, encode_result, DecodeCx, NORMAL_
 use crate::nif::error::{bad_term, error, guarded, reply};
 use crate::nif::handle_arg::Handle;
 use crate::nif::module::{binary_error, sealed, to_binary, unsealed};
-use crate::nif::step::{busy_or_wait, encode_begin, me};
+use crate::nif::step::{busy_or_wait, driven_store, encode_begin, me};
 use crate::nif::store::CallOptions;
 use crate::resources::atoms;
 use crate::resources::component::{
@@ -463,7 +463,7 @@ fn call<'a>(
     let instance = handle!(env, instance, "component instance");
     let driven = handle!(env, store, "store");
     guarded(env, || {
-        if let Err(e) = same_store(&instance.store, &driven) {
+        if let Err(e) = driven_store(&instance.store, &driven) {
             return error(env, &e);
         }
         let path = match decode_path(interface, name) {
@@ -541,21 +541,6 @@ fn component_host_states(env: Env, store: Handle<StoreResource>) -> Term {
     store.host_states.count().encode(env)
 }
 
-/// The store the caller will drive must be the one the run starts on:
-/// the Elixir struct names it, and a struct whose store was swapped (or
-/// kept from another instance) would leave the real store's run with
-/// nobody to drive it.
-fn same_store(owner: &StoreResource, driven: &StoreResource) -> WbResult<()> {
-    if owner.id() == driven.id() {
-        Ok(())
-    } else {
-        Err(WbError::new(
-            Kind::Argument,
-            "the struct's :store is not the store this belongs to (a changed or forged struct)",
-        ))
-    }
-}
-
 /// Drops a guest resource now (its destructor runs in the guest, as a
 /// call with `options`). Dropping one already dropped or handed to the
 /// guest is an `:argument` error.
@@ -569,7 +554,7 @@ fn component_resource_drop<'a>(
     let resource = handle!(env, resource, "component resource");
     let driven = handle!(env, store, "store");
     guarded(env, || {
-        if let Err(e) = same_store(&resource.store, &driven) {
+        if let Err(e) = driven_store(&resource.store, &driven) {
             return error(env, &e);
         }
         if !resource.take_for_drop() {

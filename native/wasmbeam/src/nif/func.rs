@@ -5,7 +5,7 @@
 use crate::handle;
 use crate::nif::error::{error, guarded};
 use crate::nif::handle_arg::Handle;
-use crate::nif::step::{encode_begin, me};
+use crate::nif::step::{driven_store, encode_begin, me};
 use crate::nif::store::CallOptions;
 use crate::nif::values::decode_args_into;
 use crate::resources::handles::FuncResource;
@@ -40,10 +40,15 @@ pub fn call<'a>(
 fn func_call<'a>(
     env: Env<'a>,
     func: Handle<FuncResource>,
+    store: Handle<StoreResource>,
     arguments: Term<'a>,
     options: CallOptions,
 ) -> Term<'a> {
     let func = handle!(env, func, "function handle");
+    let driven = handle!(env, store, "store");
+    if let Err(e) = driven_store(&func.store, &driven) {
+        return error(env, &e);
+    }
     guarded(env, || {
         call(env, &func.store, func.func, &func.sig, arguments, &options)
     })

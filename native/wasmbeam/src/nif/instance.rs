@@ -6,7 +6,7 @@ use crate::nif::error::{error, guarded, reply};
 use crate::nif::handle_arg::Handle;
 use crate::nif::handles::{encode_func, encode_global, encode_memory, encode_table, encode_tag};
 use crate::nif::imports;
-use crate::nif::step::{busy_or_wait, encode_begin, me};
+use crate::nif::step::{busy_or_wait, driven_store, encode_begin, me};
 use crate::nif::store::CallOptions;
 use crate::resources::handles::FuncResource;
 use crate::resources::instance::InstanceResource;
@@ -75,11 +75,16 @@ fn instance_new<'a>(
 fn instance_call<'a>(
     env: Env<'a>,
     instance: Handle<InstanceResource>,
+    store: Handle<StoreResource>,
     name: &str,
     arguments: Term<'a>,
     options: CallOptions,
 ) -> Term<'a> {
     let instance = handle!(env, instance, "instance");
+    let driven = handle!(env, store, "store");
+    if let Err(e) = driven_store(&instance.store, &driven) {
+        return error(env, &e);
+    }
     // `&str`: the name is read in place, not copied into a `String`.
     guarded(env, || match instance.func(name) {
         Ok((func, sig)) => {

@@ -129,6 +129,23 @@ pub fn encode_poll_result<'a>(
 /// The term for a started run. A run that goes on past its first poll
 /// is watched: its driver's death stops it.
 #[inline]
+/// Checks that `driven`, the store the caller will drive (the `:store` of
+/// the struct it called through), is `owner`, the store the run starts on.
+/// Every NIF that starts a run on a store it finds through another handle
+/// (an instance, a function, a resource) checks this first: a run started
+/// on one store while the caller drives another would be left with nobody
+/// to drive it, the real store busy until the caller dies.
+pub fn driven_store(owner: &StoreResource, driven: &StoreResource) -> WbResult<()> {
+    if owner.id() == driven.id() {
+        Ok(())
+    } else {
+        Err(WbError::new(
+            Kind::Argument,
+            "the struct's :store is not the store this belongs to (a changed or forged struct)",
+        ))
+    }
+}
+
 pub fn encode_begin<'a>(
     env: Env<'a>,
     store: &ResourceArc<StoreResource>,
