@@ -17,6 +17,11 @@
 # Environment: PYTHON_ROUNDS (default 20), STREAM_ROUNDS (default 100),
 # WASI_P2_PARTS (default "python,stream").
 #
+# A bench of its own rather than more rows in bench/wasi_python.exs: that
+# one times a few sequential runs, cold compiles included, and its figures
+# are quoted as they are; this one interleaves every row of a table, builds
+# components with wasm-tools, and has a second part that is not CPython.
+#
 # The programs (and their components) are built into ignored folders by
 # bench/support/wasi_programs.ex; the first run compiles CPython twice (core
 # and component, ~10-30 s each on the 2-core machine).
