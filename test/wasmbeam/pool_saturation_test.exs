@@ -190,13 +190,34 @@ defmodule Wasmbeam.PoolSaturationTest do
            %{module: module} do
         pool = pool!(module, size: 1)
         {giver, id} = hold(pool)
-        w = waiter(pool, 60_000)
+        test = self()
+
+        w =
+          waiter(pool, 60_000, fn pool, options ->
+            Pool.checkout(
+              pool,
+              fn _ ->
+                send(test, {:holding, self()})
+                receive do: (:release -> {:ok, [3]})
+              end,
+              options
+            )
+          end)
+
         await_waiting(pool, 1)
 
         partial_give(pool, giver, w, id, unquote(step))
         Process.exit(giver, :kill)
 
-        # Well before the waiter's 60 s deadline.
+        # Well before the waiter's 60 s deadline; and the instance is the
+        # waiter's alone: the pool did not take it back as well.
+        assert_receive {:holding, ^w}, 2_000
+
+        assert {:error, %Error{kind: :timeout}} =
+                 Pool.call(pool, "add", [1, 1], checkout_timeout: 50)
+
+        assert %{in_use: 1, idle: 0} = stats!(pool)
+        send(w, :release)
         assert_receive {:waited, ^w, {:ok, [3]}, []}, 2_000
 
         assert settled?(pool, 1),
