@@ -334,22 +334,24 @@ defmodule Wasmbeam.Pool do
   # caller's first claim), so when a holder dies the pool finds its claims
   # and takes the instances back.
   #
-  # The waiting queue is a second table (an `ordered_set`) of rows
-  # `{ticket, pid, tag, state}`: `ticket` comes from an atomic counter (the
-  # order of arrival), `tag` is the waiter's monitor of the pool (an
-  # alias: it is also where the waiter is woken), `state` is `:waiting` or
-  # `{:given, id, giver}`. A caller that checks an instance in while others
-  # wait gives it to the oldest waiter itself: it turns that row from
-  # `:waiting` to `{:given, id, self()}` with `:ets.select_replace/2` (a
-  # compare-and-swap: the waiter gives up by deleting its row only while
-  # it still says `:waiting`, so exactly one of the two wins), moves the
-  # claim to the waiter, and wakes it. The pool process is not involved.
+  # The waiting queue is a second table (an `ordered_set`). A waiting
+  # caller's row is `{ticket, pid, alias}`: `ticket` comes from an atomic
+  # counter (the order of arrival; integers sort first, so the table's
+  # first key is the oldest waiter), `alias` is where it is woken. A
+  # caller that checks an instance in while others wait gives it to the
+  # oldest waiter itself: it inserts the ticket's grant row
+  # `{{:g, ticket}, pid, alias, {id, giver, instance_ref, store_ref}}` with
+  # `:ets.insert_new/2` (the commit point: a waiter that gives up inserts
+  # the same key with `:withdrawn`, and exactly one of the two wins), takes
+  # the ticket off the queue and sends the alias the instance. The waiter
+  # moves the claim to itself and deletes the grant row. The pool process
+  # is not involved.
   #
-  # Counters: `@waiting`, rows in the `:waiting` state (it goes up before
-  # a row is inserted and down after a row leaves that state, so 0 means
-  # that no row waits); `@ticket`; `@instances`, written by the pool;
-  # `@free`, pooled instances without a claim (up after a claim is
-  # deleted, down after one is taken).
+  # Counters: `@waiting`, tickets in the queue (up before a ticket is
+  # inserted, down after it is taken out, so 0 means that none waits);
+  # `@ticket`; `@instances`, written by the pool; `@free`, pooled
+  # instances without a claim (up before a claim is deleted, down after
+  # one is taken). See `dequeue/3` for why always in that order.
 
   @waiting 1
   @ticket 2
@@ -563,7 +565,7 @@ defmodule Wasmbeam.Pool do
         # tells its waiters through it (`terminate/2`). Not a monitor of
         # the pool: monitoring and demonitoring are signals the pool
         # process would handle for every wait, the funnel this design
-        # removes (measured: 2x the throughput at 16 callers). A wait
+        # removes (in one run, twice the throughput at 16 callers). A wait
         # without a deadline monitors all the same, so that a pool killed
         # outright (no `terminate/2`) cannot leave it waiting forever.
         tag = tag(handle.pid, deadline)
@@ -898,8 +900,8 @@ defmodule Wasmbeam.Pool do
     table = new_table(config.name)
     counters = :atomics.new(4, signed: true)
     # `write_concurrency` makes an `ordered_set` a contention-adapting
-    # tree: without it, the queue's one lock cost 2.5x the throughput at
-    # 1,000 callers.
+    # tree: with one lock, throughput at 1,000 callers fell to a third
+    # (in one run).
     waiters = :ets.new(__MODULE__.Waiters, [:ordered_set, :public] ++ concurrency())
     :ets.insert(table, {:meta, self(), config.policy, counters, {}})
 
