@@ -99,6 +99,8 @@ defmodule Wasmbeam.Pool do
   # Outcomes after which the store cannot be trusted under any policy.
   @broken [:poisoned, :panic]
   @default_checkout_timeout 5_000
+  # How long deaths are gathered before the queue is swept for them.
+  @sweep_after 10
 
   @typedoc "A pool: its registered name (fast path) or any GenServer address."
   @type pool :: atom() | GenServer.server()
@@ -1143,13 +1145,16 @@ defmodule Wasmbeam.Pool do
 
       {pid, watched} ->
         state = %{state | watched: watched}
-        # Rows of the queue it may have left behind, in one sweep for a
-        # burst of deaths (a sweep walks the whole queue).
+        # Rows of the queue it may have left behind, in one sweep for all
+        # the deaths of the next 10 ms (`@sweep_after`): a sweep walks the
+        # whole queue, and callers die all the time (every request
+        # process that used the pool), so at most 100 sweeps a second,
+        # however many die.
         state =
           if state.sweeping or :ets.info(state.waiters, :size) == 0 do
             state
           else
-            send(self(), :"$sweep")
+            Process.send_after(self(), :"$sweep", @sweep_after)
             %{state | sweeping: true}
           end
 
