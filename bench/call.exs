@@ -36,8 +36,9 @@ defmodule Wasmbeam.Bench.Call do
       # Internal API (the NIF and the driver), which may change under the
       # bench: the row is skipped, not the bench, if it does.
       {"Native.func_call (no option parsing)",
-       fn -> Native.func_call(add.ref, [1, 2], native_options) |> Driver.finish(add.store) end,
-       expect: ok3, optional: true, floor: "native wasmbeam_shaped_call"},
+       fn ->
+         Native.func_call(add.ref, add.store, [1, 2], native_options) |> Driver.finish(add.store)
+       end, expect: ok3, optional: true, floor: "native wasmbeam_shaped_call"},
       {"Func.call(add, [1, 2])", fn -> Func.call(add, [1, 2]) end,
        [expect: ok3, floor: "native untyped_call_async"] ++ call_target},
       {~S|Instance.call(instance, "add", [1, 2])|,

@@ -74,8 +74,9 @@ defmodule Wasmbeam.Bench.Telemetry do
        fn -> Instance.call(instance, "add", [1, 2]) end, expect: ok3},
       {"Func.call(add, [1, 2])", fn -> Func.call(add, [1, 2]) end, expect: ok3},
       {"reference: Native.func_call + Driver.finish",
-       fn -> Native.func_call(add.ref, [1, 2], native_options) |> Driver.finish(add.store) end,
-       expect: ok3}
+       fn ->
+         Native.func_call(add.ref, add.store, [1, 2], native_options) |> Driver.finish(add.store)
+       end, expect: ok3}
     ]
 
     samples =
