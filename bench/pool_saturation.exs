@@ -6,9 +6,9 @@
 #
 #   * one caller, no contention: checkout + call + checkin through the pool
 #     as it is (`Wasmbeam.Pool`) and as it was before the saturated path was
-#     redesigned (`Wasmbeam.Bench.PoolV1`, bench/support/pool_v1.ex, the
-#     old code under another name), beside a bare instance and an instance
-#     process;
+#     redesigned (`Wasmbeam.Bench.PoolV1`: the old code, read from git and
+#     compiled under another name by bench/support/previous_pool.ex), beside
+#     a bare instance and an instance process;
 #   * CALLERS concurrent callers (default "1000,10000"), each making
 #     CALLS_PER_CALLER calls (default 100) of `add(1, 2)`, against:
 #       - 8 instance processes (caller i calls process i rem 8) and 1,
@@ -28,7 +28,8 @@
 # waiting included (median, p99, max over all calls of the round).
 
 Code.require_file("support/harness.ex", __DIR__)
-Code.require_file("support/pool_v1.ex", __DIR__)
+Code.require_file("support/previous_pool.ex", __DIR__)
+Wasmbeam.Bench.PreviousPool.load!()
 
 defmodule Wasmbeam.Bench.PoolSaturation do
   alias Wasmbeam.Bench.{Harness, PoolV1}
