@@ -17,6 +17,7 @@ defmodule WasmbeamTest do
   doctest Wasmbeam.Caller
   doctest Wasmbeam.Wasi
   doctest Wasmbeam.Wasi.Pipe
+  doctest Wasmbeam.Wasi.Options
   doctest Wasmbeam.LinkedModule
 
   describe "load/3" do

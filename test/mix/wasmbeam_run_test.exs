@@ -5,6 +5,8 @@ defmodule Mix.Tasks.Wasmbeam.RunTest do
   import ExUnit.CaptureIO
 
   alias Mix.Tasks.Wasmbeam.Run
+
+  doctest Mix.Wasmbeam.RunFlags
   alias Wasmbeam.Test.WasiFixtures
 
   setup_all do
@@ -179,6 +181,101 @@ wasmbeam: compiled #{name} \(1 KiB\) in \d+ ms \(cached for next time\)\n\z"
         assert {2, "", "WASMBEAM_PROGRESS_AFTER_MS must be a number of milliseconds" <> _} =
                  run([path])
       end)
+    end
+  end
+
+  describe "the Wasmtime CLI's -W, -S and --argv0" do
+    test "-W fuel=, timeout= and the store limits bound the run", ctx do
+      assert {1, "", stderr} = run(["-W", "fuel=1000000", ctx.tool, "--", "spin"])
+      assert stderr =~ "(out_of_fuel)"
+      assert {1, "", stderr} = run(["-W", "timeout=50ms", ctx.tool, "--", "spin"])
+      assert stderr =~ "(timeout)"
+      assert {1, "", stderr} = run(["-W", "max-memory-size=65536", ctx.tool, "--", "args"])
+      assert stderr =~ "(limit)"
+
+      assert {0, "wasi_tool.wasm\nargs\n", ""} =
+               run([
+                 "-W",
+                 "max-memory-size=16777216,max-table-elements=1000",
+                 ctx.tool,
+                 "--",
+                 "args"
+               ])
+
+      assert {0, "wasi_tool.wasm\nargs\n", ""} =
+               run(["-W", "max-wasm-stack=1048576", ctx.tool, "--", "args"])
+
+      # --timeout wins over -W timeout=.
+      assert {0, _, ""} = run(["--timeout", "60000", "-W", "timeout=0", ctx.tool, "--", "args"])
+    end
+
+    test "-W flags Wasmbeam does not offer are refused with the reason", ctx do
+      for flag <- ["trap-on-grow-failure", "unknown-imports-trap=y", "unknown-imports-default"] do
+        assert {2, "", "-W " <> message} = run(["-W", flag, ctx.tool])
+        assert message =~ "is not supported: "
+      end
+
+      assert {2, "", "-W timeout takes a duration" <> _} = run(["-W", "timeout=soon", ctx.tool])
+
+      assert {2, "", "-W fuel takes a non-negative integer" <> _} =
+               run(["-W", "fuel=-1", ctx.tool])
+    end
+
+    test "-S inherit-env passes the BEAM's environment, --env still wins; --argv0 names the program",
+         ctx do
+      System.put_env("WASMBEAM_RUN_INHERITED", "from the BEAM")
+      on_exit(fn -> System.delete_env("WASMBEAM_RUN_INHERITED") end)
+
+      assert {0, out, ""} = run(["-S", "inherit-env", ctx.tool, "--", "env"])
+      assert out =~ "WASMBEAM_RUN_INHERITED=from the BEAM\n"
+
+      assert {0, out, ""} =
+               run([
+                 "-S",
+                 "inherit-env",
+                 "--env",
+                 "WASMBEAM_RUN_INHERITED=mine",
+                 ctx.tool,
+                 "--",
+                 "env"
+               ])
+
+      assert out =~ "WASMBEAM_RUN_INHERITED=mine\n"
+      assert {0, "", ""} = run(["-S", "inherit-env=n", ctx.tool, "--", "env"])
+      assert {0, "tool\nargs\n", ""} = run(["--argv0", "tool", ctx.tool, "--", "args"])
+    end
+
+    test "-S inherit-network grants a component the network; without it, none" do
+      probe = Wasmbeam.ComponentFixtures.path!("net_probe")
+      {:ok, listen} = :gen_tcp.listen(0, [:binary, active: false, ip: {127, 0, 0, 1}])
+      {:ok, port} = :inet.port(listen)
+
+      server =
+        Task.async(fn ->
+          {:ok, socket} = :gen_tcp.accept(listen)
+          {:ok, data} = :gen_tcp.recv(socket, 0)
+          :ok = :gen_tcp.send(socket, "echo:" <> data)
+          :gen_tcp.close(socket)
+        end)
+
+      call = ~s[send((127, 0, 0, 1), #{port}, "hi")]
+
+      assert {0, ~s[err("create-tcp-socket: access-denied")\n], ""} =
+               run(["--invoke", call, probe])
+
+      assert {0, ~s[err("create-tcp-socket: access-denied")\n], ""} =
+               run(["-S", "inherit-network,tcp=n", "--invoke", call, probe])
+
+      assert {0, ~s[ok("echo:hi")\n], ""} =
+               run(["-S", "inherit-network", "--invoke", call, probe])
+
+      Task.await(server)
+    end
+
+    test "-S flags Wasmbeam does not offer are refused with the reason", ctx do
+      assert {2, "", "-S http is not supported: " <> _} = run(["-S", "http", ctx.tool])
+      assert {2, "", "-S: unknown WASI option \"bogus\"" <> _} = run(["-S", "bogus", ctx.tool])
+      assert {2, "", "-S tcp takes y or n" <> _} = run(["-S", "tcp=maybe", ctx.tool])
     end
   end
 

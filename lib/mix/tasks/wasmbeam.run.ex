@@ -75,7 +75,22 @@ defmodule Mix.Tasks.Wasmbeam.Run do
       (for a component: the call in WAVE, `--invoke 'name(arg, ...)'`)
     * `--verbose` (`-v`) - report where the module came from, and the
       times, on standard error (see "Progress")
-    * `-W PROPOSAL[=y|n][,...]` (or `--wasm`) - turn a WebAssembly
+    * `--argv0 NAME` - the program's name (`argv[0]`; default: the file's)
+    * `-W NAME[=VALUE][,...]` (or `--wasm`), as the Wasmtime CLI spells
+      them: `fuel=N` and `timeout=DURATION` (`1` is seconds; `2s`,
+      `100ms`, `1m`) as `--fuel`/`--timeout` (which win when both are
+      given), `max-memory-size=BYTES` and `max-table-elements=N` (store
+      limits), `max-wasm-stack=BYTES`; `trap-on-grow-failure`,
+      `unknown-imports-trap` and `unknown-imports-default` are refused with
+      the reason (a failed grow returns -1 as Wasm says; every import must
+      be given)
+    * `-S NAME[=y|n][,...]` (or `--wasi`), as the Wasmtime CLI spells them:
+      `inherit-env` (the BEAM's environment; `--env` wins),
+      `inherit-network` (every address, TCP and UDP, for a component; a
+      core module has no sockets), `tcp=n`/`udp=n` to take a protocol
+      away, `allow-ip-name-lookup`; the others (`cli`, `http`, `nn`,
+      `threads`, ...) are refused with the reason
+    * `-W PROPOSAL[=y|n][,...]` - turn a WebAssembly
       proposal on or off, named as the Wasmtime CLI names them:
       `-W exceptions=n`, `-W threads`, `-W gc=n,function-references=n`;
       may be repeated. The defaults are Wasmtime's (see
@@ -88,6 +103,7 @@ defmodule Mix.Tasks.Wasmbeam.Run do
   """
   use Mix.Task
 
+  alias Mix.Wasmbeam.RunFlags
   alias Wasmbeam.{Component, Engine, Error, Instance, Module, ModuleCache, Wasi}
 
   @switches [
@@ -97,6 +113,8 @@ defmodule Mix.Tasks.Wasmbeam.Run do
     dir: :keep,
     env: :keep,
     wasm: :keep,
+    wasi: :keep,
+    argv0: :string,
     verbose: :boolean
   ]
 
@@ -104,7 +122,7 @@ defmodule Mix.Tasks.Wasmbeam.Run do
   def run(argv) do
     Mix.Wasmbeam.start_wasmbeam()
 
-    case OptionParser.parse(argv, strict: @switches, aliases: [W: :wasm, v: :verbose]) do
+    case OptionParser.parse(argv, strict: @switches, aliases: [W: :wasm, S: :wasi, v: :verbose]) do
       {opts, [file | args], []} ->
         exit_with(Mix.Wasmbeam.without_compile_logs(fn -> execute(file, args, opts) end))
 
@@ -117,7 +135,9 @@ defmodule Mix.Tasks.Wasmbeam.Run do
   end
 
   defp execute(file, args, opts) do
-    with {:ok, engine} <- engine(opts),
+    with {:ok, w} <- RunFlags.wasm(Keyword.get_values(opts, :wasm)),
+         {:ok, s} <- RunFlags.wasi(Keyword.get_values(opts, :wasi)),
+         {:ok, engine} <- engine(opts, w),
          {:ok, dirs} <- dirs(Keyword.get_values(opts, :dir)),
          {:ok, env} <- env(Keyword.get_values(opts, :env)),
          {:ok, progress} <- progress(opts),
@@ -126,16 +146,19 @@ defmodule Mix.Tasks.Wasmbeam.Run do
       stdin = start_stdin_reader()
 
       wasi = [
-        program_name: Path.basename(file),
+        program_name: opts[:argv0] || Path.basename(file),
         env: env,
+        inherit_env: s.inherit_env,
         dirs: dirs,
         stdin: stdin,
         # The printer writes everything out as it comes: no limit.
         stdout: {:stream, printer, nil, :infinity},
-        stderr: {:stream, printer, nil, :infinity}
+        stderr: {:stream, printer, nil, :infinity},
+        network: s.network,
+        ip_name_lookup: s.ip_name_lookup
       ]
 
-      budget = Keyword.take(opts, [:timeout, :fuel])
+      budget = budget(opts, w)
       started = System.monotonic_time(:millisecond)
 
       result =
@@ -365,51 +388,38 @@ defmodule Mix.Tasks.Wasmbeam.Run do
     pipe
   end
 
-  # The default engine, unless fuel or proposals ask for another.
-  defp engine(opts) do
-    with {:ok, features} <- features(Keyword.get_values(opts, :wasm)) do
-      case {opts[:fuel], features} do
-        {nil, []} ->
-          {:ok, Engine.default()}
+  # The default engine, unless fuel, proposals or a stack size ask for another.
+  defp engine(opts, w) do
+    fuel? = opts[:fuel] != nil or w.fuel != nil
 
-        {fuel, features} ->
-          case Engine.new(consume_fuel: fuel != nil, features: features) do
-            {:ok, engine} -> {:ok, engine}
-            {:error, %Error{message: message}} -> bad_usage("-W: #{message}")
-          end
+    stack =
+      if w.max_wasm_stack,
+        do: [
+          max_wasm_stack: w.max_wasm_stack,
+          async_stack_size: w.max_wasm_stack + 2 * 1024 * 1024
+        ],
+        else: []
+
+    if not fuel? and w.features == [] and stack == [] do
+      {:ok, Engine.default()}
+    else
+      case Engine.new([consume_fuel: fuel?, features: w.features] ++ stack) do
+        {:ok, engine} -> {:ok, engine}
+        {:error, %Error{message: message}} -> bad_usage("-W: #{message}")
       end
     end
   end
 
-  @known_features Keyword.keys(Wasmbeam.Engine.Config.default_features())
-
-  defp features(specs) do
-    specs
-    |> Enum.flat_map(&String.split(&1, ",", trim: true))
-    |> Enum.reduce_while({:ok, []}, fn spec, {:ok, acc} ->
-      {name, value} =
-        case String.split(spec, "=", parts: 2) do
-          [name] -> {name, "y"}
-          [name, value] -> {name, value}
-        end
-
-      feature =
-        Enum.find(@known_features, &(Atom.to_string(&1) == String.replace(name, "-", "_")))
-
-      cond do
-        feature == nil ->
-          {:halt, bad_usage("-W: unknown proposal #{inspect(name)}")}
-
-        value in ["y", "yes", "true"] ->
-          {:cont, {:ok, Keyword.put(acc, feature, true)}}
-
-        value in ["n", "no", "false"] ->
-          {:cont, {:ok, Keyword.put(acc, feature, false)}}
-
-        true ->
-          {:halt, bad_usage("-W #{name} takes y or n, got #{inspect(value)}")}
-      end
-    end)
+  # What bounds the run: --timeout and --fuel, or -W timeout= and fuel=
+  # (the flags win), and -W's store limits.
+  defp budget(opts, w) do
+    [
+      timeout: opts[:timeout] || w.timeout,
+      fuel: opts[:fuel] || w.fuel,
+      memory_size: w.memory_size,
+      table_elements: w.table_elements
+    ]
+    |> Enum.reject(fn {_, v} -> v == nil end)
   end
 
   defp dirs(specs) do
@@ -543,7 +553,8 @@ defmodule Mix.Tasks.Wasmbeam.Run do
     IO.puts(
       :stderr,
       "#{message}\nusage: mix wasmbeam.run [--dir HOST[::GUEST][:ro]] [--env NAME=VALUE] " <>
-        "[--timeout MS] [--fuel N] [--invoke NAME] [-W PROPOSAL] [-v] FILE [-- ARGS...]"
+        "[--timeout MS] [--fuel N] [--invoke NAME] [--argv0 NAME] [-W NAME[=VALUE]] " <>
+        "[-S NAME[=y|n]] [-v] FILE [-- ARGS...]"
     )
 
     exit({:shutdown, 2})

@@ -4,6 +4,8 @@ defmodule Wasmbeam.Component.WaveTest do
   alias Wasmbeam.{Component, Error}
   alias Wasmbeam.Component.{Instance, Wave}
 
+  doctest Wasmbeam.Component.Wave
+
   @echo "wasmbeam:test/echo@0.1.0"
   @compute "wasmbeam:test/compute@0.1.0"
 
