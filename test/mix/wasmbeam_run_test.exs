@@ -209,6 +209,18 @@ wasmbeam: compiled #{name} \(1 KiB\) in \d+ ms \(cached for next time\)\n\z"
       assert {0, _, ""} = run(["--timeout", "60000", "-W", "timeout=0", ctx.tool, "--", "args"])
     end
 
+    test "--invoke runs a reactor's _initialize first, as the CLI does" do
+      path = Wasmbeam.Test.Tmp.path("wasmbeam-run-reactor", ".wat")
+
+      File.write!(path, ~S[(module
+        (global $ready (mut i32) (i32.const 0))
+        (func (export "_initialize") (global.set $ready (i32.add (global.get $ready) (i32.const 1))))
+        (func (export "ready") (result i32) (global.get $ready)))])
+
+      on_exit(fn -> File.rm(path) end)
+      assert {0, "1\n", ""} = run(["--invoke", "ready", path])
+    end
+
     test "-W flags Wasmbeam does not offer are refused with the reason", ctx do
       for flag <- ["trap-on-grow-failure", "unknown-imports-trap=y", "unknown-imports-default"] do
         assert {2, "", "-W " <> message} = run(["-W", flag, ctx.tool])

@@ -16,9 +16,10 @@ defmodule Mix.Tasks.Wasmbeam.Run do
   WASI program Wasmbeam runs, it sees only what the options grant: its
   arguments, the `--env` variables and the `--dir` directories.
 
-  With `--invoke NAME`, the export `NAME` is called with the arguments
-  after the file, parsed by its parameter types (integers, floats, `inf`,
-  `-inf`, `nan`), and its results are printed one per line. A module that
+  With `--invoke NAME`, the export `NAME` is called (after `_initialize`,
+  for a reactor that has one) with the arguments after the file, parsed
+  by its parameter types (integers, floats, `inf`, `-inf`, `nan`), and
+  its results are printed one per line. A module that
   imports WASI gets the same WASI context as a command.
 
   For a component, `--invoke` takes the call written in WAVE, as
@@ -330,8 +331,23 @@ defmodule Mix.Tasks.Wasmbeam.Run do
     with {:ok, params} <- params(module, name),
          {:ok, values} <- parse_args(args, params),
          {:ok, instance} <- Instance.new(module, %{}, instance_options),
+         :ok <- initialize(instance, wasi?, budget),
          {:ok, results} <- Instance.call(instance, name, values, Keyword.take(budget, [:timeout])) do
       {:results, results}
+    end
+  end
+
+  # A reactor's `_initialize` runs before the export, as the Wasmtime CLI
+  # runs it (with WASI, `Instance.new/3` has run it already).
+  defp initialize(_instance, true, _budget), do: :ok
+
+  defp initialize(instance, false, budget) do
+    if List.keymember?(Instance.exports(instance), "_initialize", 0) do
+      with {:ok, _} <-
+             Instance.call(instance, "_initialize", [], Keyword.take(budget, [:timeout])),
+           do: :ok
+    else
+      :ok
     end
   end
 
