@@ -124,7 +124,7 @@ defmodule Wasmbeam.Driver do
 
   defp drive({:host_call, registry, index, args, id}, store_ref, mode) do
     answer = HostCall.answer(registry, index, args, store_ref, id)
-    drive(Native.store_answer(store_ref, id, answer), store_ref, mode)
+    drive(deliver(store_ref, id, answer), store_ref, mode)
   end
 
   defp drive({:io_wait, store_id, ms_left}, store_ref, mode) do
@@ -182,11 +182,21 @@ defmodule Wasmbeam.Driver do
           | {:error, Error.t()}
   def settle({:host_call, registry, index, args, id}, store_ref) do
     answer = HostCall.answer(registry, index, args, store_ref, id)
-    settle(Native.store_answer(store_ref, id, answer), store_ref)
+    settle(deliver(store_ref, id, answer), store_ref)
   end
 
   def settle({:dirty_result, _store_id}, store_ref),
     do: Native.component_take_result(store_ref)
 
   def settle(step, _store_ref), do: step
+
+  # Answers a host call. A component handler's answer too large to decode
+  # on a normal scheduler comes back as `:dirty` (nothing delivered) and is
+  # delivered from a dirty one.
+  defp deliver(store_ref, id, answer) do
+    case Native.store_answer(store_ref, id, answer) do
+      :dirty -> Native.store_answer_dirty(store_ref, id, answer)
+      step -> step
+    end
+  end
 end

@@ -58,6 +58,7 @@ defmodule Wasmbeam.Native do
   def store_set_fuel(_store, _fuel), do: err()
   def store_fuel_consumed(_store), do: err()
   def store_answer(_store, _id, _answer), do: err()
+  def store_answer_dirty(_store, _id, _answer), do: err()
   def store_io_timeout(_store), do: err()
   def store_set_wasi(_store, _options, _stdin, _stdout, _stderr), do: err()
   def store_wasi_output(_store), do: err()

@@ -425,6 +425,9 @@ defmodule Wasmbeam.Test.HostileNifArgs do
       {:store_answer, 3} ->
         [[fx.store, 1, {:ok, []}]]
 
+      {:store_answer_dirty, 3} ->
+        [[fx.store, 1, {:ok, []}]]
+
       {:store_io_timeout, 1} ->
         [[fx.store]]
 
@@ -539,7 +542,9 @@ defmodule Wasmbeam.Test.HostileNifArgs do
   defp special(:store_set_wasi, 2, fx), do: [fx.pipe, :binary.copy("x", 1_000_000)]
   defp special(:store_set_wasi, p, _fx) when p in [3, 4], do: sinks()
   defp special(:caller_op, 2, _fx), do: caller_ops()
-  defp special(:store_answer, 2, _fx), do: [{:ok, [1 <<< 64]}, {:error, :x}, {:ok, :x}]
+
+  defp special(name, 2, _fx) when name in [:store_answer, :store_answer_dirty],
+    do: [{:ok, [1 <<< 64]}, {:error, :x}, {:ok, :x}]
 
   defp special(:instance_call, 2, _fx),
     do: ["add", "v", "memory", "nope", <<0xFF>>, String.duplicate("n", 100_000)]

@@ -493,6 +493,7 @@ fn call<'a>(
             host_answer: false,
             budget: (!dirty).then_some(NORMAL_SCHEDULER_WEIGHT),
             too_heavy: false,
+            inserted: Vec::new(),
         };
         let params = match decode_args(arguments, &types.params, &mut cx) {
             Ok(params) => params,

@@ -97,6 +97,9 @@ pub struct DecodeCx<'s> {
     /// KiB), `None` for no bound; `too_heavy` says the bound stopped it.
     pub budget: Option<usize>,
     pub too_heavy: bool,
+    /// The host states a host answer's decode stored so far, to forget
+    /// if the answer is refused or declined.
+    pub inserted: Vec<u32>,
 }
 
 impl DecodeCx<'_> {
@@ -360,7 +363,9 @@ pub fn decode(term: Term, ty: &Type, path: &mut Path, cx: &mut DecodeCx) -> WbRe
             Val::Result(if ok { Ok(value) } else { Err(value) })
         }
         Type::Own(_) if cx.host_answer && resource_from_term(term).is_none() => {
-            Val::U32(cx.store.host_states.insert(term))
+            let rep = cx.store.host_states.insert(term);
+            cx.inserted.push(rep);
+            Val::U32(rep)
         }
         Type::Own(rty) | Type::Borrow(rty) => {
             let handle = resource_from_term(term).ok_or_else(|| bad(path))?;

@@ -153,6 +153,7 @@ fn component_wave_format<'a>(
                 host_answer: false,
                 budget: None,
                 too_heavy: false,
+                inserted: Vec::new(),
             };
             let val = decode(value, ty, &mut Path::text("the result"), &mut cx)?;
             wasm_wave::to_string(&val).map(Some).map_err(|e| {

@@ -3,7 +3,7 @@
 //! through its `Wasmbeam.Caller` (memory, globals, fuel, nested calls).
 
 use crate::handle;
-use crate::nif::component_values::{decode, DecodeCx, Path};
+use crate::nif::component_values::{decode, DecodeCx, Path, NORMAL_SCHEDULER_WEIGHT};
 use crate::nif::error::{error, guarded, reply};
 use crate::nif::handle_arg::Handle;
 use crate::nif::step::{encode_poll_result, me};
@@ -11,7 +11,7 @@ use crate::nif::values::{decode_arg, decode_args};
 use crate::resources::atoms;
 use crate::resources::handlers::Handlers;
 use crate::resources::store::StoreResource;
-use rustler::{Atom, Binary, Env, ResourceArc, Term};
+use rustler::{Atom, Binary, Encoder, Env, ResourceArc, Term};
 use wasmbeam_runtime::driver::error::{msg, Kind, WbError, WbResult};
 use wasmbeam_runtime::driver::host_slot::{
     Answer, FailureCause, HandlerFailure, Op, OpResult, ResultTypes,
@@ -38,7 +38,10 @@ fn host_handlers(env: Env, store: Handle<StoreResource>, id: u64) -> Term {
 
 /// Answers the innermost pending host call with `{:ok, results}`,
 /// `{:error, message}` (the handler failed) or `{:bad_answer, message}`
-/// (it answered something that is not its results), and polls on.
+/// (it answered something that is not its results), and polls on. A
+/// component handler's answer too large to decode on a normal scheduler
+/// is declined: nothing is delivered and the NIF answers `:dirty`, for the
+/// caller to answer again through `store_answer_dirty`.
 #[rustler::nif]
 fn store_answer<'a>(
     env: Env<'a>,
@@ -48,37 +51,65 @@ fn store_answer<'a>(
 ) -> Term<'a> {
     let store = handle!(env, store, "store");
     guarded(env, || {
-        let polled = store.core.answer(
-            me(env),
-            id,
-            |results| {
-                // A panic here would leave the guest suspended in its host
-                // call with nobody to answer it: the answer fails instead.
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    decode_answer(answer, results, &store)
-                }))
-                .unwrap_or_else(|payload| {
-                    failed(
-                        FailureCause::BadAnswer,
-                        wasmbeam_runtime::driver::error::panic_message(&payload),
-                    )
-                })
-            },
-            &store.notify(env),
-        );
-        encode_poll_result(env, &store, polled)
+        answer_with(env, &store, id, answer, Some(NORMAL_SCHEDULER_WEIGHT))
     })
+}
+
+/// `store_answer` on a dirty scheduler, with no bound on the answer.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn store_answer_dirty<'a>(
+    env: Env<'a>,
+    store: Handle<StoreResource>,
+    id: u64,
+    answer: Term<'a>,
+) -> Term<'a> {
+    let store = handle!(env, store, "store");
+    guarded(env, || answer_with(env, &store, id, answer, None))
+}
+
+fn answer_with<'a>(
+    env: Env<'a>,
+    store: &ResourceArc<StoreResource>,
+    id: u64,
+    answer: Term<'a>,
+    budget: Option<usize>,
+) -> Term<'a> {
+    let polled = store.core.answer_unless(
+        me(env),
+        id,
+        |results| {
+            // A panic here would leave the guest suspended in its host
+            // call with nobody to answer it: the answer fails instead.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                decode_answer(answer, results, store, budget)
+            }))
+            .unwrap_or_else(|payload| {
+                Some(failed(
+                    FailureCause::BadAnswer,
+                    wasmbeam_runtime::driver::error::panic_message(&payload),
+                ))
+            })
+        },
+        &store.notify(env),
+    );
+    match polled {
+        Ok(None) => atoms::dirty().encode(env),
+        Ok(Some(polled)) => encode_poll_result(env, store, Ok(polled)),
+        Err(e) => encode_poll_result(env, store, Err(e)),
+    }
 }
 
 fn failed(cause: FailureCause, why: String) -> Answer {
     Answer::Failed(HandlerFailure { cause, why })
 }
 
+/// The answer, or `None` when a component answer is heavier than `budget`.
 fn decode_answer(
     answer: Term,
     results: &ResultTypes,
     store: &ResourceArc<StoreResource>,
-) -> Answer {
+    budget: Option<usize>,
+) -> Option<Answer> {
     use crate::nif::inspect::inspect;
     if let Ok((tag, values)) = answer.decode::<(Atom, Term)>() {
         let text = || {
@@ -89,55 +120,70 @@ fn decode_answer(
         if tag == atoms::ok() {
             let decoded = match results {
                 ResultTypes::Core(types) => {
-                    decode_args(values, types, store.id()).map(Answer::Values)
+                    decode_args(values, types, store.id()).map(|v| Some(Answer::Values(v)))
                 }
-                ResultTypes::Component(ty) => decode_component_answer(values, ty.as_ref(), store),
+                ResultTypes::Component(ty) => {
+                    decode_component_answer(values, ty.as_ref(), store, budget)
+                }
             };
             return match decoded {
                 Ok(answer) => answer,
-                Err(e) => failed(
+                Err(e) => Some(failed(
                     FailureCause::BadAnswer,
                     format!("the handler returned {}: {}", inspect(values), e.message),
-                ),
+                )),
             };
         }
         if tag == atoms::error() {
-            return failed(FailureCause::Handler, text());
+            return Some(failed(FailureCause::Handler, text()));
         }
         if tag == atoms::bad_answer() {
-            return failed(FailureCause::BadAnswer, text());
+            return Some(failed(FailureCause::BadAnswer, text()));
         }
     }
-    failed(
+    Some(failed(
         FailureCause::BadAnswer,
         format!("malformed answer {}", inspect(answer)),
-    )
+    ))
 }
 
 /// A component handler's answer: its result, decoded against the
 /// import's result type (no result: whatever it returned is dropped).
 /// Resources it hands over as `own` are the guest's from now on.
+/// Within `budget`, or `Ok(None)` when the answer is heavier (decoded
+/// again, unbounded, on a dirty scheduler).
 fn decode_component_answer(
     value: Term,
     ty: Option<&wasmtime::component::Type>,
     store: &ResourceArc<StoreResource>,
-) -> WbResult<Answer> {
+    budget: Option<usize>,
+) -> WbResult<Option<Answer>> {
     let Some(ty) = ty else {
-        return Ok(Answer::Component(None));
+        return Ok(Some(Answer::Component(None)));
     };
     let mut cx = DecodeCx {
         store,
         moved: Vec::new(),
         host_answer: true,
-        budget: None,
+        budget,
         too_heavy: false,
+        inserted: Vec::new(),
     };
     let mut path = Path::text("the result");
-    let val = decode(value, ty, &mut path, &mut cx)?;
+    let val = match decode(value, ty, &mut path, &mut cx) {
+        Ok(val) => val,
+        Err(e) => {
+            // The guest never gets the resources made so far.
+            for rep in cx.inserted {
+                store.host_states.remove(rep);
+            }
+            return if cx.too_heavy { Ok(None) } else { Err(e) };
+        }
+    };
     for handle in &cx.moved {
         handle.moved();
     }
-    Ok(Answer::Component(Some(val)))
+    Ok(Some(Answer::Component(Some(val))))
 }
 
 /// Runs one caller operation for the innermost pending host call `id`:

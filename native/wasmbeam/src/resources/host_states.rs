@@ -50,6 +50,12 @@ impl HostStates {
         }
     }
 
+    /// Forgets the state of `rep` (a resource made while decoding an answer
+    /// that was then refused or declined: the guest never got it).
+    pub fn remove(&self, rep: u32) {
+        self.inner.lock().states.remove(&rep);
+    }
+
     /// How many states are held (resources not dropped yet).
     pub fn count(&self) -> usize {
         self.inner.lock().states.len()

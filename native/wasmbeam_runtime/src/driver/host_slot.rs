@@ -229,6 +229,8 @@ pub enum FrameStatus {
     /// behind a nested host call: the answer cannot be delivered. With
     /// the import's name and the decoded answer.
     Blocked(Arc<str>, Answer),
+    /// The decoder declined the answer: nothing changed.
+    Declined,
     Gone,
 }
 
@@ -330,13 +332,26 @@ impl HostShared {
     /// turns the answer into what the host future receives, given the
     /// result types).
     pub fn answer(&self, id: u64, decode: impl FnOnce(&ResultTypes) -> Answer) -> FrameStatus {
+        self.answer_unless(id, |results| Some(decode(results)))
+    }
+
+    /// Like [`answer`](Self::answer), but `decode` may decline (`None`,
+    /// say an answer too large to decode on a normal scheduler): nothing
+    /// is delivered and the host call waits on (`Declined`).
+    pub fn answer_unless(
+        &self,
+        id: u64,
+        decode: impl FnOnce(&ResultTypes) -> Option<Answer>,
+    ) -> FrameStatus {
         let mut slot = self.slot.lock();
         let Some(i) = slot.frames.iter().rposition(|f| f.id == id) else {
             return FrameStatus::Gone;
         };
         let frame = &slot.frames[i];
         let blocked = i + 1 != slot.frames.len() || frame.in_op;
-        let answer = decode(&frame.import.0.results);
+        let Some(answer) = decode(&frame.import.0.results) else {
+            return FrameStatus::Declined;
+        };
         if blocked {
             return FrameStatus::Blocked(frame.import.0.name.clone(), answer);
         }

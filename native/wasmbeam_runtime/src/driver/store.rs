@@ -511,8 +511,23 @@ impl StoreCore {
         decode: impl FnOnce(&ResultTypes) -> Answer,
         cx: &dyn Notify,
     ) -> WbResult<Polled> {
-        match self.host.answer(id, decode) {
-            FrameStatus::Delivered => self.resume(poller, cx),
+        self.answer_unless(poller, id, |results| Some(decode(results)), cx)?
+            .ok_or_else(|| WbError::new(Kind::Panic, "an answer that cannot decline declined"))
+    }
+
+    /// Like [`answer`](Self::answer), but `decode` may decline the answer
+    /// (`None`: too large to decode here, say): then nothing is delivered,
+    /// nothing runs, and this returns `Ok(None)`; the caller answers again.
+    pub fn answer_unless(
+        self: &Arc<Self>,
+        poller: u64,
+        id: u64,
+        decode: impl FnOnce(&ResultTypes) -> Option<Answer>,
+        cx: &dyn Notify,
+    ) -> WbResult<Option<Polled>> {
+        match self.host.answer_unless(id, decode) {
+            FrameStatus::Delivered => self.resume(poller, cx).map(Some),
+            FrameStatus::Declined => Ok(None),
             FrameStatus::Blocked(name, answer) => {
                 let why = match answer {
                     Answer::Failed(f) if f.cause == crate::driver::host_slot::FailureCause::Handler => f.why,
