@@ -38,7 +38,7 @@ defmodule Wasmbeam.Native do
   def component_deserialize(_engine, _bytes, _key), do: err()
   def component_describe(_component), do: err()
   def component_import_funcs(_component), do: err()
-  def component_instantiate(_store, _component, _imports, _options), do: err()
+  def component_instantiate(_store, _component, _imports, _wasi, _options), do: err()
   def component_call(_instance, _store, _interface, _name, _args, _options), do: err()
   def component_call_dirty(_instance, _store, _interface, _name, _args, _options), do: err()
   def component_take_result(_store), do: err()

@@ -13,15 +13,11 @@ defmodule Wasmbeam.Pool do
   is never in the call path:
 
     * checkout takes an idle instance straight from the table (no message
-      round trip);
-    * checkin of an instance that is kept gives it straight to the oldest
-      waiting caller, or puts it back in the table, with no message to the
-      pool process; an instance to be replaced (per the policy, or a
-      broken one) goes to the pool process, off the caller's path;
-    * when no instance is idle, the caller queues itself in a table and
-      sleeps until a caller that checks an instance in hands it over, or
-      its checkout timeout passes. The pool process is asked only while
-      the pool can still grow (overflow), to create an instance.
+      round trip) and tells the pool, asynchronously, who holds it;
+    * checkin is one asynchronous message; the pool puts the instance back,
+      hands it to a waiting caller, or replaces it, depending on its policy;
+    * only when no instance is idle does the caller ask the pool process,
+      which creates an overflow instance, queues the caller, or refuses.
 
   The pool links the module with its imports once (a
   `Wasmbeam.LinkedModule`), so creating an instance (at start, for
@@ -72,14 +68,6 @@ defmodule Wasmbeam.Pool do
   `:overloaded` error at once, so load beyond capacity is refused, not
   queued without bound.
 
-  Waiting callers are served first come, first served: while anyone
-  waits, newcomers queue behind them, and an instance checked in goes to
-  the oldest waiter. The one exception: a caller that arrives while an
-  instance is being freed may take that instance ahead of the waiters
-  (the freeing caller then serves the oldest waiter with the next
-  instance that comes back), so a waiter can be overtaken at most once
-  per checkin that raced with an arrival.
-
   ## Addressing a pool
 
   A pool named by an atom is found without messaging it (its ETS table has
@@ -99,8 +87,6 @@ defmodule Wasmbeam.Pool do
   # Outcomes after which the store cannot be trusted under any policy.
   @broken [:poisoned, :panic]
   @default_checkout_timeout 5_000
-  # How long deaths are gathered before the queue is swept for them.
-  @sweep_after 10
 
   @typedoc "A pool: its registered name (fast path) or any GenServer address."
   @type pool :: atom() | GenServer.server()
@@ -325,58 +311,25 @@ defmodule Wasmbeam.Pool do
   #
   # The table holds a row `{id, instance_ref, store_ref}` per instance,
   # a claim row `{{:held, id}, holder_pid}` per instance in use, and
-  # `{:meta, pool_pid, policy, counters, ids}` (`ids`: the pooled
-  # instances; `counters`: an `:atomics` array, see below). Taking an
-  # instance is inserting its claim with `:ets.insert_new/2` (atomic: one
-  # claimer wins); giving it back is deleting the claim. Rows hold only
-  # references, and what is the same for every checkout (the module, the
-  # waiting queue's table, limits) is in `:persistent_term`: copying a
-  # whole `%Instance{}` out of ETS costs more than the call itself. The
-  # pool process watches every caller once (it is told before the
-  # caller's first claim), so when a holder dies the pool finds its claims
-  # and takes the instances back.
-  #
-  # The waiting queue is a second table (an `ordered_set`). A waiting
-  # caller's row is `{ticket, pid, alias}`: `ticket` comes from an atomic
-  # counter (the order of arrival; integers sort first, so the table's
-  # first key is the oldest waiter), `alias` is where it is woken. A
-  # caller that checks an instance in while others wait gives it to the
-  # oldest waiter itself: it inserts the ticket's grant row
-  # `{{:g, ticket}, pid, alias, {id, giver, instance_ref, store_ref}}` with
-  # `:ets.insert_new/2` (the commit point: a waiter that gives up inserts
-  # the same key with `:withdrawn`, and exactly one of the two wins), takes
-  # the ticket off the queue and sends the alias the instance. The waiter
-  # moves the claim to itself and deletes the grant row. The pool process
-  # is not involved.
-  #
-  # Counters: `@waiting`, tickets in the queue (up before a ticket is
-  # inserted, down after it is taken out, so 0 means that none waits);
-  # `@ticket`; `@instances`, written by the pool; `@free`, pooled
-  # instances without a claim (up before a claim is deleted, down after
-  # one is taken). See `dequeue/3` for why always in that order.
-
-  @waiting 1
-  @ticket 2
-  @instances 3
-  @free 4
+  # `{:meta, pool_pid, policy, waiting, ids}` (`ids`: the pooled instances).
+  # Taking an instance is inserting its claim with `:ets.insert_new/2`
+  # (atomic: one claimer wins); giving it back is deleting the claim. Rows
+  # hold only references, and the module (the same for every instance) is
+  # in `:persistent_term`: copying a whole `%Instance{}` out of ETS costs
+  # more than the call itself. The pool process watches every caller once
+  # (it is told before the caller's first claim), so when a holder dies the
+  # pool finds its claims and takes the instances back.
 
   defp handle(pool) when is_atom(pool) do
     case :ets.lookup(pool, :meta) do
-      [{:meta, pid, policy, counters, ids}] ->
+      [{:meta, pid, policy, waiting, ids}] ->
         case :persistent_term.get({__MODULE__, pid}, nil) do
           nil ->
             not_running(pool)
 
-          shared ->
+          module ->
             {:ok,
-             %{
-               table: pool,
-               pid: pid,
-               policy: policy,
-               counters: counters,
-               ids: ids,
-               shared: shared
-             }}
+             %{table: pool, pid: pid, policy: policy, waiting: waiting, ids: ids, module: module}}
         end
 
       [] ->
@@ -395,7 +348,7 @@ defmodule Wasmbeam.Pool do
     end
   end
 
-  # Every running pool has its shared data under `{Wasmbeam.Pool, pid}`: a
+  # Every running pool has its module under `{Wasmbeam.Pool, pid}`: a
   # local process without one is not a pool, and is not sent a request it
   # would not understand (an Agent would crash on it).
   defp check_pool(pool) do
@@ -444,19 +397,19 @@ defmodule Wasmbeam.Pool do
 
     # While callers wait, newcomers queue behind them instead of taking
     # instances as they come back: first come, first served.
-    taken = first_claim(handle)
+    taken = if handle.waiting == 0, do: claim(handle.table, handle.ids, self()), else: :none
 
     result =
       case taken do
         {id, instance_ref, store_ref} -> {:ok, id, instance_ref, store_ref}
-        :none -> wait_span(pool, handle, timeout || handle.shared.checkout_timeout)
+        :none -> wait_span(pool, handle, timeout)
       end
 
     case result do
       {:ok, id, instance_ref, store_ref} ->
-        store = %Wasmbeam.Store{ref: store_ref, engine: handle.shared.module.engine}
+        store = %Wasmbeam.Store{ref: store_ref, engine: handle.module.engine}
 
-        {:ok, %{id: id, instance: lease_instance(handle.shared.module, instance_ref, store)}}
+        {:ok, %{id: id, instance: lease_instance(handle.module, instance_ref, store)}}
 
       {:error, _} = error ->
         error
@@ -466,15 +419,8 @@ defmodule Wasmbeam.Pool do
     ArgumentError -> not_running(handle.pid)
   end
 
-  defp first_claim(handle) do
-    if :atomics.get(handle.counters, @waiting) == 0,
-      do: claim(handle.table, handle.counters, handle.ids, self()),
-      else: :none
-  end
-
-  # The pool must monitor a caller before the caller's first claim or
-  # wait, so that no instance can be held, and no row can wait, for a
-  # process the pool does not watch.
+  # The pool must monitor a caller before the caller's first claim, so
+  # that no instance can be held by a process the pool does not watch.
   defp watched_by(pool_pid) do
     key = {__MODULE__, pool_pid}
 
@@ -486,36 +432,32 @@ defmodule Wasmbeam.Pool do
 
   # Claims the first free instance, starting at a place that depends on
   # the scheduler so that concurrent callers rarely race for the same one.
-  # The `@free` counter (pooled instances without a claim) spares the
-  # scan when none is free: under saturation, nearly always.
-  defp claim(table, counters, ids, pid) do
+  defp claim(table, ids, pid) do
     count = tuple_size(ids)
 
-    if count == 0 or :atomics.get(counters, @free) <= 0,
+    if count == 0,
       do: :none,
-      else:
-        claim(table, counters, ids, pid, rem(:erlang.system_info(:scheduler_id), count), count)
+      else: claim(table, ids, pid, rem(:erlang.system_info(:scheduler_id), count), count)
   end
 
-  defp claim(_table, _counters, _ids, _pid, _index, 0), do: :none
+  defp claim(_table, _ids, _pid, _index, 0), do: :none
 
-  defp claim(table, counters, ids, pid, index, left) do
+  defp claim(table, ids, pid, index, left) do
     id = elem(ids, index)
     next = if index + 1 == tuple_size(ids), do: 0, else: index + 1
 
     if :ets.insert_new(table, {{:held, id}, pid}) do
       case :ets.lookup(table, id) do
         [{^id, instance_ref, store_ref}] ->
-          :atomics.sub(counters, @free, 1)
           {id, instance_ref, store_ref}
 
         # Discarded since `ids` was read.
         [] ->
           :ets.delete_object(table, {{:held, id}, pid})
-          claim(table, counters, ids, pid, next, left - 1)
+          claim(table, ids, pid, next, left - 1)
       end
     else
-      claim(table, counters, ids, pid, next, left - 1)
+      claim(table, ids, pid, next, left - 1)
     end
   end
 
@@ -528,285 +470,40 @@ defmodule Wasmbeam.Pool do
     )
   end
 
-  # No instance was free. While the pool may still grow (overflow, or an
-  # instance being replaced), the pool process decides: it creates one for
-  # this caller or says to queue. At capacity (the saturated case), the
-  # caller queues without asking anyone.
   defp wait_for_instance(handle, timeout) do
-    deadline = deadline(timeout)
-
-    if :atomics.get(handle.counters, @instances) < handle.shared.capacity do
-      case GenServer.call(handle.pid, {:"$checkout", timeout}, :infinity) do
-        :queue -> enqueue(handle, deadline)
-        other -> other
-      end
-    else
-      enqueue(handle, deadline)
-    end
+    # The pool itself enforces the timeout, so a caller never gives up on an
+    # instance the pool is about to hand it.
+    GenServer.call(handle.pid, {:"$checkout", timeout}, :infinity)
   catch
     :exit, _ -> not_running(handle.pid)
   end
 
-  defp deadline(:infinity), do: :infinity
-  defp deadline(ms), do: System.monotonic_time(:millisecond) + ms
-
-  defp remaining(:infinity), do: :infinity
-  defp remaining(deadline), do: max(deadline - System.monotonic_time(:millisecond), 0)
-
-  defp enqueue(handle, deadline) do
-    %{counters: counters, shared: shared} = handle
-
-    case :atomics.add_get(counters, @waiting, 1) do
-      waiting when waiting > shared.max_waiting ->
-        :atomics.sub(counters, @waiting, 1)
-        overloaded(handle, waiting - 1)
-
-      _ ->
-        # The tag is an alias: a giver wakes the caller through it, and
-        # once it is gone nothing sent to it arrives. A pool that stops
-        # tells its waiters through it (`terminate/2`). Not a monitor of
-        # the pool: monitoring and demonitoring are signals the pool
-        # process would handle for every wait, the funnel this design
-        # removes (in one run, twice the throughput at 16 callers). A wait
-        # without a deadline monitors all the same, so that a pool killed
-        # outright (no `terminate/2`) cannot leave it waiting forever.
-        tag = tag(handle.pid, deadline)
-        ticket = :atomics.add_get(counters, @ticket, 1)
-        :ets.insert(shared.waiters, {ticket, self(), tag})
-
-        # An instance may have been freed between the first look and the
-        # row: look again now that givers can see the row (a giver counts
-        # its instance free before it looks for rows; one of the two sees
-        # the other).
-        case claim(handle.table, handle.counters, handle.ids, self()) do
-          :none ->
-            await(handle, ticket, tag, deadline)
-
-          {id, instance_ref, store_ref} = taken ->
-            if withdraw(handle, ticket, tag) do
-              {:ok, id, instance_ref, store_ref}
-            else
-              # Given one meanwhile: keep that one, put this one back.
-              release(env(handle), taken, self())
-              accept(handle, ticket, tag, deadline)
-            end
-        end
-    end
-  end
-
-  defp overloaded(handle, waiting) do
-    instances = :atomics.get(handle.counters, @instances)
-
-    Wasmbeam.Telemetry.execute(
-      [:wasmbeam, :pool, :overloaded],
-      %{instances: instances, waiting: waiting},
-      %{pool: handle.shared.name || handle.pid, pool_pid: handle.pid}
-    )
-
-    {:error,
-     Error.new(
-       :overloaded,
-       "all #{instances} instances are in use and #{waiting} callers wait " <>
-         "(max_waiting: #{handle.shared.max_waiting})"
-     )}
-  end
-
-  defp tag(pool_pid, :infinity), do: :erlang.monitor(:process, pool_pid, alias: :demonitor)
-  defp tag(_pool_pid, _deadline), do: :erlang.alias()
-
-  defp await(handle, ticket, tag, deadline) do
-    receive do
-      # Whoever wakes a waiter has taken its ticket off the queue already.
-      {^tag, :"$given", id, _giver, instance_ref, store_ref} ->
-        taken(handle, ticket, tag, id, instance_ref, store_ref, :dequeued)
-
-      {^tag, :"$down"} ->
-        forget(tag)
-        not_running(handle.pid)
-
-      {:DOWN, ^tag, _, _, _} ->
-        not_running(handle.pid)
-    after
-      remaining(deadline) ->
-        if withdraw(handle, ticket, tag),
-          do: {:error, Error.new(:timeout, "no instance of the pool became free in time")},
-          else: accept(handle, ticket, tag, deadline)
-    end
-  end
-
-  # Leaves the queue, unless a giver got there first: both insert the
-  # ticket's grant row with `:ets.insert_new/2`, and one of them wins.
-  defp withdraw(handle, ticket, tag) do
-    waiters = handle.shared.waiters
-
-    if :ets.insert_new(waiters, {{:g, ticket}, self(), tag, :withdrawn}) do
-      dequeue(waiters, handle.counters, ticket)
-      :ets.delete(waiters, {:g, ticket})
-      forget(tag)
-      true
-    else
-      false
-    end
-  end
-
-  # Given an instance but not woken (yet): the grant row says which.
-  defp accept(handle, ticket, tag, deadline) do
-    case :ets.lookup(handle.shared.waiters, {:g, ticket}) do
-      [{_, _, _, {id, _giver, instance_ref, store_ref}}] ->
-        taken(handle, ticket, tag, id, instance_ref, store_ref, :queued)
-
-      # Never expected (only this process deletes its grant row); queue
-      # again.
-      _ ->
-        forget(tag)
-        enqueue(handle, deadline)
-    end
-  end
-
-  # The claim moves to this process (from the giver, or from the pool if
-  # it finished the hand-over of a giver that died: see `holder_died/2`),
-  # then the rows go, and the wake-up, sent or not, is dropped.
-  defp taken(handle, ticket, tag, id, instance_ref, store_ref, queued?) do
-    waiters = handle.shared.waiters
-    :ets.insert(handle.table, {{:held, id}, self()})
-    if queued? == :queued, do: dequeue(waiters, handle.counters, ticket)
-    :ets.delete(waiters, {:g, ticket})
-    forget(tag)
-    {:ok, id, instance_ref, store_ref}
-  end
-
-  # Once the alias is gone nothing sent to it arrives; wake-ups that
-  # arrived before (a giver's, and the pool's if it finished a hand-over
-  # for a giver that died) are taken out of the mailbox.
-  defp forget(tag) do
-    # An alias made by `monitor/3` goes with its monitor.
-    :erlang.demonitor(tag, [:flush])
-    :erlang.unalias(tag)
-    flush(tag)
-  end
-
-  defp flush(tag) do
-    receive do
-      {^tag, :"$given", _, _, _, _} -> flush(tag)
-      {^tag, :"$down"} -> flush(tag)
-    after
-      0 -> :ok
-    end
-  end
-
-  # Takes a ticket off the queue; whoever does (the giver, the waiter,
-  # the pool for a dead waiter) counts it out. Counters change before
-  # what they count appears and after it goes, so a process killed in
-  # between leaves a count too high, never too low: a count too high costs
-  # a look at the queue, one too low would leave a caller waiting beside
-  # a free instance.
-  defp dequeue(waiters, counters, ticket) do
-    if :ets.take(waiters, ticket) != [], do: :atomics.sub(counters, @waiting, 1)
-  end
-
-  defp move_claim(table, id, from, to) do
-    :ets.select_replace(table, [{{{:held, id}, from}, [], [{:const, {{:held, id}, to}}]}])
-  end
-
-  # What giving and freeing need, from the caller's handle or the pool's
-  # state.
-  defp env(%{shared: shared} = handle),
-    do: %{table: handle.table, waiters: shared.waiters, counters: handle.counters}
-
-  # Lets go of a pooled instance (`{id, instance_ref, store_ref}`),
-  # claimed by `holder` (a checking-in caller, or the pool): to the oldest
-  # waiting caller if there is one, else back to the free instances.
-  # Returns `:given` or `:freed`.
-  defp release(env, item, holder) do
-    if :atomics.get(env.counters, @waiting) > 0 and give(env, item, holder) == :given,
-      do: :given,
-      else: free(env, item, holder)
-  end
-
-  # Frees the instance (counts it free), then looks for waiting rows: a
-  # caller that queued while this one was freeing reads the free count
-  # after its row is in (see `enqueue/2`), so one of the two sees the
-  # other. If a row waits, the instance is taken back (if nobody else took
-  # it) and given.
-  defp free(env, {id, _, _} = item, holder) do
-    :atomics.add(env.counters, @free, 1)
-
-    if :ets.delete_object(env.table, {{:held, id}, holder}) do
-      if :atomics.get(env.counters, @waiting) > 0 and waiting_row?(env.waiters) and
-           :ets.insert_new(env.table, {{:held, id}, holder}) do
-        :atomics.sub(env.counters, @free, 1)
-
-        case give(env, item, holder) do
-          :given -> :given
-          :none -> free(env, item, holder)
-        end
-      else
-        :freed
-      end
-    else
-      # The claim moved on (a forged return took it): not ours to free.
-      :atomics.sub(env.counters, @free, 1)
-      :freed
-    end
-  end
-
-  # Rows: `ticket` (an integer) while a caller waits, `{:g, ticket}` once
-  # it was given an instance or withdrew. Integers sort before tuples, so
-  # the queue's head is the table's first key.
-  defp waiting_row?(waiters), do: waiting_row?(waiters, :ets.first(waiters))
-
-  defp waiting_row?(waiters, ticket) when is_integer(ticket),
-    do:
-      not :ets.member(waiters, {:g, ticket}) or
-        waiting_row?(waiters, :ets.next(waiters, ticket))
-
-  defp waiting_row?(_waiters, _end_or_grant), do: false
-
-  # Gives an instance (claimed by `giver`) to the oldest waiting caller:
-  # inserts the ticket's grant row (the commit point; it says which
-  # instance, so a giver that dies next loses nothing), takes the ticket
-  # off the queue and wakes the caller with what it needs. The waiter
-  # moves the claim to itself; until then the claim stays the giver's.
-  defp give(env, item, giver), do: give(env, item, giver, :ets.first(env.waiters))
-
-  defp give(env, {id, instance_ref, store_ref} = item, giver, ticket) when is_integer(ticket) do
-    waiters = env.waiters
-
-    with [{^ticket, pid, tag}] <- :ets.lookup(waiters, ticket),
-         true <-
-           :ets.insert_new(
-             waiters,
-             {{:g, ticket}, pid, tag, {id, giver, instance_ref, store_ref}}
-           ) do
-      dequeue(waiters, env.counters, ticket)
-      send(tag, {tag, :"$given", id, giver, instance_ref, store_ref})
-      :given
-    else
-      # Given by another giver, withdrawn, or gone: the next one.
-      _ -> give(env, item, giver, :ets.next(waiters, ticket))
-    end
-  end
-
-  defp give(_env, _item, _giver, _end_or_grant), do: :none
-
   # The common case, a clean return of a pooled (not overflow) instance
-  # under `:reuse`/`:reset_after_trap`, is handled here: the instance goes
-  # to the oldest waiting caller or back to the free ones, with no message
-  # to the pool. Every other return goes through the pool process, which
+  # under `:reuse`/`:reset_after_trap` with nobody waiting, is deleting the
+  # claim and reading the waiting count, with no message. When
+  # callers wait, the instance goes back through the pool process, which
+  # hands it to the oldest waiter. The order matters: the pool counts a
+  # waiter before it looks for free instances, and the caller frees its
+  # instance before it looks again, so one of the two always sees the
+  # other. Every other return goes through the pool process too, which
   # keeps or replaces the instance.
   defp checkin(handle, lease, result) do
     outcome = outcome(result)
 
-    if outcome == :ok and handle.policy != :fresh and lease.id > 0 do
-      %{ref: instance_ref, store: %{ref: store_ref}} = lease.instance
-      release(env(handle), {lease.id, instance_ref, store_ref}, self())
+    # `handle.waiting` was read at checkout: if it is stale, the read after
+    # the free below, or the pool, puts things right.
+    if outcome == :ok and handle.policy != :fresh and lease.id > 0 and handle.waiting == 0 do
+      :ets.delete_object(handle.table, {{:held, lease.id}, self()})
+
+      if :ets.lookup_element(handle.table, :meta, 4) > 0,
+        do: send(handle.pid, :"$freed")
     else
       send(handle.pid, {:"$in", lease.id, self(), outcome})
     end
 
     :ok
   rescue
-    # The pool is gone, and its tables with it.
+    # The pool is gone, and its table with it.
     ArgumentError -> :ok
   end
 
@@ -896,38 +593,25 @@ defmodule Wasmbeam.Pool do
   @impl true
   def init(config) do
     Process.flag(:trap_exit, true)
-    # Overflow, `:fresh` and replacements wait on this process: at normal
+    # Under saturation every caller waits on this process; at normal
     # priority it would get one turn in as many as there are callers.
     Process.flag(:priority, :high)
     table = new_table(config.name)
-    counters = :atomics.new(4, signed: true)
-    # `write_concurrency` makes an `ordered_set` a contention-adapting
-    # tree: with one lock, throughput at 1,000 callers fell to a third
-    # (in one run).
-    waiters = :ets.new(__MODULE__.Waiters, [:ordered_set, :public] ++ concurrency())
-    :ets.insert(table, {:meta, self(), config.policy, counters, {}})
-
-    :persistent_term.put({__MODULE__, self()}, %{
-      module: config.module,
-      waiters: waiters,
-      name: config.name,
-      capacity: config.size + config.max_overflow,
-      max_waiting: config.max_waiting,
-      checkout_timeout: config.checkout_timeout
-    })
+    :ets.insert(table, {:meta, self(), config.policy, 0, {}})
+    :persistent_term.put({__MODULE__, self()}, config.module)
 
     state =
       Map.merge(config, %{
         linked: link(config),
         table: table,
-        waiters: waiters,
-        counters: counters,
         # every live instance: id -> instance (overflow ones have ids < 0)
         instances: %{},
         # callers the pool monitors: monitor -> pid
         watched: %{},
-        # a `:"$sweep"` message is on its way
-        sweeping: false,
+        # callers waiting for an instance, oldest first: {from, timer}
+        waiting: :queue.new(),
+        # its length (`:queue.len/1` walks the queue)
+        waiting_count: 0,
         next_id: 1,
         created: 0,
         discarded: 0
@@ -948,14 +632,8 @@ defmodule Wasmbeam.Pool do
   end
 
   @impl true
-  def terminate(_reason, state) do
+  def terminate(_reason, _state) do
     :persistent_term.erase({__MODULE__, self()})
-
-    # Waiting callers learn at once that the pool is gone.
-    for {ticket, _pid, tag} <- :ets.tab2list(state.waiters),
-        is_integer(ticket),
-        do: send(tag, {tag, :"$down"})
-
     :ok
   end
 
@@ -1007,8 +685,6 @@ defmodule Wasmbeam.Pool do
             created: state.created + 1
         }
 
-        :atomics.put(state.counters, @instances, map_size(state.instances))
-        if holder == nil and not overflow?, do: :atomics.add(state.counters, @free, 1)
         {:ok, id, if(overflow?, do: state, else: publish_ids(state))}
 
       {:error, _} = error ->
@@ -1029,15 +705,6 @@ defmodule Wasmbeam.Pool do
 
   defp pooled_ids(state), do: :ets.lookup_element(state.table, :meta, 5)
 
-  defp waiting_count(state), do: :atomics.get(state.counters, @waiting)
-
-  # Tickets still waiting (not given, not withdrawn), read from the queue
-  # itself: the counter can be too high after a kill (see `dequeue/3`).
-  defp waiting_rows(waiters) do
-    tickets = :ets.select(waiters, [{{:"$1", :_, :_}, [{:is_integer, :"$1"}], [:"$1"]}])
-    Enum.count(tickets, &(not :ets.member(waiters, {:g, &1})))
-  end
-
   @impl true
   def handle_call(:"$handle", _from, state) do
     {:reply,
@@ -1045,9 +712,9 @@ defmodule Wasmbeam.Pool do
        table: state.table,
        pid: self(),
        policy: state.policy,
-       counters: state.counters,
+       waiting: state.waiting_count,
        ids: pooled_ids(state),
-       shared: :persistent_term.get({__MODULE__, self()})
+       module: state.module
      }, state}
   end
 
@@ -1063,7 +730,7 @@ defmodule Wasmbeam.Pool do
        instances: instances,
        idle: instances - in_use,
        in_use: in_use,
-       waiting: waiting_rows(state.waiters),
+       waiting: state.waiting_count,
        created: state.created,
        discarded: state.discarded
      }, state}
@@ -1071,7 +738,7 @@ defmodule Wasmbeam.Pool do
 
   def handle_call({:"$checkout", timeout}, {pid, _} = from, state) do
     case checkout_timeout(checkout_timeout: timeout) do
-      {:ok, _timeout} -> checkout_or_queue(pid, from, state)
+      {:ok, timeout} -> checkout_or_wait(timeout || state.checkout_timeout, pid, from, state)
       {:error, _} = error -> {:reply, error, state}
     end
   end
@@ -1090,15 +757,10 @@ defmodule Wasmbeam.Pool do
     {:noreply, state}
   end
 
-  # A caller found no free instance while the pool was below its
-  # capacity: grow, or tell it to queue (the caller queues itself, and
-  # refuses itself with `:overloaded` when the queue is full).
-  defp checkout_or_queue(pid, from, state) do
+  defp checkout_or_wait(timeout, pid, from, state) do
     # When others wait already, queue behind them (first come, first served).
     taken =
-      if waiting_count(state) == 0,
-        do: claim(state.table, state.counters, pooled_ids(state), pid),
-        else: :none
+      if state.waiting_count == 0, do: claim(state.table, pooled_ids(state), pid), else: :none
 
     cond do
       taken != :none ->
@@ -1120,8 +782,34 @@ defmodule Wasmbeam.Pool do
             {:reply, error, state}
         end
 
+      state.waiting_count < state.max_waiting ->
+        first? = state.waiting_count == 0
+
+        timer =
+          if timeout != :infinity, do: Process.send_after(self(), {:"$expire", from}, timeout)
+
+        state =
+          set_waiting(state, :queue.in({from, timer}, state.waiting), state.waiting_count + 1)
+
+        # The first waiter: an instance may have been freed between the look
+        # above and the count (later waiters are served by checkins, which
+        # see the count).
+        {:noreply, if(first?, do: serve_waiting(state), else: state)}
+
       true ->
-        {:reply, :queue, state}
+        pool_event(state, :overloaded, %{
+          instances: map_size(state.instances),
+          waiting: state.waiting_count
+        })
+
+        error =
+          Error.new(
+            :overloaded,
+            "all #{map_size(state.instances)} instances are in use and " <>
+              "#{state.waiting_count} callers wait (max_waiting: #{state.max_waiting})"
+          )
+
+        {:reply, {:error, error}, state}
     end
   end
 
@@ -1135,8 +823,13 @@ defmodule Wasmbeam.Pool do
     {:noreply, %{state | watched: Map.put(state.watched, Process.monitor(pid), pid)}}
   end
 
-  def handle_info({:"$in", id, pid, outcome}, state),
-    do: {:noreply, returned(state, id, pid, outcome)}
+  def handle_info(:"$freed", state), do: {:noreply, serve_waiting(state)}
+
+  def handle_info({:"$in", id, pid, outcome}, state) do
+    if :ets.lookup(state.table, {:held, id}) == [{{:held, id}, pid}],
+      do: {:noreply, returned(state, id, outcome)},
+      else: {:noreply, state}
+  end
 
   def handle_info({:DOWN, monitor, :process, _pid, _reason}, state) do
     case Map.pop(state.watched, monitor) do
@@ -1144,149 +837,51 @@ defmodule Wasmbeam.Pool do
         {:noreply, state}
 
       {pid, watched} ->
-        state = %{state | watched: watched}
-        # Rows of the queue it may have left behind, in one sweep for all
-        # the deaths of the next 10 ms (`@sweep_after`): a sweep walks the
-        # whole queue, and callers die all the time (every request
-        # process that used the pool), so at most 100 sweeps a second,
-        # however many die.
-        state =
-          if state.sweeping or :ets.info(state.waiters, :size) == 0 do
-            state
-          else
-            Process.send_after(self(), :"$sweep", @sweep_after)
-            %{state | sweeping: true}
-          end
-
-        {:noreply, holder_died(state, pid)}
+        held = :ets.select(state.table, [{{{:held, :"$1"}, pid}, [], [:"$1"]}])
+        # A holder that died may have been anywhere in a call: keep its
+        # instance only where interrupted guests are acceptable.
+        state = Enum.reduce(held, %{state | watched: watched}, &returned(&2, &1, :interrupted))
+        {:noreply, state}
     end
   end
 
-  # Waiters that died, and instances given by processes that died before
-  # they woke the waiter.
-  def handle_info(:"$sweep", state) do
-    state =
-      state.waiters
-      |> :ets.tab2list()
-      |> Enum.reduce(%{state | sweeping: false}, fn
-        {ticket, pid, tag}, state when is_integer(ticket) ->
-          if Process.alive?(pid), do: state, else: dead_waiter(state, ticket, pid, tag)
+  def handle_info({:"$expire", from}, state) do
+    {expired, waiting} =
+      state.waiting |> :queue.to_list() |> Enum.split_with(&match?({^from, _}, &1))
 
-        {{:g, ticket}, pid, tag, grant}, state ->
-          cond do
-            not Process.alive?(pid) ->
-              dead_waiter(state, ticket, pid, tag)
+    if expired != [] do
+      GenServer.reply(
+        from,
+        {:error, Error.new(:timeout, "no instance of the pool became free in time")}
+      )
+    end
 
-            is_tuple(grant) and not Process.alive?(elem(grant, 1)) ->
-              give_on(state, ticket, elem(grant, 0), elem(grant, 1), pid, tag)
-              state
-
-            true ->
-              state
-          end
-      end)
-
-    {:noreply, state}
+    {:noreply,
+     set_waiting(state, :queue.from_list(waiting), state.waiting_count - length(expired))}
   end
 
   def handle_info(_message, state), do: {:noreply, state}
 
-  # A dead waiter's ticket: one still waiting leaves the queue (the pool
-  # withdraws it); one given an instance (the giver committed before the
-  # death) brings its instance back, unused.
-  defp dead_waiter(state, ticket, pid, tag) do
-    # Rows read a moment ago may be gone: the waiter finished before it
-    # died. A dead waiter changes nothing any more, so what is there now
-    # is what it left.
-    if :ets.member(state.waiters, ticket) or :ets.member(state.waiters, {:g, ticket}),
-      do: settle_dead_waiter(state, ticket, pid, tag),
-      else: state
+  # Callers only ask whether anyone waits: write the table when that changes.
+  defp set_waiting(state, waiting, count) do
+    if count == 0 != (state.waiting_count == 0),
+      do: :ets.update_element(state.table, :meta, {4, count})
+
+    %{state | waiting: waiting, waiting_count: count}
   end
 
-  defp settle_dead_waiter(state, ticket, pid, tag) do
-    _ = :ets.insert_new(state.waiters, {{:g, ticket}, pid, tag, :withdrawn})
-    dequeue(state.waiters, state.counters, ticket)
-
-    case :ets.take(state.waiters, {:g, ticket}) do
-      [{_, ^pid, _, {id, giver, _, _}}] ->
-        move_claim(state.table, id, giver, pid)
-        returned(state, id, pid, :ok)
-
-      _withdrawn ->
-        state
-    end
-  end
-
-  # A watched process died: the instances it holds come back, except
-  # those it had given to a waiter (the grant row says so) that has not
-  # taken the claim yet: those go on to the waiter, which is woken in case
-  # the giver died before it could. (A waiter takes the claim before it
-  # deletes its grant row: a claim whose grant row is gone has moved
-  # already, and `returned/4`, which takes the claim over only from the
-  # dead process, leaves it.) Instances given to it that it never took
-  # come back unused.
-  defp holder_died(state, pid) do
-    case :ets.select(state.table, [{{{:held, :"$1"}, pid}, [], [:"$1"]}]) do
-      [] ->
-        state
-
-      held ->
-        given =
-          :ets.select(state.waiters, [
-            {{{:g, :"$4"}, :"$1", :"$2", {:"$3", pid, :_, :_}}, [],
-             [{{:"$4", :"$1", :"$2", :"$3"}}]}
-          ])
-
-        handed =
-          for {ticket, waiter, tag, id} <- given, id in held do
-            give_on(state, ticket, id, pid, waiter, tag)
-            id
-          end
-
-        unused =
-          :ets.select(state.waiters, [
-            {{{:g, :"$1"}, pid, :"$2", {:"$3", :_, :_, :_}}, [], [{{:"$1", :"$2", :"$3"}}]}
-          ])
-
-        state =
-          Enum.reduce(unused, state, fn {t, tag, _}, state -> dead_waiter(state, t, pid, tag) end)
-
-        unused = for {_, _, id} <- unused, do: id
-
-        # A holder that died may have been anywhere in a call: keep its
-        # instance only where interrupted guests are acceptable.
-        Enum.reduce((held -- handed) -- unused, state, &returned(&2, &1, pid, :interrupted))
-    end
-  end
-
-  # An instance came back through the pool from `holder` (a checkin, or
-  # the holder died): the pool takes the claim over from `holder` (only
-  # from it: a claim that moved on is not the pool's business), then keeps
-  # the instance or replaces it.
-  defp returned(state, id, holder, outcome) do
-    if move_claim(state.table, id, holder, self()) == 1,
-      do: kept_or_replaced(state, id, outcome),
-      else: state
-  end
-
-  # Finishes a hand-over whose giver died: the claim moves to the waiter,
-  # which is woken (a second wake-up, if the giver sent one, is dropped).
-  defp give_on(state, ticket, id, giver, waiter, tag) do
-    dequeue(state.waiters, state.counters, ticket)
-    move_claim(state.table, id, giver, waiter)
-    instance = state.instances[id]
-    send(tag, {tag, :"$given", id, waiter, instance.ref, instance.store.ref})
-  end
-
+  # An instance came back through the pool (or its holder died): keep it
+  # or replace it. Its claim is still in the table until here.
+  #
   # A claim can outlive its instance for a moment: a claimer that read the
   # ids before a discard and died before it let go. Only the claim is left
   # to remove.
-  defp kept_or_replaced(state, id, _outcome) when not is_map_key(state.instances, id) do
+  defp returned(state, id, _outcome) when not is_map_key(state.instances, id) do
     :ets.delete(state.table, {:held, id})
     serve_waiting(state)
   end
 
-  defp kept_or_replaced(state, id, outcome) do
+  defp returned(state, id, outcome) do
     keep? =
       case {state.policy, outcome} do
         {_, :broken} ->
@@ -1313,15 +908,13 @@ defmodule Wasmbeam.Pool do
       end
 
     cond do
-      # A kept instance goes straight to the oldest waiting caller; a
-      # pooled one nobody waits for goes back to the free ones.
-      keep? and id > 0 ->
-        release(pool_env(state), item(state, id), self())
-        state
+      # A kept instance goes straight to the oldest waiting caller.
+      keep? and state.waiting_count > 0 and hand_over(state, id) ->
+        set_waiting(state, elem(:queue.out(state.waiting), 1), state.waiting_count - 1)
 
-      keep? and waiting_count(state) > 0 and
-          give(pool_env(state), item(state, id), self()) == :given ->
-        state
+      keep? and id > 0 ->
+        :ets.delete(state.table, {:held, id})
+        serve_waiting(state)
 
       # A discarded instance, or an overflow one nobody waits for.
       true ->
@@ -1336,23 +929,29 @@ defmodule Wasmbeam.Pool do
             discarded: state.discarded + 1
         }
 
-        :atomics.put(state.counters, @instances, map_size(state.instances))
         state |> publish_ids() |> replenish() |> serve_waiting()
     end
   end
-
-  defp item(state, id) do
-    instance = state.instances[id]
-    {id, instance.ref, instance.store.ref}
-  end
-
-  defp pool_env(state),
-    do: %{table: state.table, waiters: state.waiters, counters: state.counters}
 
   defp lease_instance(%Wasmbeam.Component{} = component, ref, store),
     do: %Wasmbeam.Component.Instance{ref: ref, store: store, component: component}
 
   defp lease_instance(module, ref, store), do: %Instance{ref: ref, store: store, module: module}
+
+  # Gives instance `id` (claimed by its returning holder) to the first
+  # waiting caller, if that one is alive.
+  defp hand_over(state, id) do
+    {{:value, {{pid, _} = from, timer}}, _} = :queue.out(state.waiting)
+
+    if Process.alive?(pid) do
+      cancel_timer(timer)
+      :ets.insert(state.table, {{:held, id}, pid})
+      reply_instance(state, from, id)
+      true
+    else
+      false
+    end
+  end
 
   # Brings the pool back to its size after a discard.
   defp replenish(state) do
@@ -1367,17 +966,31 @@ defmodule Wasmbeam.Pool do
     end
   end
 
-  # Gives free instances to waiting callers, oldest first, while both
-  # last (after an instance was made or freed by the pool).
+  # Hands free instances to waiting callers, oldest first; callers that
+  # died while waiting are skipped.
   defp serve_waiting(state) do
-    env = pool_env(state)
+    case :queue.out(state.waiting) do
+      {{:value, {{pid, _} = from, timer}}, rest} ->
+        cond do
+          not Process.alive?(pid) ->
+            cancel_timer(timer)
+            serve_waiting(set_waiting(state, rest, state.waiting_count - 1))
 
-    with true <- waiting_count(state) > 0,
-         {_, _, _} = item <- claim(state.table, state.counters, pooled_ids(state), self()),
-         :given <- release(env, item, self()) do
-      serve_waiting(state)
-    else
-      _ -> state
+          (taken = claim(state.table, pooled_ids(state), pid)) != :none ->
+            {id, instance_ref, store_ref} = taken
+            cancel_timer(timer)
+            GenServer.reply(from, {:ok, id, instance_ref, store_ref})
+            serve_waiting(set_waiting(state, rest, state.waiting_count - 1))
+
+          true ->
+            state
+        end
+
+      {:empty, _} ->
+        state
     end
   end
+
+  defp cancel_timer(nil), do: :ok
+  defp cancel_timer(timer), do: Process.cancel_timer(timer, async: true, info: false)
 end

@@ -94,10 +94,9 @@ defmodule Wasmbeam.Telemetry do
   Pools (`Wasmbeam.Pool`):
 
     * `[:wasmbeam, :pool, :wait, :start | :stop | :exception]` - a
-      checkout found no idle instance and waited: for an overflow
-      instance from the pool process, or in the pool's queue for an
-      instance checked in by another caller (or was refused). Checkouts
-      that take an idle instance emit nothing. Metadata: `pool`
+      checkout found no idle instance and asked the pool process (which
+      may create an overflow instance, queue the caller, or refuse).
+      Checkouts that take an idle instance emit nothing. Metadata: `pool`
       (as given to the function), `pool_pid`; at `:stop`, `error` (kinds
       `:timeout`, `:overloaded`, `:down`...).
     * `[:wasmbeam, :pool, :overflow]` - the pool created an instance
@@ -105,10 +104,8 @@ defmodule Wasmbeam.Telemetry do
       now, this one included). Metadata: `pool` (its name, or its pid),
       `pool_pid`.
     * `[:wasmbeam, :pool, :overloaded]` - a checkout was refused: every
-      instance in use and `:max_waiting` callers waiting. Emitted by the
-      refused caller (the pool process is not asked). Measurements:
-      `system_time`, `instances`, `waiting`. Metadata: `pool` (its name, or
-      its pid), `pool_pid`.
+      instance in use and `:max_waiting` callers waiting. Measurements:
+      `system_time`, `instances`, `waiting`. Metadata: `pool`, `pool_pid`.
 
   ## Per-call spans
 

@@ -172,6 +172,28 @@ defmodule Wasmbeam.WasiNetworkTest do
              )
   end
 
+  test "a component gets no WASI without wasi: options, even in a store that has a WASI context",
+       ctx do
+    store = Wasmbeam.Store.new!()
+    :ok = Wasmbeam.Wasi.attach(store, network: [{:connect, "0.0.0.0/0", :any}])
+
+    assert {:error, %Error{kind: :link, message: message}} =
+             Instance.new(ctx.probe, %{}, store: store)
+
+    assert message =~ "wasi: options"
+  end
+
+  test "an IPv4-mapped IPv6 network grants the IPv4 network it maps", ctx do
+    peer = echo_server()
+    wasi = [network: [{:connect, "::ffff:127.0.0.0/104", :any}]]
+    assert {:ok, {:ok, "echo:hi"}} = probe(ctx, wasi, {127, 0, 0, 1}, peer.port)
+
+    assert {:ok, {native, _, _, _}} =
+             Wasmbeam.Wasi.Options.to_native(network: [{:connect, "::ffff:10.0.0.0/104", 80}])
+
+    assert native.network == [{"connect", [10, 0, 0, 0], 8, 80, 80}]
+  end
+
   test "bad network options are :argument errors", ctx do
     for network <- [
           :all,

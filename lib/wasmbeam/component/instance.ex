@@ -84,8 +84,10 @@ defmodule Wasmbeam.Component.Instance do
 
   def new(%Component{} = component, imports, options) when is_map(imports) and is_list(options) do
     with {:ok, bindings} <- bindings(component, imports) do
+      wasi? = Keyword.get(options, :wasi) != nil
+
       instantiate(component, options, fn store ->
-        &Native.component_instantiate(store.ref, component.ref, bindings, &1)
+        &Native.component_instantiate(store.ref, component.ref, bindings, wasi?, &1)
       end)
     end
   end

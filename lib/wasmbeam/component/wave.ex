@@ -79,6 +79,14 @@ defmodule Wasmbeam.Component.Wave do
     end
   end
 
+  def parse_call(%Instance{}, text),
+    do: {:error, Error.new(:argument, "a WAVE call is a string, got: #{inspect(text)}")}
+
+  def parse_call(other, _text),
+    do:
+      {:error,
+       Error.new(:argument, "expected a %Wasmbeam.Component.Instance{}, got: #{inspect(other)}")}
+
   @doc "Like `parse_call/2`, but raises `Wasmbeam.Error`."
   @spec parse_call!(Instance.t(), String.t()) :: {String.t() | nil, String.t(), list()}
   def parse_call!(instance, text), do: parse_call(instance, text) |> Error.unwrap!()
@@ -89,8 +97,22 @@ defmodule Wasmbeam.Component.Wave do
   """
   @spec format(Instance.t(), String.t() | nil, String.t(), term()) ::
           {:ok, String.t() | nil} | {:error, Error.t()}
-  def format(%Instance{ref: ref}, interface, name, value),
-    do: Native.component_wave_format(ref, interface, name, value)
+  def format(%Instance{ref: ref}, interface, name, value)
+      when (is_binary(interface) or is_nil(interface)) and is_binary(name),
+      do: Native.component_wave_format(ref, interface, name, value)
+
+  def format(%Instance{}, interface, name, _value),
+    do:
+      {:error,
+       Error.new(
+         :argument,
+         "an export is named by an interface (or nil) and a name, got: #{inspect({interface, name})}"
+       )}
+
+  def format(other, _interface, _name, _value),
+    do:
+      {:error,
+       Error.new(:argument, "expected a %Wasmbeam.Component.Instance{}, got: #{inspect(other)}")}
 
   @doc "Like `format/4`, but raises `Wasmbeam.Error`."
   @spec format!(Instance.t(), String.t() | nil, String.t(), term()) :: String.t() | nil

@@ -347,8 +347,8 @@ defmodule Wasmbeam.Wasi.Options do
         width = if tuple_size(ip) == 4, do: 32, else: 128
 
         case prefix do
-          nil -> {:ok, ip_bytes(ip), width}
-          {bits, ""} when bits >= 0 and bits <= width -> {:ok, ip_bytes(ip), bits}
+          nil -> {:ok, ip_bytes(ip), width} |> unmapped()
+          {bits, ""} when bits >= 0 and bits <= width -> {:ok, ip_bytes(ip), bits} |> unmapped()
           _ -> {:error, "the prefix length of #{address} must be 0..#{width}"}
         end
 
@@ -359,6 +359,13 @@ defmodule Wasmbeam.Wasi.Options do
   end
 
   defp network_address(other), do: {:error, "#{inspect(other)} is not an IP address"}
+
+  # An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) is the IPv4 one
+  # (`10.0.0.0/8`), as the guest's addresses are compared as IPv4.
+  defp unmapped({:ok, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255 | v4], bits}) when bits >= 96,
+    do: {:ok, v4, bits - 96}
+
+  defp unmapped(other), do: other
 
   defp ip_bytes({a, b, c, d}), do: [a, b, c, d]
 

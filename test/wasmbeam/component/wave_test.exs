@@ -77,6 +77,23 @@ defmodule Wasmbeam.Component.WaveTest do
     assert {:ok, "5"} = wave(ctx, "#{@compute}#add(2, 3)")
   end
 
+  test "messages about huge texts stay short", ctx do
+    label = String.duplicate("x", 1_000_000)
+
+    for text <- [
+          "#{@compute}#add({#{label}: 1, #{label}: 2}, 1)",
+          label <> "(1, 2)",
+          "#{@compute}#add(\"#{label}\", 1)"
+        ] do
+      assert {:error, %Error{message: message}} = wave(ctx, text)
+      assert byte_size(message) < 1_000, "#{byte_size(message)} bytes"
+    end
+
+    assert {:error, %Error{kind: :argument}} = Wave.parse_call(ctx.instance, :add)
+    assert {:error, %Error{kind: :argument}} = Wave.format(ctx.instance, nil, :add, 1)
+    assert {:error, %Error{kind: :argument}} = Wave.format(:nope, nil, "add", 1)
+  end
+
   test "a deep or huge WAVE text is refused or read without harm", ctx do
     deep = String.duplicate("some(", 10_000) <> "1" <> String.duplicate(")", 10_000)
     assert {:error, %Error{}} = wave(ctx, "#{@echo}#echo-option(#{deep})")

@@ -225,6 +225,7 @@ fn component_instantiate<'a>(
     store: Handle<StoreResource>,
     component: Handle<ComponentResource>,
     imports: Term<'a>,
+    wasi: bool,
     options: CallOptions,
 ) -> Term<'a> {
     let store = handle!(env, store, "store");
@@ -241,9 +242,19 @@ fn component_instantiate<'a>(
             Ok(specs) => specs,
             Err(e) => return error(env, &e),
         };
-        // A store given WASI options gets WASI preview 2 linked: its
-        // context grants the component exactly what the options list.
-        let wasi = store.core.wasi.get().map(|_| &*store.engine.core);
+        // Only an instantiation given WASI options gets WASI preview 2
+        // linked (as a core module's WASI imports resolve only then): the
+        // store's context grants the component exactly what they list. A
+        // store whose WASI context another instance asked for grants this
+        // component nothing.
+        if wasi && store.core.wasi.get().is_none() {
+            let e = WbError::new(
+                Kind::Argument,
+                "WASI was asked for, but the store has no WASI context",
+            );
+            return error(env, &e);
+        }
+        let wasi = wasi.then_some(&*store.engine.core);
         let linker = match linker(
             component.engine.engine(),
             &component.component,

@@ -18,11 +18,22 @@ use wasmbeam_runtime::driver::error::{Kind, WbError, WbResult};
 use wasmtime::component::wasm_wave;
 use wasmtime::component::{Type, Val};
 
-/// A text for a message: the first 80 characters of a long one.
+/// Longer export names are not looked up (no export is named so).
+const MAX_NAME: usize = 1024;
+
+/// A text for a message, quoted: the first 80 characters of a long one.
 fn shown(text: &str) -> String {
     match text.char_indices().nth(80) {
         Some((cut, _)) => format!("{:?}...", &text[..cut]),
         None => format!("{text:?}"),
+    }
+}
+
+/// A parser's message, cut to 200 characters (it may quote the text).
+fn shown_plain(text: &str) -> String {
+    match text.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
     }
 }
 
@@ -41,8 +52,9 @@ fn export_path(name: &str) -> ItemPath {
 }
 
 /// How deeply a WAVE text may nest (`[`, `(`, `{`): WIT types nest far
-/// less, and the parser recurses once per level, so a deeper text is
-/// refused before it is parsed (10,000 levels would use up the stack).
+/// less. wasm-wave 0.254 bounds its own recursion at 100 levels as well;
+/// this check keeps the bound if a later version drops it (the parser
+/// recurses once per level).
 const MAX_NESTING: usize = 100;
 
 fn check_nesting(text: &str) -> WbResult<()> {
@@ -101,19 +113,31 @@ fn component_wave_call<'a>(
                     format!("{} is not a call: name(arg, ...)", shown(&text)),
                 )
             })?;
-            let path = export_path(text[..open].trim());
+            let name = text[..open].trim();
+            if name.len() > MAX_NAME {
+                return Err(WbError::new(
+                    Kind::NotFound,
+                    format!("no exported function {}", shown(name)),
+                ));
+            }
+            let path = export_path(name);
             let arguments = format!("f{}", &text[open..]);
             let call = wasm_wave::untyped::UntypedFuncCall::parse(&arguments).map_err(|e| {
                 WbError::new(
                     Kind::Argument,
-                    format!("the arguments of {} are not WAVE: {e}", shown(&text)),
+                    format!(
+                        "the arguments of {} are not WAVE: {}",
+                        shown(&text),
+                        shown_plain(&e.to_string())
+                    ),
                 )
             })?;
             let (_func, types) = instance.func(&path)?;
             let params: Vec<Type> = types.params.iter().map(|(_, t)| t.clone()).collect();
-            let values: Vec<Val> = call
-                .to_wasm_params::<Val>(params.iter())
-                .map_err(|e| WbError::new(Kind::Type, format!("the arguments of {path}: {e}")))?;
+            let values: Vec<Val> = call.to_wasm_params::<Val>(params.iter()).map_err(|e| {
+                let e = shown_plain(&e.to_string());
+                WbError::new(Kind::Type, format!("the arguments of {path}: {e}"))
+            })?;
             let args: Vec<Term> = values
                 .iter()
                 .zip(&params)
