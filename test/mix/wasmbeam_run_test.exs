@@ -221,6 +221,19 @@ wasmbeam: compiled #{name} \(1 KiB\) in \d+ ms \(cached for next time\)\n\z"
       assert {0, "1\n", ""} = run(["--invoke", "ready", path])
     end
 
+    test "a guest that exits during --invoke ends the task with its status" do
+      path = Wasmbeam.Test.Tmp.path("wasmbeam-run-exit", ".wat")
+
+      File.write!(path, ~S[(module
+        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+        (memory (export "memory") 1)
+        (func (export "quit") (param i32) (call $exit (local.get 0))))])
+
+      on_exit(fn -> File.rm(path) end)
+      assert {3, "", ""} = run(["--invoke", "quit", path, "3"])
+      assert {0, "", ""} = run(["--invoke", "quit", path, "0"])
+    end
+
     test "-W flags Wasmbeam does not offer are refused with the reason", ctx do
       for flag <- ["trap-on-grow-failure", "unknown-imports-trap=y", "unknown-imports-default"] do
         assert {2, "", "-W " <> message} = run(["-W", flag, ctx.tool])

@@ -558,6 +558,11 @@ defmodule Mix.Tasks.Wasmbeam.Run do
 
   defp exit_with({:usage, message}), do: usage(message)
 
+  # A guest that exits (`proc_exit`, `wasi:cli/exit`) during an `--invoke`
+  # call ends the task with its status, as under the Wasmtime CLI.
+  defp exit_with({:error, %Error{kind: :exit, exit_code: 0}}), do: :ok
+  defp exit_with({:error, %Error{kind: :exit, exit_code: code}}), do: exit({:shutdown, code})
+
   defp exit_with({:error, %Error{} = error}) do
     IO.puts(:stderr, "error: " <> Exception.message(error))
     exit({:shutdown, 1})
