@@ -107,7 +107,7 @@ defmodule Wasmbeam.Bench.WasiP2 do
          &disk_hit!/1}
       ] ++ cli_rows(core_path, component_path)
 
-    rows |> interleave(rounds, 1) |> print_table()
+    rows |> interleave(rounds, 1) |> Harness.print_rows(&ms/1)
     File.rm_rf!(dir)
   end
 
@@ -228,7 +228,7 @@ defmodule Wasmbeam.Bench.WasiP2 do
       end)
 
     report_messages(pairs)
-    rows |> interleave(rounds, 3) |> print_table()
+    rows |> interleave(rounds, 3) |> Harness.print_rows(&ms/1)
   end
 
   defp load!(path) do
@@ -321,27 +321,6 @@ defmodule Wasmbeam.Bench.WasiP2 do
         Map.put(Harness.percentiles(Map.fetch!(samples, index)), :name, name)
     end)
   end
-
-  defp print_table(rows) do
-    width = rows |> Enum.map(&label/1) |> Enum.map(&String.length/1) |> Enum.max()
-    header = Enum.map_join(["median", "p99", "min"], &String.pad_leading(&1, 11))
-    IO.puts(String.pad_trailing("", width) <> header <> "   runs")
-
-    Enum.each(rows, fn
-      {:section, text} ->
-        IO.puts("-- " <> text)
-
-      row ->
-        IO.puts(
-          String.pad_trailing(row.name, width) <>
-            Enum.map_join([row.median, row.p99, row.min], &String.pad_leading(ms(&1), 11)) <>
-            String.pad_leading(to_string(row.n), 7)
-        )
-    end)
-  end
-
-  defp label({:section, text}), do: "-- " <> text
-  defp label(row), do: row.name
 
   defp ms(ns), do: Harness.format_ns(ns)
 

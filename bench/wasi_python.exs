@@ -62,7 +62,7 @@ defmodule Wasmbeam.Bench.WasiPython do
       end)
     ]
 
-    print(rows)
+    Harness.print_rows(rows, &ms/1)
   end
 
   defp row(name, runs, fun) do
@@ -87,27 +87,6 @@ defmodule Wasmbeam.Bench.WasiPython do
     {path, 0} = System.cmd(Path.expand("bin/fetch-wasm"), [what])
     path |> String.trim() |> Path.expand()
   end
-
-  defp print(rows) do
-    width = rows |> Enum.map(&label/1) |> Enum.map(&String.length/1) |> Enum.max()
-
-    IO.puts(String.pad_trailing("", width) <> "     median        p99        min   runs")
-
-    Enum.each(rows, fn
-      {:section, text} ->
-        IO.puts("-- " <> text)
-
-      row ->
-        IO.puts(
-          String.pad_trailing(row.name, width) <>
-            Enum.map_join([row.median, row.p99, row.min], &String.pad_leading(ms(&1), 11)) <>
-            String.pad_leading(to_string(row.n), 7)
-        )
-    end)
-  end
-
-  defp label({:section, text}), do: "-- " <> text
-  defp label(row), do: row.name
 
   defp ms(us), do: :erlang.float_to_binary(us / 1000, decimals: 1) <> " ms"
 end

@@ -654,6 +654,34 @@ defmodule Wasmbeam.Bench.Harness do
 
   defp format_floor(_, _), do: ""
 
+  @doc """
+  Prints `rows` as a table: `{:section, text}` lines, and rows of `:name`,
+  `:median`, `:p99`, `:min` (rendered by `format`) and `:n` (the runs).
+  """
+  @spec print_rows([map() | {:section, String.t()}], (number() -> String.t())) :: :ok
+  def print_rows(rows, format) do
+    label = fn
+      {:section, text} -> "-- " <> text
+      row -> row.name
+    end
+
+    width = rows |> Enum.map(&String.length(label.(&1))) |> Enum.max()
+    header = Enum.map_join(["median", "p99", "min"], &String.pad_leading(&1, 11))
+    IO.puts(String.pad_trailing("", width) <> header <> "   runs")
+
+    Enum.each(rows, fn
+      {:section, text} ->
+        IO.puts("-- " <> text)
+
+      row ->
+        IO.puts(
+          String.pad_trailing(row.name, width) <>
+            Enum.map_join([row.median, row.p99, row.min], &String.pad_leading(format.(&1), 11)) <>
+            String.pad_leading(to_string(row.n), 7)
+        )
+    end)
+  end
+
   @doc "Formats nanoseconds with a unit that keeps three significant digits."
   @spec format_ns(number()) :: String.t()
   def format_ns(ns) when ns < 0, do: "-" <> format_ns(-ns)

@@ -19,21 +19,7 @@ defmodule MyApp.RescueTest do
   setup do
     Repo.delete_all(Oban.Job)
     forward_job_events(RunPlugin)
-    Wasmbeam.Telemetry.call_events(true)
-    test = self()
-    id = "rescue-#{System.unique_integer()}"
-
-    :telemetry.attach(
-      id,
-      [:wasmbeam, :call, :start],
-      fn _, _, %{export: export}, _ -> send(test, {:guest, export, self()}) end,
-      nil
-    )
-
-    on_exit(fn ->
-      :telemetry.detach(id)
-      Wasmbeam.Telemetry.call_events(false)
-    end)
+    forward_guest_starts()
   end
 
   defp node_options(name, node, plugins) do

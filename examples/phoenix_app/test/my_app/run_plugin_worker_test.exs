@@ -67,21 +67,8 @@ defmodule MyApp.Workers.RunPluginTest do
 
   describe "a job whose process is stopped while its guest runs" do
     setup do
-      Wasmbeam.Telemetry.call_events(true)
-      test = self()
-      id = "guest-start-#{System.unique_integer()}"
-
-      :telemetry.attach(
-        id,
-        [:wasmbeam, :call, :start],
-        fn _, _, %{export: export}, _ -> send(test, {:guest, export, self()}) end,
-        nil
-      )
-
-      on_exit(fn ->
-        :telemetry.detach(id)
-        Wasmbeam.Telemetry.call_events(false)
-      end)
+      forward_guest_starts()
+      :ok
     end
 
     test "Oban's own job timeout stops the guest" do

@@ -24,4 +24,27 @@ defmodule MyApp.Test.Jobs do
 
     ExUnit.Callbacks.on_exit(fn -> :telemetry.detach(id) end)
   end
+
+  @doc """
+  Turns Wasmbeam's per-call events on and sends `{:guest, export, pid}` to
+  the calling process when a guest call starts, until the test ends: how
+  the tests see a job's guest running.
+  """
+  def forward_guest_starts do
+    Wasmbeam.Telemetry.call_events(true)
+    test = self()
+    id = "guest-start-#{inspect(test)}-#{System.unique_integer()}"
+
+    :telemetry.attach(
+      id,
+      [:wasmbeam, :call, :start],
+      fn _, _, %{export: export}, _ -> send(test, {:guest, export, self()}) end,
+      nil
+    )
+
+    ExUnit.Callbacks.on_exit(fn ->
+      :telemetry.detach(id)
+      Wasmbeam.Telemetry.call_events(false)
+    end)
+  end
 end
