@@ -40,6 +40,7 @@ defmodule Wasmbeam.Component.LargeAnswerTest do
 
     assert {:host_call, _registry, _index, _args, id} =
              Instance.start_call(instance.ref, store, @echo, "echo-strings", [[]], native)
+             |> to_host_call(store)
 
     assert :dirty = Wasmbeam.Native.store_answer(store, id, {:ok, big})
     assert :dirty = Wasmbeam.Native.store_answer(store, id, {:ok, big})
@@ -48,10 +49,17 @@ defmodule Wasmbeam.Component.LargeAnswerTest do
 
     assert {:host_call, _, _, _, id} =
              Instance.start_call(instance.ref, store, @echo, "echo-strings", [[]], native)
+             |> to_host_call(store)
 
     step = Wasmbeam.Native.store_answer(store, id, {:ok, ["a", "b"]})
     assert {:ok, ["a", "b"]} = run_to_end(step, store)
   end
+
+  # A slice may end (the epoch) before the guest reaches its host call.
+  defp to_host_call(:continue, store),
+    do: to_host_call(Wasmbeam.Native.store_resume(store), store)
+
+  defp to_host_call(step, _store), do: step
 
   defp run_to_end(step, store) do
     case Wasmbeam.Driver.settle(step, store) do
